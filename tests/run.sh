@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The README's test command: install everything the suite needs, then run it.
+#   bash tests/run.sh [pytest args...]
+# System programs come from Debian's packages when missing (needs root or sudo);
+# Python packages from pyproject.toml's pinned `test` extra.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing system packages: ${need_apt[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+exec python -m pytest "$@"

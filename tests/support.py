@@ -1,0 +1,147 @@
+"""Test helpers: a real server as a subprocess on a free port, and readiness polling.
+
+pytest itself is never monkey-patched: the server runs as ``python server.py`` in its own
+process, exactly as a user starts it (datasette's test_playwright.py shape).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, TypeVar
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = ROOT / "server.py"
+ARTIFACTS = ROOT / "test-artifacts"
+
+# One time unit for every wait in the suite; raise it on a slow machine.
+TIME_SCALE = float(os.environ.get("DASHSTREAM_TEST_TIME_SCALE", "1"))
+
+T = TypeVar("T")
+
+
+def scaled(seconds: float) -> float:
+    return seconds * TIME_SCALE
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.02,
+               message: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` (scaled)."""
+    deadline = time.monotonic() + scaled(timeout)
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+        except Exception as error:  # noqa: BLE001 - polled: remember and retry
+            last_error = error
+        else:
+            if result:
+                return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}"
+                         + (f" (last error: {last_error!r})" if last_error else ""))
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict, bytes]:
+    """GET without raising on 4xx/5xx: (status, headers, body)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+class ServerProcess:
+    """``python server.py`` on 127.0.0.1 and a free port, with its output kept for failures."""
+
+    def __init__(self, *args: str, port: int | None = None, env: dict | None = None,
+                 cwd: Path | None = None, python: str | None = None, server: Path | None = None):
+        self.port = port or free_port()
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd or ROOT
+        self.python = python or sys.executable
+        self.server = server or SERVER
+        self._log = tempfile.NamedTemporaryFile(prefix="dashstream-server-", suffix=".log", delete=False)
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> "ServerProcess":
+        command = [self.python, str(self.server), "--host", "127.0.0.1", "--port", str(self.port), *self.args]
+        self.proc = subprocess.Popen(command, cwd=self.cwd, env=self.env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                return self.health() is not None
+            except OSError:
+                return False
+
+        try:
+            wait_until(ready, timeout, message=f"server on port {self.port}")
+        except RuntimeError as died:
+            raise AssertionError(str(died)) from None
+        except AssertionError:
+            raise AssertionError(f"server not ready on port {self.port}:\n{self.output()}") from None
+
+    def health(self) -> dict:
+        status, _, body = http_get(self.http + "/healthz", timeout=2)
+        assert status == 200, (status, body)
+        return json.loads(body)
+
+    def output(self) -> str:
+        return Path(self._log.name).read_text(errors="replace")
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 5.0) -> int:
+        return self.proc.wait(scaled(timeout))
+
+    def stop(self) -> None:
+        """terminate → wait → kill, whatever state the process is in."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(scaled(5))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def fd_count(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
