@@ -1,19 +1,22 @@
-"""The WSGI application: one dispatcher for the page, the WebSocket paths and health.
+"""The WSGI application: one dispatcher for the page, the WebSocket paths and the HTTP API.
 
 Routing (eventlet's examples/websocket.py shape: one app, split by path):
 
-    GET /            the dashboard page (index.html)
-    WS  /            the default stream
-    WS  /ws/NAME     a named stream
-    WS  /echo        echo diagnostic endpoint (unless --no-echo)
-    GET /healthz     JSON health, including open WebSocket connections
+    GET  /                the dashboard page (index.html)
+    WS   /                the default stream
+    WS   /ws/NAME         a named stream
+    WS   /echo            echo diagnostic endpoint (unless --no-echo)
+    GET  /healthz         JSON health, including open WebSocket connections
+    GET  /streams         JSON: every stream, its subscribers and last message
+    POST /publish/NAME    publish a JSON object to a `publish` stream (bearer token)
+    POST /reload          tell every page that understands control messages to reload
 
-Every refusal happens before the upgrade, with a specific status and a one-line body.
+Every refusal happens before the upgrade (or before a stream is touched), with a
+specific status and a one-line body.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -22,25 +25,20 @@ from urllib.parse import parse_qs
 
 from dashstream.config import Config
 from dashstream.connection import Connection
-from dashstream.hub import Resume
-from dashstream.streams import Stream
+from dashstream.hub import RESERVED_FIELDS, Envelope, Resume
+from dashstream.httputil import (HTTPError, read_json_object, require_bearer, require_method, respond,
+                                 respond_json)
+from dashstream.stream_specs import DEFAULT_STREAM
+from dashstream.streams import SharedStream, Stream
 from dashstream.websocket import CLOSE_POLICY, DashWebSocket, WebSocketEndpoint, wants_websocket
 
 log = logging.getLogger("dashstream.http")
 
-DEFAULT_STREAM = "default"
-
-
-class HTTPError(Exception):
-    def __init__(self, status: str, reason: str, headers: list[tuple[str, str]] | None = None):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.headers = headers or []
+RELOAD = {"control": "reload"}
 
 
 class DashApp:
-    """Routes requests; owns the set of open connections (for health and shutdown)."""
+    """Routes requests; owns the set of open connections (for health, reload and shutdown)."""
 
     def __init__(self, config: Config, streams: dict[str, Stream], index_path: Path):
         self.config = config
@@ -49,7 +47,8 @@ class DashApp:
         self.connections: set[Connection] = set()
         self.draining = False
         self.started = time.time()
-        self._endpoint = WebSocketEndpoint(self._run_websocket, compression=False)
+        self._endpoint = WebSocketEndpoint(self._run_websocket, compression=config.compression,
+                                           send_buffer=config.send_buffer)
 
     # --- WSGI entry -------------------------------------------------------------------
 
@@ -58,27 +57,37 @@ class DashApp:
         method = environ.get("REQUEST_METHOD", "GET")
         try:
             if self.draining:
-                raise HTTPError("503 Service Unavailable", "server is shutting down",
-                                [("Retry-After", "1")])
+                raise HTTPError("503 Service Unavailable", "server is shutting down", [("Retry-After", "1")])
             if wants_websocket(environ):
                 environ["dashstream.route"] = self._websocket_route(path, environ)
                 return self._endpoint(environ, start_response)
-            return self._http(path, method, environ, start_response)
+            return self._http(path, environ, start_response)
         except HTTPError as error:
+            # The path only: a query string may carry a token.
             log.info("%s %s → %s (%s)", method, path, error.status, error.reason)
-            return self._respond(start_response, error.status, error.reason + "\n",
-                                 "text/plain; charset=utf-8", error.headers)
+            return respond(start_response, error.status, error.reason + "\n", "text/plain; charset=utf-8",
+                           error.headers)
 
     # --- plain HTTP -----------------------------------------------------------------
 
-    def _http(self, path: str, method: str, environ: dict, start_response) -> Iterable[bytes]:
+    def _http(self, path: str, environ: dict, start_response) -> Iterable[bytes]:
         if path == "/":
-            self._require_method(method, "GET", "HEAD")
-            return self._respond(start_response, "200 OK", self.index_path.read_bytes(),
-                                 "text/html; charset=utf-8", [("Cache-Control", "no-cache")])
+            require_method(environ, "GET", "HEAD")
+            return respond(start_response, "200 OK", self.index_path.read_bytes(), "text/html; charset=utf-8",
+                           [("Cache-Control", "no-cache")])
         if path == "/healthz":
-            self._require_method(method, "GET", "HEAD")
-            return self._json(start_response, "200 OK", self.health())
+            require_method(environ, "GET", "HEAD")
+            return respond_json(start_response, "200 OK", self.health())
+        if path == "/streams":
+            require_method(environ, "GET", "HEAD")
+            return respond_json(start_response, "200 OK",
+                                {"streams": [stream.describe() for stream in self.streams.values()]})
+        if path.startswith("/publish/"):
+            return respond_json(start_response, "200 OK", self._publish(path[len("/publish/"):], environ))
+        if path == "/reload":
+            require_method(environ, "POST")
+            require_bearer(environ, self.config.publish_token, "reload")
+            return respond_json(start_response, "200 OK", {"reloaded": self._broadcast_control(RELOAD)})
         if path == "/echo" and self.config.echo or path.startswith("/ws/") and path[4:] in self.streams:
             raise HTTPError("426 Upgrade Required", "this is a WebSocket endpoint; connect with a WebSocket client",
                             [("Upgrade", "websocket"), ("Connection", "Upgrade")])
@@ -89,23 +98,49 @@ class DashApp:
                 "producers": sum(stream.producers for stream in self.streams.values()),
                 "uptime": round(time.time() - self.started, 3)}
 
+    def _publish(self, name: str, environ: dict) -> dict:
+        """Checks in the order a client can fix them; the stream is touched only at the end."""
+        require_method(environ, "POST")
+        require_bearer(environ, self.config.publish_token, "publishing")
+        stream = self.streams.get(name)
+        if not isinstance(stream, SharedStream) or stream.source != "publish":
+            raise HTTPError("404 Not Found", f"no publish stream named {name!r}")
+        fields = read_json_object(environ, self.config.max_publish_size)
+        if "variable" not in fields:
+            # Every message carries `variable`, so one-line pages never break.
+            raise HTTPError("400 Bad Request", "the object must have a 'variable' field")
+        reserved = sorted(RESERVED_FIELDS & fields.keys())
+        if reserved:
+            raise HTTPError("400 Bad Request", f"field {reserved[0]!r} is set by the server")
+        envelope = stream.publish(fields)
+        return {"stream": name, "seq": envelope.seq, "epoch": envelope.message["epoch"]}
+
+    def _broadcast_control(self, message: dict) -> int:
+        """Queue a control message for every connection that asked for them (``control=1``)."""
+        envelope = Envelope(message)
+        receivers = [connection for connection in self.connections if connection.control]
+        for connection in receivers:
+            connection.push(envelope)
+        return len(receivers)
+
     # --- WebSocket --------------------------------------------------------------------
 
     def _websocket_route(self, path: str, environ: dict) -> tuple:
         """Decide what an upgrade request gets, before upgrading: 404 if nothing."""
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        control = query.get("control", ["0"])[0] in ("1", "true", "yes")
         if path == "/echo" and self.config.echo:
-            return ("echo", None, None)
+            return ("echo", None, None, control)
         if path == "/":
             name = DEFAULT_STREAM
         elif path.startswith("/ws/") and path[4:] in self.streams:
             name = path[4:]
         else:
             raise HTTPError("404 Not Found", f"no WebSocket endpoint at {path}")
-        return ("stream", self.streams[name], self._resume_from_query(environ))
+        return ("stream", self.streams[name], self._resume_from_query(query), control)
 
     @staticmethod
-    def _resume_from_query(environ: dict) -> Resume | None:
-        query = parse_qs(environ.get("QUERY_STRING", ""))
+    def _resume_from_query(query: dict) -> Resume | None:
         if "seq" not in query and "epoch" not in query:
             return None
         try:
@@ -116,7 +151,7 @@ class DashApp:
         return Resume(seq, epoch)
 
     def _run_websocket(self, ws: DashWebSocket, environ: dict) -> None:
-        kind, stream, resume = environ["dashstream.route"]
+        kind, stream, resume, control = environ["dashstream.route"]
         peer = f"{environ.get('REMOTE_ADDR')}:{environ.get('REMOTE_PORT')}"
         path = environ.get("PATH_INFO", "/")
         if kind == "echo":
@@ -124,7 +159,7 @@ class DashApp:
                                     on_message=lambda conn, message: conn.ws.send(message))
             subscription = None
         else:
-            connection = Connection(ws, peer, path, close_timeout=self.config.close_timeout)
+            connection = Connection(ws, peer, path, close_timeout=self.config.close_timeout, control=control)
             # The hub reports a laggard while publishing, so the close runs in its own green thread.
             subscription = stream.subscribe(
                 resume, on_slow=lambda _subscription: connection.close_soon(CLOSE_POLICY, "subscriber too slow"))
@@ -133,22 +168,3 @@ class DashApp:
             connection.serve(subscription)
         finally:
             self.connections.discard(connection)
-
-    # --- helpers ----------------------------------------------------------------------
-
-    @staticmethod
-    def _require_method(method: str, *allowed: str) -> None:
-        if method not in allowed:
-            raise HTTPError("405 Method Not Allowed", f"{method} is not allowed here",
-                            [("Allow", ", ".join(allowed))])
-
-    def _json(self, start_response, status: str, payload) -> list[bytes]:
-        return self._respond(start_response, status, json.dumps(payload) + "\n", "application/json")
-
-    @staticmethod
-    def _respond(start_response, status: str, body: str | bytes, content_type: str,
-                 headers: list[tuple[str, str]] | None = None) -> list[bytes]:
-        data = body.encode() if isinstance(body, str) else body
-        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data))),
-                                *(headers or [])])
-        return [data]

@@ -17,6 +17,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from dashstream.stream_specs import (DEFAULT_STREAM, StreamConfigError, StreamSpec, load_stream_file,
+                                     parse_stream_flag)
+
 ENV_PREFIX = "DASHSTREAM_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -37,9 +40,20 @@ class Config:
     echo: bool = True
     close_timeout: float = 1.0
     log_level: str = "info"
+    # Streams: a TOML file and/or --stream flags; resolved into ``streams`` by parse_config.
+    config_file: str | None = None
+    stream: tuple[str, ...] = ()
+    streams: tuple[StreamSpec, ...] = ()
+    history: int = 100
+    queue_size: int = 100
+    slow_timeout: float = 10.0
+    send_buffer: int = 65_536
+    compression: bool = False
+    # A secret: kept out of repr() so it never reaches a log line by accident.
+    publish_token: str | None = field(default=None, repr=False)
+    max_publish_size: int = 65_536
     # Where the page lives; resolved relative to the repository by default.
     index_path: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -120,6 +134,7 @@ class Option:
     parse: Callable[[str], Any] | None = None  # None: a switch (present = ``switch_value``)
     metavar: str | None = None
     switch_value: bool = True
+    repeatable: bool = False  # may be given several times; the env variable is comma-separated
 
     @property
     def env(self) -> str:
@@ -145,6 +160,20 @@ OPTIONS: tuple[Option, ...] = (
            "how long a server-initiated close waits for the peer's close frame, seconds",
            _positive_float, "SECONDS"),
     Option("--log-level", "log_level", f"logging threshold: {', '.join(LOG_LEVELS)}", _log_level, "LEVEL"),
+    Option("--config", "config_file", "TOML file defining named streams (see streams.example.toml)", str, "FILE"),
+    Option("--stream", "stream", "define a stream: NAME=SOURCE[:shared], e.g. office=random-walk:shared or "
+           "sales=publish (repeatable)", str, "SPEC", repeatable=True),
+    Option("--history", "history", "messages each shared stream keeps for resume", _positive_int, "N"),
+    Option("--queue-size", "queue_size", "messages queued per subscriber before the oldest are dropped",
+           _positive_int, "N"),
+    Option("--slow-timeout", "slow_timeout", "close a subscriber that stays behind this long, seconds",
+           _positive_float, "SECONDS"),
+    Option("--send-buffer", "send_buffer", "kernel send buffer per WebSocket, bytes: bounds the memory a slow "
+           "client can pin and lets the server notice it", _positive_int, "BYTES"),
+    Option("--compression", "compression", "allow permessage-deflate (costs memory and per-client encoding)"),
+    Option("--publish-token", "publish_token", "bearer token for POST /publish and /reload; unset = publishing off",
+           str, "TOKEN"),
+    Option("--max-publish-size", "max_publish_size", "largest POST /publish body, bytes", _positive_int, "BYTES"),
 )
 
 
@@ -156,11 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the command line wins over the environment.",
     )
     for option in OPTIONS:
-        shown_default = "off" if option.parse is None and option.default is option.switch_value else (
-            "on" if option.parse is None else option.default
-        )
-        help_text = f"{option.help} [env {option.env}; default {shown_default}]"
-        if option.parse is None:
+        help_text = f"{option.help} [env {option.env}; default {_shown_default(option)}]"
+        if option.repeatable:
+            parser.add_argument(option.flag, dest=option.dest, type=option.parse, action="append",
+                                metavar=option.metavar, help=help_text)
+        elif option.parse is None:
             action = "store_false" if option.switch_value is False else "store_true"
             parser.add_argument(option.flag, dest=option.dest, action=action, help=help_text)
         else:
@@ -169,8 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shown_default(option: Option) -> str:
+    if option.parse is None:
+        return "off" if option.default is option.switch_value else "on"
+    if option.default in (None, ()):
+        return "none"
+    return str(option.default)
+
+
 def _defaults_from_env(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
-    """Environment values become the parser's defaults, so the command line still wins."""
+    """Environment values become the parser's defaults, so the command line still wins.
+    (For a repeatable option, argparse appends to its default; ``parse_config`` therefore
+    keeps the env list aside and uses it only when the command line gave none.)"""
     defaults = {}
     for option in OPTIONS:
         raw = environ.get(option.env)
@@ -179,6 +218,8 @@ def _defaults_from_env(parser: argparse.ArgumentParser, environ: Mapping[str, st
         try:
             if option.parse is None:
                 value = option.switch_value if _boolean(raw) else option.default
+            elif option.repeatable:
+                value = [option.parse(part.strip()) for part in raw.split(",") if part.strip()]
             else:
                 value = option.parse(raw)
         except argparse.ArgumentTypeError as error:
@@ -201,7 +242,31 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     parser = build_parser()
     parser.set_defaults(**{option.dest: option.default for option in OPTIONS})
     _defaults_from_env(parser, environ)
-    namespace = parser.parse_args(argv)
-    config = Config(**vars(namespace))
+    repeatable = [option for option in OPTIONS if option.repeatable]
+    from_env = {option.dest: parser.get_default(option.dest) for option in repeatable}
+    parser.set_defaults(**{option.dest: None for option in repeatable})
+    values = vars(parser.parse_args(argv))
+    for option in repeatable:
+        values[option.dest] = tuple(values[option.dest] or from_env[option.dest] or ())
+    config = Config(**values)
     _check_consistency(parser, config)
-    return config
+    try:
+        return config.replace(streams=tuple(resolve_streams(config)))
+    except StreamConfigError as error:
+        parser.error(str(error))
+
+
+def resolve_streams(config: Config) -> list[StreamSpec]:
+    """File first, then --stream flags (the command line wins for a name in both); the
+    default stream at / is the private random walk of --min-wait etc. unless redefined."""
+    walk = {"min_wait": config.min_wait, "max_wait": config.max_wait,
+            "min_step": config.min_step, "max_step": config.max_step}
+    specs: dict[str, StreamSpec] = {}
+    if config.config_file:
+        for spec in load_stream_file(config.config_file, walk):
+            specs[spec.name] = spec
+    for text in config.stream:
+        spec = parse_stream_flag(text, walk)
+        specs[spec.name] = spec
+    specs.setdefault(DEFAULT_STREAM, StreamSpec(DEFAULT_STREAM, "random-walk", shared=False, options=walk))
+    return list(specs.values())

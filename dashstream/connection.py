@@ -41,8 +41,11 @@ class Connection:
     """A connected client and its loops. ``serve`` returns when the connection is over."""
 
     def __init__(self, ws: DashWebSocket, peer: str, path: str, *, close_timeout: float = 1.0,
-                 on_message: Callable[["Connection", object], None] | None = None):
+                 on_message: Callable[["Connection", object], None] | None = None, control: bool = False):
         self.ws = ws
+        # Whether the client asked for control messages (``control=1``): only such
+        # clients may receive a message without ``variable``.
+        self.control = control
         self.peer = peer
         self.path = path
         self.close_timeout = close_timeout
@@ -100,6 +103,11 @@ class Connection:
                 log.error("send failed peer=%s path=%s: %r", self.peer, self.path, error)
             # The reader is still blocked in wait(); dropping the socket releases it.
             self.ws.abort()
+
+    def push(self, envelope: Envelope) -> None:
+        """Queue a one-off message (a control message) behind what this client is owed."""
+        if self._subscription is not None:
+            self._subscription.push(envelope)
 
     def send(self, envelope: Envelope) -> None:
         if self.ws.compressed:

@@ -46,7 +46,7 @@ class Envelope:
 
     def __init__(self, message: Mapping[str, Any], dumps: Callable[[Mapping[str, Any]], str] = compact_json):
         self.message = message
-        self.seq: int = message["seq"]
+        self.seq: int | None = message.get("seq")  # None for control messages
         self.text: str = dumps(message)
         self._wire: bytes | None = None
 
@@ -140,6 +140,13 @@ class Subscription:
             return Envelope({**envelope.message, "gap": True})
         return envelope
 
+    def push(self, envelope: Envelope) -> None:
+        """A one-off message for this subscriber only (a control message), after what is queued."""
+        with self._ready:
+            if not self._closed:
+                self._items.append(envelope)
+                self._ready.notify()
+
     def close(self) -> None:
         """Stop delivery: ``get`` returns None from now on. Idempotent."""
         with self._ready:
@@ -171,13 +178,14 @@ class Hub:
         dumps: Callable[[Mapping[str, Any]], str] = compact_json,
         epoch: str | None = None,
         on_idle: Callable[["Hub"], None] | None = None,
+        stats: HubStats | None = None,
     ) -> None:
         self.name = name
         self._on_idle = on_idle
         self.epoch = epoch or new_epoch()
         self.queue_size = queue_size
         self.slow_timeout = slow_timeout
-        self.stats = HubStats()
+        self.stats = stats or HubStats()  # private streams pass one for all their hubs
         self._clock = clock
         self._dumps = dumps
         self._seq = 0

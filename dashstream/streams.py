@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping
 import eventlet
 import eventlet.greenthread
 
-from dashstream.hub import RESERVED_FIELDS, Hub, Resume, Subscription
+from dashstream.hub import RESERVED_FIELDS, Hub, HubStats, Resume, Subscription
 
 log = logging.getLogger("dashstream.streams")
 
@@ -67,9 +67,10 @@ class PrivateStream(Stream):
         self._factory = factory
         self._hub_options = hub_options
         self._pumps: dict[Hub, eventlet.greenthread.GreenThread] = {}
+        self.stats = HubStats()  # summed over every client's hub
 
     def subscribe(self, resume=None, on_slow=None) -> Subscription:
-        hub = Hub(self.name, on_idle=self._stop_hub, **self._hub_options)
+        hub = Hub(self.name, on_idle=self._stop_hub, stats=self.stats, **self._hub_options)
         subscription = hub.subscribe(resume, on_slow)
         self._pumps[hub] = eventlet.spawn(_pump, self._factory(), hub)
         return subscription
@@ -89,7 +90,8 @@ class PrivateStream(Stream):
 
     def describe(self) -> dict:
         return {"name": self.name, "source": self.source, "shared": False,
-                "subscribers": len(self._pumps), "last_seq": None, "last_ts": None}
+                "subscribers": len(self._pumps), "last_seq": None, "last_ts": None,
+                "dropped": self.stats.dropped, "slow_closed": self.stats.slow_closed}
 
 
 class SharedStream(Stream):
@@ -127,14 +129,24 @@ class SharedStream(Stream):
                 "subscribers": self.hub.subscriber_count,
                 "last_seq": last.seq if last else None,
                 "last_ts": last.message["ts"] if last else None,
-                "epoch": self.hub.epoch}
+                "epoch": self.hub.epoch,
+                "dropped": self.hub.stats.dropped,
+                "slow_closed": self.hub.stats.slow_closed}
 
 
 def streams_from_config(config) -> dict[str, Stream]:
-    """The streams a config describes. Today: the default private random walk at ``/``."""
-    from producer import RandomWalk
+    """Running streams for the config's specs (the default stream is always among them)."""
+    from producer import PRODUCERS
 
-    def walk() -> RandomWalk:
-        return RandomWalk(config.min_wait, config.max_wait, config.min_step, config.max_step)
-
-    return {"default": PrivateStream("default", "random-walk", walk)}
+    streams: dict[str, Stream] = {}
+    for spec in config.streams:
+        producer_class = PRODUCERS.get(spec.source)
+        factory = (lambda cls=producer_class, options=spec.options: cls(**options)) if producer_class else None
+        hub_options = {"queue_size": config.queue_size, "slow_timeout": config.slow_timeout}
+        if spec.shared:
+            streams[spec.name] = SharedStream(spec.name, spec.source, factory,
+                                              history_size=spec.history or config.history, **hub_options)
+        else:
+            # A private walk is new for every client, so there is nothing to resume: keep one.
+            streams[spec.name] = PrivateStream(spec.name, spec.source, factory, history_size=1, **hub_options)
+    return streams

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import socket
 import struct
 import time
 from typing import Callable
@@ -151,10 +152,12 @@ class WebSocketEndpoint(_eventlet_websocket.WebSocketWSGI):
     """Upgrade a checked request and run ``handler(ws, environ)`` on it."""
 
     def __init__(self, handler: Callable[[DashWebSocket, dict], None], *, compression: bool = False,
+                 send_buffer: int | None = None,
                  max_frame_length: int = _eventlet_websocket.DEFAULT_MAX_FRAME_LENGTH):
         super().__init__(handler, max_frame_length=max_frame_length)
         self.support_legacy_versions = False
         self.compression = compression
+        self.send_buffer = send_buffer
 
     def __call__(self, environ, start_response):
         try:
@@ -188,5 +191,10 @@ class WebSocketEndpoint(_eventlet_websocket.WebSocketWSGI):
             if deflate is not None:
                 extensions["permessage-deflate"] = deflate
                 reply.append(b"Sec-WebSocket-Extensions: " + self._format_extension_header(extensions))
+        if self.send_buffer:
+            # Linux autotunes a socket's send buffer up to megabytes; a fixed size bounds the
+            # kernel memory one stuck client can pin and makes it back up into its (bounded)
+            # queue within seconds, where the hub notices it.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
         sock.sendall(b"\r\n".join(reply) + b"\r\n\r\n")
         return DashWebSocket(sock, environ, 13, extensions=extensions, max_frame_length=self.max_frame_length)

@@ -9,4 +9,8 @@ import their library only when chosen, so the default needs no dependency.
 
 from producer.random_walk import RandomWalk
 
-__all__ = ["RandomWalk"]
+# Source name (as written in a stream definition) → producer class. A stream whose source
+# is not here has no producer: its values arrive from outside (the HTTP publish API).
+PRODUCERS = {"random-walk": RandomWalk}
+
+__all__ = ["PRODUCERS", "RandomWalk"]

@@ -145,3 +145,24 @@ class ServerProcess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
+
+
+def http_request(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None,
+                 timeout: float = 5.0) -> tuple[int, dict, bytes]:
+    """Any method, without raising on 4xx/5xx: (status, headers, body)."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def publish(base: str, stream: str, fields: dict | bytes, token: str | None,
+            content_type: str = "application/json") -> tuple[int, bytes]:
+    body = fields if isinstance(fields, bytes) else json.dumps(fields).encode()
+    headers = {"Content-Type": content_type}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    status, _, answer = http_request(f"{base}/publish/{stream}", "POST", body, headers)
+    return status, answer

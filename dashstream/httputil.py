@@ -1,0 +1,82 @@
+"""Small HTTP pieces for the WSGI app: errors as exceptions, responses, auth, JSON bodies.
+
+Each check raises ``HTTPError`` with the specific status and a one-line reason; the app
+turns it into a text response. Nothing here touches streams, so a refused request
+cannot leave a stream half-changed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any, Iterable
+
+
+class HTTPError(Exception):
+    def __init__(self, status: str, reason: str, headers: list[tuple[str, str]] | None = None):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers or []
+
+
+def respond(start_response, status: str, body: str | bytes, content_type: str,
+            headers: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+    data = body.encode() if isinstance(body, str) else body
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data))), *headers])
+    return [data]
+
+
+def respond_json(start_response, status: str, payload: Any) -> list[bytes]:
+    return respond(start_response, status, json.dumps(payload) + "\n", "application/json",
+                   [("Cache-Control", "no-store")])
+
+
+def require_method(environ: dict, *allowed: str) -> None:
+    method = environ.get("REQUEST_METHOD", "GET")
+    if method not in allowed:
+        raise HTTPError("405 Method Not Allowed", f"{method} is not allowed here; use {' or '.join(allowed)}",
+                        [("Allow", ", ".join(allowed))])
+
+
+def require_bearer(environ: dict, token: str | None, what: str) -> None:
+    """``Authorization: Bearer TOKEN``, compared in constant time. The token is never
+    echoed or logged, whichever way the check goes."""
+    if not token:
+        raise HTTPError("403 Forbidden", f"{what} is off: start the server with --publish-token")
+    scheme, _, presented = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        raise HTTPError("401 Unauthorized", "missing or wrong bearer token",
+                        [("WWW-Authenticate", 'Bearer realm="dashstream"')])
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "a boolean", type(None): "null"}
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_json_object(environ: dict, limit: int) -> dict:
+    """The request body as a JSON object: 415 not JSON, 413 over ``limit`` bytes,
+    400 malformed (with the parser's reason) or not an object."""
+    content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise HTTPError("415 Unsupported Media Type",
+                        f"Content-Type must be application/json, got {content_type or 'none'!r}")
+    too_large = HTTPError("413 Content Too Large", f"body over the {limit}-byte limit (--max-publish-size)",
+                          [("Connection", "close")])
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large  # refused before reading a byte of it
+    body = environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise too_large
+    try:
+        value = json.loads(body, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HTTPError("400 Bad Request", f"malformed JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise HTTPError("400 Bad Request", f"body must be a JSON object, got {_JSON_TYPES[type(value)]}")
+    return value
