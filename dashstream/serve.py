@@ -112,6 +112,10 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         # The request is complete: from here the application owns the connection's time.
         self._header_deadline.cancel()
         environ = super().get_environ()
+        if "HTTP_UPGRADE" in environ:
+            # An upgrade request either becomes a WebSocket or is refused; a refused client
+            # will not send another request on this connection, so do not keep it open.
+            self.close_connection = 1
         if environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ:
             # No endpoint reads a request body, and eventlet would read (and wait for) it
             # after the response to keep the connection: close instead, skipping the body.
