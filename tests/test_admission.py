@@ -160,6 +160,9 @@ BAD_REQUESTS = {
     "header-line-over-8k": (handshake(extra="X-Big: " + "a" * 9000 + "\r\n"), 431, b"8 KiB"),
     "headers-over-64k": (handshake(extra="".join(f"X-{n}: {'b' * 7000}\r\n" for n in range(10))), 431, b"64 KiB"),
     "over-100-headers": (handshake(extra="".join(f"X-{n}: c\r\n" for n in range(101))), 431, b"Too many headers"),
+    # A body that never comes is not waited for: answered, and the connection closed.
+    "post-announcing-a-body": (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc",
+                               405, b"not allowed"),
     "request-line-over-8k": (b"GET /" + b"d" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, b""),
     "bad-http-version": (b"GET / HTTP/7.0\r\nHost: x\r\n\r\n", 505, b"7.0"),
     "tls-hello-to-plain-port": (bytes.fromhex("160301005a010000560303") + RANDOM.randbytes(80) + b"\r\n\r\n",
