@@ -8,6 +8,7 @@ stream: ``Watcher`` records every ``seq`` it sees and each check asserts they ar
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import select
@@ -22,6 +23,7 @@ import urllib.request
 
 import pytest
 import websocket  # websocket-client
+import websockets
 from websockets.sync.client import connect
 
 from tests.support import SERVER, ServerProcess, http_get, scaled, wait_until
@@ -392,6 +394,28 @@ def test_refused_and_failed_handshakes_do_not_use_up_capacity(start_server):
         assert json.loads(ws.recv())["seq"] == 1
     finally:
         ws.close()
+
+
+def test_default_handshake_limit_admits_a_burst_of_50_then_20_a_second(start_server):
+    server = start_server("--log-level", "warning", env={"DASHSTREAM_HANDSHAKE_RATE": "20"})  # the default
+
+    async def storm() -> list[int]:
+        async def one() -> int:
+            try:
+                async with websockets.connect(server.ws + "/", compression=None, open_timeout=scaled(10)):
+                    return 101
+            except websockets.InvalidStatus as refused:
+                assert int(refused.response.headers["Retry-After"]) >= 1
+                return refused.response.status_code
+
+        return await asyncio.gather(*(one() for _ in range(150)))
+
+    started = time.monotonic()
+    statuses = asyncio.run(storm())
+    elapsed = time.monotonic() - started
+    assert set(statuses) == {101, 429}, sorted(statuses)
+    # The burst always gets in; beyond it, at most 20 a second of the storm's duration.
+    assert 50 <= statuses.count(101) <= 50 + 20 * elapsed + 1, (statuses.count(101), elapsed)
 
 
 def test_handshake_rate_limit_answers_429_with_retry_after(start_server):
