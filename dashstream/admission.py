@@ -47,7 +47,8 @@ class Refusal:
 
 _HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _HOST = rf"(?:{_HOST_LABEL}\.)*{_HOST_LABEL}|\[[0-9a-f:.]+\]"
-_PATTERN = re.compile(rf"^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<wild>\*\.)?(?P<host>{_HOST})(?::(?P<port>\d{{1,5}}))?$")
+_PATTERN = re.compile(rf"^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<wild>\*\.)?"
+                      rf"(?P<host>{_HOST})(?::(?P<port>\d{{1,5}}))?$")
 _ORIGIN = re.compile(rf"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<host>{_HOST})(?::(?P<port>\d{{1,5}}))?$")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import select
 import socket
 import ssl
@@ -23,6 +24,8 @@ import urllib.request
 
 import pytest
 import websocket  # websocket-client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import websockets
 from websockets.sync.client import connect
 
@@ -110,7 +113,7 @@ def handshake(path: str = "/", *, method: str = "GET", extra: str = "", version:
     return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode("latin-1")
 
 
-def upgrade_status(port: int, path: str = "/", *, headers: dict | None = None, scheme_ok: bool = True) -> tuple[int, bytes]:
+def upgrade_status(port: int, path: str = "/", *, headers: dict | None = None) -> tuple[int, bytes]:
     """A raw WebSocket handshake: the status and the head of the answer (101 is closed at once)."""
     extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     with socket.create_connection(("127.0.0.1", port), timeout=scaled(5)) as sock:
@@ -185,6 +188,50 @@ def test_bad_requests_get_a_specific_answer_and_nobody_else_notices(target, name
         assert header(answer, "Sec-WebSocket-Version") == "13"
     watcher.check()
     server.health()
+
+
+def first_answer(port: int, data: bytes) -> bytes:
+    """The status line and headers the server answers with (or b"" if it just closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=scaled(5)) as sock:
+        sock.sendall(data)
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer and (chunk := sock.recv(65536)):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        return answer
+
+
+@st.composite
+def mutated_handshakes(draw) -> bytes:
+    """A valid handshake with a few bytes flipped, deleted or inserted, always terminated."""
+    request = bytearray(handshake(["/", "/echo", "/ws/x"][draw(st.integers(0, 2))]))
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(request) - 1))
+        action = draw(st.sampled_from(["flip", "delete", "insert"]))
+        if action == "flip":
+            request[at] ^= 1 << draw(st.integers(0, 7))
+        elif action == "delete":
+            del request[at]
+        else:
+            request[at:at] = draw(st.binary(min_size=1, max_size=8))
+    return bytes(request) + b"\r\n\r\n"
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(request=mutated_handshakes())
+def test_mutated_handshakes_get_an_http_answer_or_a_close(target, request):
+    server, _ = target
+    answer = first_answer(server.port, request)
+    assert answer == b"" or re.match(rb"HTTP/1\.[01] (101|200|4\d\d|505) ", answer), answer[:200]
+
+
+def test_after_the_mutations_the_healthy_client_still_streams(target):
+    server, watcher = target
+    watcher.check()
+    assert "Traceback" not in server.output()
 
 
 def test_random_bytes_flood_is_refused(target):
@@ -533,3 +580,18 @@ def test_bad_tls_options_exit_2_naming_the_option(certificate, tmp_path, args, n
     assert result.returncode == 2, result.stderr
     assert named in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sigterm_closes_wss_clients_with_1001(start_server, certificate):
+    cert, key = certificate
+    server = start_server("--certfile", str(cert), "--keyfile", str(key), wait=False)
+    server.health = lambda: _https_health(server, cert)
+    server.wait_ready()
+    with connect(f"wss://127.0.0.1:{server.port}/", ssl=_trusting(cert)) as ws:
+        ws.recv(timeout=scaled(3))
+        server.signal()
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=scaled(3))
+    assert closed.value.rcvd.code == 1001
+    assert server.wait(timeout=3) == 0
