@@ -41,6 +41,9 @@ class Refusal:
     status: str
     reason: str
     headers: tuple[tuple[str, str], ...] = ()
+    # Worth a debug line only: a client already told to slow down is still knocking.
+    # (Logging every one would let a single client flood the log.)
+    quiet: bool = False
 
 
 # --- origins ------------------------------------------------------------------------------
@@ -202,11 +205,12 @@ def client_key(address: str) -> str:
 
 
 class _Bucket:
-    __slots__ = ("tokens", "updated")
+    __slots__ = ("tokens", "updated", "refused")
 
     def __init__(self, tokens: float, updated: float):
         self.tokens = tokens
         self.updated = updated
+        self.refused = 0  # refusals since the last admitted handshake
 
 
 class HandshakeRateLimiter:
@@ -235,6 +239,10 @@ class HandshakeRateLimiter:
     def acquire(self, address: str) -> float:
         """Take one handshake for ``address``: 0.0 if allowed, else seconds until the next
         one would be."""
+        return self.take(address)[0]
+
+    def take(self, address: str) -> tuple[float, int]:
+        """``acquire``, also returning how many refusals in a row this one is (0 if allowed)."""
         now = self._clock()
         self._forget_idle(now)
         key = client_key(address)
@@ -249,8 +257,10 @@ class HandshakeRateLimiter:
             self._buckets.move_to_end(key)
         if bucket.tokens >= 1:
             bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / self.rate
+            bucket.refused = 0
+            return 0.0, 0
+        bucket.refused += 1
+        return (1 - bucket.tokens) / self.rate, bucket.refused
 
     def _forget_idle(self, now: float) -> None:
         refill = self.burst / self.rate
@@ -302,10 +312,10 @@ class Admission:
         """``None`` means admitted, and a capacity slot is now held: ``release`` it when
         the connection ends. A ``Refusal`` holds nothing."""
         if self.limiter is not None:
-            wait = self.limiter.acquire(environ.get("REMOTE_ADDR", ""))
+            wait, refusals = self.limiter.take(environ.get("REMOTE_ADDR", ""))
             if wait > 0:
                 return Refusal("429 Too Many Requests", "too many WebSocket handshakes from your address",
-                               (("Retry-After", str(max(1, math.ceil(wait)))),))
+                               (("Retry-After", str(max(1, math.ceil(wait)))),), quiet=refusals > 1)
         if not self.origins.allows(environ.get("HTTP_ORIGIN")):
             return Refusal("403 Forbidden", "this Origin may not open a WebSocket here")
         if self.token is not None and not token_matches(

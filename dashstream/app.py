@@ -37,11 +37,13 @@ DEFAULT_STREAM = "default"
 
 
 class HTTPError(Exception):
-    def __init__(self, status: str, reason: str, headers: list[tuple[str, str]] | None = None):
+    def __init__(self, status: str, reason: str, headers: list[tuple[str, str]] | None = None,
+                 quiet: bool = False):
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.headers = headers or []
+        self.quiet = quiet  # logged at debug level (repeats that could flood the log)
 
 
 class DashApp:
@@ -73,7 +75,8 @@ class DashApp:
                 return self._websocket(path, environ, start_response)
             return self._http(path, method, environ, start_response)
         except HTTPError as error:
-            log.info("%s %s → %s (%s) peer=%s", method, path, error.status, error.reason, _peer(environ))
+            log.log(logging.DEBUG if error.quiet else logging.INFO, "%s %s → %s (%s) peer=%s",
+                    method, path, error.status, error.reason, _peer(environ))
             return self._respond(start_response, error.status, error.reason + "\n",
                                  "text/plain; charset=utf-8", error.headers)
         except Exception as error:  # noqa: BLE001 - a bug must cost one request, not leak a traceback
@@ -108,7 +111,7 @@ class DashApp:
     def _websocket(self, path: str, environ: dict, start_response) -> Iterable[bytes]:
         refusal = self.admission.check(environ)
         if refusal is not None:
-            raise HTTPError(refusal.status, refusal.reason, list(refusal.headers))
+            raise HTTPError(refusal.status, refusal.reason, list(refusal.headers), refusal.quiet)
         try:  # a capacity slot is now ours, whatever happens below
             environ["dashstream.route"] = self._websocket_route(path, environ)
             return self._endpoint(environ, start_response)

@@ -85,7 +85,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
                 raise
             # Idle keep-alive connections and browser preconnects end this way too: debug.
             http_log.debug("closed peer=%s: no complete request within --header-timeout %gs",
-                      self._peer(), self.header_timeout)
+                           self._peer(), self.header_timeout)
             self.close_connection = True
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
             http_log.debug("TLS peer=%s left during the handshake", self._peer())

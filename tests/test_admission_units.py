@@ -131,6 +131,19 @@ def test_rate_limiter_allows_a_burst_then_the_rate():
     assert limiter.acquire("10.0.0.1") > 0
 
 
+def test_only_the_first_refusal_in_a_row_is_loud():
+    clock = FakeClock()
+    limiter = HandshakeRateLimiter(rate=1, burst=1, clock=clock)
+    assert limiter.take("a") == (0, 0)
+    assert [limiter.take("a")[1] for _ in range(3)] == [1, 2, 3]
+    clock.advance(1)
+    assert limiter.take("a") == (0, 0)
+    assert limiter.take("a")[1] == 1
+    admission = Admission(max_connections=10, handshake_rate=1, handshake_burst=1, clock=clock)
+    admission.check(environ())
+    assert [admission.check(environ()).quiet for _ in range(3)] == [False, True, True]
+
+
 def test_refused_attempts_do_not_dig_a_deeper_hole():
     clock = FakeClock()
     limiter = HandshakeRateLimiter(rate=1, burst=1, clock=clock)
