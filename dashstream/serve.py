@@ -65,9 +65,10 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
     """
 
     header_timeout: float = 10.0
-    _refused = False
+    _refused = False  # answered without reading everything the client sent
     # A refused request may leave unread bytes; closing over them makes the kernel send
-    # RST, which can destroy our answer before the client reads it. So drain briefly first.
+    # RST, which can destroy our answer before the client reads it (RFC 9112 section 9.6,
+    # "tear-down"). So close our side and drain briefly first, as nginx and Apache do.
     LINGER_SECONDS = 1.0
     LINGER_BYTES = 256 * 1024
 
@@ -120,6 +121,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             # No endpoint reads a request body, and eventlet would read (and wait for) it
             # after the response to keep the connection: close instead, skipping the body.
             self.close_connection = 1
+            self._refused = True  # unread bytes: linger before closing
         return environ
 
     def send_error(self, code, message=None, explain=None):

@@ -168,6 +168,8 @@ BAD_REQUESTS = {
     # A body that never comes is not waited for: answered, and the connection closed.
     "post-announcing-a-body": (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc",
                                405, b"not allowed"),
+    "post-with-a-large-body": (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"
+                               + b"e" * 200_000, 405, b"not allowed"),
     "request-line-over-8k": (b"GET /" + b"d" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, b""),
     "bad-http-version": (b"GET / HTTP/7.0\r\nHost: x\r\n\r\n", 505, b"7.0"),
     "tls-hello-to-plain-port": (bytes.fromhex("160301005a010000560303") + RANDOM.randbytes(80) + b"\r\n\r\n",
