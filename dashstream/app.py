@@ -12,7 +12,10 @@ Routing (eventlet's examples/websocket.py shape: one app, split by path):
     POST /reload          tell every page that understands control messages to reload
 
 Every refusal happens before the upgrade (or before a stream is touched), with a
-specific status and a one-line body.
+specific status and a one-line body. An upgrade request passes ``Admission`` (rate 429,
+origin 403, token 401, capacity 503) before the WebSocket endpoint checks the handshake.
+
+Logging never includes the query string: it may carry the subscriber token.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import parse_qs
 
+from dashstream.admission import Admission
 from dashstream.config import Config
 from dashstream.connection import Connection
 from dashstream.hub import RESERVED_FIELDS, Envelope, Resume
@@ -47,6 +51,10 @@ class DashApp:
         self.connections: set[Connection] = set()
         self.draining = False
         self.started = time.time()
+        self.admission = Admission(
+            allowed_origins=config.allowed_origins, token=config.token,
+            max_connections=config.max_connections,
+            handshake_rate=config.handshake_rate, handshake_burst=config.handshake_burst)
         self._endpoint = WebSocketEndpoint(self._run_websocket, compression=config.compression,
                                            send_buffer=config.send_buffer)
 
@@ -59,14 +67,20 @@ class DashApp:
             if self.draining:
                 raise HTTPError("503 Service Unavailable", "server is shutting down", [("Retry-After", "1")])
             if wants_websocket(environ):
-                environ["dashstream.route"] = self._websocket_route(path, environ)
-                return self._endpoint(environ, start_response)
+                return self._websocket(path, environ, start_response)
             return self._http(path, environ, start_response)
         except HTTPError as error:
             # The path only: a query string may carry a token.
-            log.info("%s %s → %s (%s)", method, path, error.status, error.reason)
+            log.log(logging.DEBUG if error.quiet else logging.INFO, "%s %s → %s (%s) peer=%s",
+                    method, path, error.status, error.reason, _peer(environ))
             return respond(start_response, error.status, error.reason + "\n", "text/plain; charset=utf-8",
                            error.headers)
+        except Exception as error:  # noqa: BLE001 - a bug must cost one request, not leak a traceback
+            # One line with the peer; eventlet would otherwise log nothing (log_output off)
+            # and answer an empty 500. The path is logged without its query (the token).
+            log.error("%s %s failed peer=%s: %r", method, path, _peer(environ), error)
+            return respond(start_response, "500 Internal Server Error", "internal error\n",
+                           "text/plain; charset=utf-8")
 
     # --- plain HTTP -----------------------------------------------------------------
 
@@ -125,6 +139,17 @@ class DashApp:
 
     # --- WebSocket --------------------------------------------------------------------
 
+    def _websocket(self, path: str, environ: dict, start_response) -> Iterable[bytes]:
+        refusal = self.admission.check(environ)
+        if refusal is not None:
+            raise HTTPError(refusal.status, refusal.reason, list(refusal.headers), refusal.quiet)
+        try:  # a capacity slot is now ours, whatever happens below
+            environ["dashstream.route"] = self._websocket_route(path, environ)
+            return self._endpoint(environ, start_response)
+        finally:
+            # The endpoint returns when the WebSocket is over (or the handshake was refused).
+            self.admission.release()
+
     def _websocket_route(self, path: str, environ: dict) -> tuple:
         """Decide what an upgrade request gets, before upgrading: 404 if nothing."""
         query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -151,8 +176,14 @@ class DashApp:
         return Resume(seq, epoch)
 
     def _run_websocket(self, ws: DashWebSocket, environ: dict) -> None:
+        try:
+            self._serve_websocket(ws, environ)
+        except Exception as error:  # noqa: BLE001 - after the upgrade no HTTP answer is possible
+            log.error("websocket failed peer=%s path=%s: %r", _peer(environ), environ.get("PATH_INFO"), error)
+
+    def _serve_websocket(self, ws: DashWebSocket, environ: dict) -> None:
         kind, stream, resume, control = environ["dashstream.route"]
-        peer = f"{environ.get('REMOTE_ADDR')}:{environ.get('REMOTE_PORT')}"
+        peer = _peer(environ)
         path = environ.get("PATH_INFO", "/")
         if kind == "echo":
             connection = Connection(ws, peer, path, close_timeout=self.config.close_timeout,
@@ -168,3 +199,7 @@ class DashApp:
             connection.serve(subscription)
         finally:
             self.connections.discard(connection)
+
+
+def _peer(environ: dict) -> str:
+    return f"{environ.get('REMOTE_ADDR')}:{environ.get('REMOTE_PORT')}"

@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from dashstream.stream_specs import (DEFAULT_STREAM, StreamConfigError, StreamSpec, load_stream_file,
                                      parse_stream_flag)
+from dashstream.admission import OriginPattern, check_token_text
 
 ENV_PREFIX = "DASHSTREAM_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -39,6 +41,19 @@ class Config:
     max_connections: int = 10_000
     echo: bool = True
     close_timeout: float = 1.0
+    # Admission (see admission.py): who may open a WebSocket, and how often.
+    allowed_origins: tuple[str, ...] = ()  # empty: every origin
+    token: str | None = field(default=None, repr=False)  # a secret: never in repr() or a log line
+    # 20/s with a burst of 50 per address: a whole office behind one NAT (dozens of
+    # screens) reconnecting at once after a restart fits in the burst, and the rest
+    # get in at 20 a second; a runaway script is held to 20 handshakes a second.
+    handshake_rate: float = 20.0
+    handshake_burst: int = 50
+    # A request line and headers must arrive within this (slow-header attacks hold a
+    # green thread and a descriptor each); WebSockets themselves live on afterwards.
+    header_timeout: float = 10.0
+    certfile: str | None = None
+    keyfile: str | None = None
     log_level: str = "info"
     # Streams: a TOML file and/or --stream flags; resolved into ``streams`` by parse_config.
     config_file: str | None = None
@@ -115,6 +130,29 @@ def _log_level(text: str) -> str:
     return text.lower()
 
 
+def _origin(text: str) -> str:
+    try:
+        return OriginPattern.parse(text).text
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _token(text: str) -> str:
+    try:
+        return check_token_text(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _readable_file(text: str) -> str:
+    try:
+        with open(text, "rb") as file:
+            file.read(1)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {error.strerror or error}") from None
+    return text
+
+
 def _boolean(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -134,7 +172,11 @@ class Option:
     parse: Callable[[str], Any] | None = None  # None: a switch (present = ``switch_value``)
     metavar: str | None = None
     switch_value: bool = True
-    repeatable: bool = False  # may be given several times; the env variable is comma-separated
+    # Repeatable (``--allowed-origin A --allowed-origin B``); the environment variable
+    # then holds a comma-separated list. The Config field is a tuple.
+    repeat: bool = False
+    # What --help shows as the default when the value itself would say nothing useful.
+    default_text: str | None = None
 
     @property
     def env(self) -> str:
@@ -159,10 +201,29 @@ OPTIONS: tuple[Option, ...] = (
     Option("--close-timeout", "close_timeout",
            "how long a server-initiated close waits for the peer's close frame, seconds",
            _positive_float, "SECONDS"),
+    Option("--allowed-origin", "allowed_origins",
+           "an Origin that may open WebSockets: https://host[:port], *.example.com or null (pages opened "
+           "from disk); repeat it, or comma-separate in the env var; others get 403",
+           _origin, "ORIGIN", repeat=True, default_text="every origin"),
+    Option("--token", "token", "WebSocket clients must present this token (?token= or "
+           "'Authorization: Bearer'), or get 401; prefer the env var (the command line shows in ps)",
+           _token, "TOKEN", default_text="none"),
+    Option("--handshake-rate", "handshake_rate",
+           "WebSocket handshakes per second allowed from one address (IPv6: one /64); over it: 429; "
+           "0 turns the limit off", _non_negative_float, "PER_SECOND"),
+    Option("--handshake-burst", "handshake_burst",
+           "handshakes one address may make at once before --handshake-rate applies", _positive_int, "N"),
+    Option("--header-timeout", "header_timeout",
+           "a connection that has not sent a complete request line and headers within this is closed, "
+           "seconds", _positive_float, "SECONDS"),
+    Option("--certfile", "certfile", "TLS certificate chain (PEM): serve https:// and wss:// (needs --keyfile)",
+           _readable_file, "PATH", default_text="none: plain http/ws"),
+    Option("--keyfile", "keyfile", "TLS private key (PEM) for --certfile", _readable_file, "PATH",
+           default_text="none"),
     Option("--log-level", "log_level", f"logging threshold: {', '.join(LOG_LEVELS)}", _log_level, "LEVEL"),
     Option("--config", "config_file", "TOML file defining named streams (see streams.example.toml)", str, "FILE"),
     Option("--stream", "stream", "define a stream: NAME=SOURCE[:shared], e.g. office=random-walk:shared or "
-           "sales=publish (repeatable)", str, "SPEC", repeatable=True),
+           "sales=publish (repeatable)", str, "SPEC", repeat=True),
     Option("--history", "history", "messages each shared stream keeps for resume", _positive_int, "N"),
     Option("--queue-size", "queue_size", "messages queued per subscriber before the oldest are dropped",
            _positive_int, "N"),
@@ -172,7 +233,7 @@ OPTIONS: tuple[Option, ...] = (
            "client can pin and lets the server notice it", _positive_int, "BYTES"),
     Option("--compression", "compression", "allow permessage-deflate (costs memory and per-client encoding)"),
     Option("--publish-token", "publish_token", "bearer token for POST /publish and /reload; unset = publishing off",
-           str, "TOKEN"),
+           _token, "TOKEN"),
     Option("--max-publish-size", "max_publish_size", "largest POST /publish body, bytes", _positive_int, "BYTES"),
 )
 
@@ -186,12 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for option in OPTIONS:
         help_text = f"{option.help} [env {option.env}; default {_shown_default(option)}]"
-        if option.repeatable:
-            parser.add_argument(option.flag, dest=option.dest, type=option.parse, action="append",
-                                metavar=option.metavar, help=help_text)
-        elif option.parse is None:
+        if option.parse is None:
             action = "store_false" if option.switch_value is False else "store_true"
             parser.add_argument(option.flag, dest=option.dest, action=action, help=help_text)
+        elif option.repeat:
+            parser.add_argument(option.flag, dest=option.dest, type=option.parse, action=_Repeated,
+                                metavar=option.metavar, help=help_text)
         else:
             parser.add_argument(option.flag, dest=option.dest, type=option.parse,
                                 metavar=option.metavar, help=help_text)
@@ -199,17 +260,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _shown_default(option: Option) -> str:
+    if option.default_text is not None:
+        return option.default_text
     if option.parse is None:
         return "off" if option.default is option.switch_value else "on"
     if option.default in (None, ()):
         return "none"
     return str(option.default)
+class _Repeated(argparse.Action):
+    """A repeatable option whose first use on the command line *replaces* the default
+    (built-in or from the environment) and later uses add to it: argparse's ``append``
+    would add to the environment's list, breaking "the command line wins"."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        current = getattr(namespace, self.dest)
+        kept = () if current is self.default else tuple(current)
+        setattr(namespace, self.dest, (*kept, value))
 
 
 def _defaults_from_env(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
-    """Environment values become the parser's defaults, so the command line still wins.
-    (For a repeatable option, argparse appends to its default; ``parse_config`` therefore
-    keeps the env list aside and uses it only when the command line gave none.)"""
+    """Environment values become the parser's defaults, so the command line still wins."""
     defaults = {}
     for option in OPTIONS:
         raw = environ.get(option.env)
@@ -218,8 +288,8 @@ def _defaults_from_env(parser: argparse.ArgumentParser, environ: Mapping[str, st
         try:
             if option.parse is None:
                 value = option.switch_value if _boolean(raw) else option.default
-            elif option.repeatable:
-                value = [option.parse(part.strip()) for part in raw.split(",") if part.strip()]
+            elif option.repeat:
+                value = tuple(option.parse(item.strip()) for item in raw.split(",") if item.strip())
             else:
                 value = option.parse(raw)
         except argparse.ArgumentTypeError as error:
@@ -234,6 +304,15 @@ def _check_consistency(parser: argparse.ArgumentParser, config: Config) -> None:
         parser.error(f"--min-wait ({config.min_wait}) must not exceed --max-wait ({config.max_wait})")
     if config.min_step > config.max_step:
         parser.error(f"--min-step ({config.min_step}) must not exceed --max-step ({config.max_step})")
+    if (config.certfile is None) != (config.keyfile is None):
+        given, missing = ("--certfile", "--keyfile") if config.keyfile is None else ("--keyfile", "--certfile")
+        parser.error(f"{given} needs {missing} too (TLS needs both the certificate and its key)")
+    if config.certfile is not None:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(config.certfile, config.keyfile)
+        except (ssl.SSLError, OSError) as error:
+            parser.error(f"--certfile/--keyfile: cannot use {config.certfile} with {config.keyfile} "
+                         f"({getattr(error, 'reason', None) or error}): a PEM certificate and its matching key?")
 
 
 def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -242,13 +321,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     parser = build_parser()
     parser.set_defaults(**{option.dest: option.default for option in OPTIONS})
     _defaults_from_env(parser, environ)
-    repeatable = [option for option in OPTIONS if option.repeatable]
-    from_env = {option.dest: parser.get_default(option.dest) for option in repeatable}
-    parser.set_defaults(**{option.dest: None for option in repeatable})
-    values = vars(parser.parse_args(argv))
-    for option in repeatable:
-        values[option.dest] = tuple(values[option.dest] or from_env[option.dest] or ())
-    config = Config(**values)
+    config = Config(**vars(parser.parse_args(argv)))
     _check_consistency(parser, config)
     try:
         return config.replace(streams=tuple(resolve_streams(config)))

@@ -13,11 +13,13 @@ from typing import Any, Iterable
 
 
 class HTTPError(Exception):
-    def __init__(self, status: str, reason: str, headers: list[tuple[str, str]] | None = None):
+    def __init__(self, status: str, reason: str, headers: list[tuple[str, str]] | None = None,
+                 quiet: bool = False):
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.headers = headers or []
+        self.quiet = quiet  # logged at debug level (repeats that could flood the log)
 
 
 def respond(start_response, status: str, body: str | bytes, content_type: str,

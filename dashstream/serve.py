@@ -12,6 +12,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -19,13 +20,16 @@ from pathlib import Path
 import eventlet
 import eventlet.hubs
 from eventlet import wsgi
+from eventlet.green import ssl as green_ssl
 
+from dashstream.admission import without_query
 from dashstream.app import DashApp
 from dashstream.config import Config
 from dashstream.streams import Stream
 from dashstream.websocket import CLOSE_GOING_AWAY
 
 log = logging.getLogger("dashstream")
+http_log = logging.getLogger("dashstream.http")
 
 # Signals, with what each does. The first is a graceful stop; a second one while we are
 # still stopping means "now": the process exits at once with status 1 (uvicorn's rule).
@@ -41,6 +45,141 @@ HTTP_HEADROOM = 128
 
 class BindError(Exception):
     pass
+
+
+class GuardedHttpProtocol(wsgi.HttpProtocol):
+    """eventlet's request parser with three defences added at the only depth that sees
+    every connection (``wsgi.server(protocol=...)``; the docs call the argument deprecated,
+    but it is still eventlet's one hook into request parsing):
+
+    * a deadline for the request line and headers (``header_timeout``), so a client that
+      dribbles its headers byte by byte, or connects and says nothing, is closed. eventlet's
+      ``socket_timeout`` is per ``recv`` (one byte a second never trips it) and would also
+      cut idle WebSockets, so it stays None and this deadline is cancelled as soon as the
+      request is handed to the application;
+    * ``431`` for a header line over 8 KiB, headers over 64 KiB in all, or more than 100
+      headers (eventlet answers the first two with ``400``), with a one-line body;
+    * every other parse error, a broken TLS handshake or random bytes ends with at most a
+      short plain answer and one log line with the peer, never a traceback, and a query
+      string (the subscriber token may be in it) never reaches a log.
+    """
+
+    header_timeout: float = 10.0
+    _refused = False  # answered without reading everything the client sent
+    # A refused request may leave unread bytes; closing over them makes the kernel send
+    # RST, which can destroy our answer before the client reads it (RFC 9112 section 9.6,
+    # "tear-down"). So close our side and drain briefly first, as nginx and Apache do.
+    LINGER_SECONDS = 1.0
+    LINGER_BYTES = 256 * 1024
+
+    @classmethod
+    def configured(cls, header_timeout: float) -> type["GuardedHttpProtocol"]:
+        return type(cls.__name__, (cls,), {"header_timeout": header_timeout})
+
+    def handle_one_request(self):
+        self._refused = False
+        self._header_deadline = eventlet.Timeout(self.header_timeout)
+        try:
+            super().handle_one_request()
+        except eventlet.Timeout as timeout:
+            if timeout is not self._header_deadline:
+                raise
+            # Idle keep-alive connections and browser preconnects end this way too: debug.
+            http_log.debug("closed peer=%s: no complete request within --header-timeout %gs",
+                           self._peer(), self.header_timeout)
+            self.close_connection = True
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            http_log.debug("TLS peer=%s left during the handshake", self._peer())
+            self.close_connection = True
+        except ssl.SSLError as error:  # e.g. plain http:// or ws:// sent to the TLS port
+            http_log.info("TLS failed peer=%s: %s", self._peer(), error.reason or error)
+            self.close_connection = True
+        except OSError as error:
+            http_log.info("connection failed peer=%s: %s", self._peer(), error)
+            self.close_connection = True
+        finally:
+            self._header_deadline.cancel()
+
+    def parse_request(self):
+        try:
+            return super().parse_request()
+        except (wsgi.HeaderLineTooLong, wsgi.HeadersTooLarge) as error:
+            limit = "a header line is over 8 KiB" if isinstance(error, wsgi.HeaderLineTooLong) \
+                else "the headers are over 64 KiB"
+            self.send_error(431, limit)
+            return False
+
+    def get_environ(self):
+        # The request is complete: from here the application owns the connection's time.
+        self._header_deadline.cancel()
+        environ = super().get_environ()
+        if "HTTP_UPGRADE" in environ:
+            # An upgrade request either becomes a WebSocket or is refused; a refused client
+            # will not send another request on this connection, so do not keep it open.
+            self.close_connection = 1
+        if environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ:
+            # No endpoint reads a request body, and eventlet would read (and wait for) it
+            # after the response to keep the connection: close instead, skipping the body.
+            self.close_connection = 1
+            self._refused = True  # unread bytes: linger before closing
+        return environ
+
+    def send_error(self, code, message=None, explain=None):
+        """The stdlib's error page, as one plain line; logged without the request line."""
+        phrase = self.responses.get(code, ("Error",))[0]
+        # The stdlib's messages quote the client's request line: shorten it, keep it ASCII,
+        # and cut any query string (it may hold the token) before it is logged or echoed.
+        detail = without_query(message or phrase).encode("ascii", "backslashreplace").decode()[:200]
+        body = f"{code} {phrase}: {detail}\n".encode()
+        http_log.info("%s peer=%s: %s", code, self._peer(), detail)
+        self.close_connection = True
+        self._refused = True
+        try:
+            self.wfile.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                             % (code, phrase.encode(), len(body), body))
+            self.wfile.flush()
+        except OSError:
+            pass
+
+    def log_message(self, format, *args):
+        # The stdlib logs request lines to stderr from here; they may hold the token.
+        http_log.info("peer=%s: %s", self._peer(), without_query(format % args))
+
+    def finish(self):
+        if self._refused:
+            self._linger()
+        super().finish()
+
+    def _linger(self):
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            drained = 0
+            with eventlet.Timeout(self.LINGER_SECONDS, False):
+                while drained < self.LINGER_BYTES:
+                    chunk = self.connection.recv(65536)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
+        except OSError:
+            pass
+
+    def _peer(self) -> str:
+        host, port = wsgi.addr_to_host_port(self.client_address)
+        return f"{host}:{port}"
+
+
+def tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
+    """A server context for https:// and wss:// (TLS 1.2+, Python's default ciphers).
+    eventlet's green context, so handshakes and reads yield to other clients; each
+    connection's handshake happens on its first read, in its own green thread, within
+    the header deadline (eventlet's accept does not handshake)."""
+    context = green_ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -129,6 +268,9 @@ def run(config: Config, streams: dict[str, Stream], index_path: Path) -> int:
     except BindError as error:
         print(f"dashstream: {error}", file=sys.stderr)
         return 1
+    if config.certfile is not None:
+        # The files were checked when the options were parsed; this only wraps.
+        listener = tls_context(config.certfile, config.keyfile).wrap_socket(listener, server_side=True)
     raise_fd_limit(config.max_connections + HTTP_HEADROOM + 64)
     app = DashApp(config, streams, index_path)
     for stream in streams.values():
@@ -139,10 +281,12 @@ def run(config: Config, streams: dict[str, Stream], index_path: Path) -> int:
         log_output=False,  # connection and error lines come from our own loggers
         debug=False,  # eventlet's default writes tracebacks into the client's socket
         max_size=config.max_connections + HTTP_HEADROOM,
-        socket_timeout=None,
+        socket_timeout=None,  # WebSockets idle for long; GuardedHttpProtocol bounds the headers
+        protocol=GuardedHttpProtocol.configured(config.header_timeout),
     )
     host, port = url_host(config.host), listener.getsockname()[1]
-    log.info("dashstream ready: page http://%s:%d/  websocket ws://%s:%d/", host, port, host, port)
+    http, ws = ("https", "wss") if config.certfile is not None else ("http", "ws")
+    log.info("dashstream ready: page %s://%s:%d/  websocket %s://%s:%d/", http, host, port, ws, host, port)
     signum = wait_for_signal()
     force_exit_on_second_signal()
     started = time.monotonic()
