@@ -184,6 +184,22 @@ def test_image_serves_health_page_and_stream_as_cmd_starts_it(image, container):
     assert sorted(p.name for p in image.path(image.workdir).iterdir()) == ["index.html", "server.py"]
 
 
+def test_image_installs_the_whole_package(image):
+    """Every module and the README (the package's description) reached the install: a
+    file dropped from a COPY line only warns during setuptools' build, so look."""
+    script = ("import importlib.metadata as m, json; d = m.distribution('dashstream'); "
+              "print(json.dumps({'files': [str(f) for f in d.files], "
+              "'description': d.metadata.json.get('description', '')}))")
+    # In WORKDIR with the container's env, as anything run in the container would be.
+    result = subprocess.run(["python", "-c", script], cwd=image.path(image.workdir), env=image.run_env(),
+                            capture_output=True, text=True, check=True, timeout=scaled(30))
+    installed = json.loads(result.stdout)
+    modules = {"server.py"} | {str(path.relative_to(ROOT)) for package in ("dashstream", "producer")
+                               for path in (ROOT / package).glob("*.py")}
+    assert modules <= set(installed["files"])
+    assert installed["description"].strip() == (ROOT / "README.md").read_text().strip()
+
+
 def test_healthcheck_passes_on_a_live_server_and_fails_without_one(image, container):
     healthy = run_healthcheck(image, container.port)
     assert healthy.returncode == 0, healthy.stderr
