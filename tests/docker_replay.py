@@ -23,6 +23,7 @@ Dockerfile fails the tests until the replay learns it.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shlex
 import shutil
@@ -83,8 +84,9 @@ class Image:
     cmd: tuple[str, ...] = ()
 
     def path(self, container_path: str) -> Path:
-        """Where a path inside the image lives on this machine."""
-        return self.rootfs / PurePosixPath("/", container_path).relative_to("/")
+        """Where a path inside the image lives on this machine ('..' stops at the image's
+        root, as it does in the image)."""
+        return self.rootfs / posixpath.normpath(posixpath.join("/", container_path)).lstrip("/")
 
     def run_env(self, overrides: dict[str, str] | None = None) -> dict[str, str]:
         """The container's environment: the base image's, the Dockerfile's ENV, then `-e`."""
@@ -186,7 +188,8 @@ def _run(image: Image, command, where: str) -> None:
     if argv[:2] != ["pip", "install"]:
         raise Unsupported(f"{where}: only `pip install ...` RUN steps are replayed")
     for word in argv[2:]:
-        if word in ("&&", "||", ";", "|") or word.startswith(("/", ">", "<")) or "$" in word:
+        if (word in ("&&", "||", ";", "|") or word.startswith(("/", ">", "<")) or "$" in word
+                or ".." in PurePosixPath(word).parts):
             raise Unsupported(f"{where}: {word!r}: shell syntax and absolute paths are not replayed")
     host_network = {name: value for name, value in os.environ.items()
                     if name.startswith(HOST_NETWORK_ENV_PREFIXES)}

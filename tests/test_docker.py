@@ -14,17 +14,17 @@ from __future__ import annotations
 import json
 import re
 import signal
+import shutil
 import subprocess
 import sysconfig
-import shutil
 import tempfile
 import tomllib
 from pathlib import Path
 
 import pytest
 from packaging.specifiers import SpecifierSet
-from websockets.sync.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.docker_replay import (Image, ReplayError, Unsupported, build_context, duration_seconds,
                                  make_venv, replay_build)
@@ -244,6 +244,7 @@ def test_replay_fails_when_dockerignore_excludes_a_copied_file(tmp_path):
     "ENTRYPOINT [\"tini\", \"--\"]",
     "RUN useradd app",
     "RUN pip install . && rm -rf /src",
+    "RUN pip install ../elsewhere",
     "COPY --chown=1:1 index.html ./",
     "ARG VERSION",
 ])
