@@ -16,7 +16,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 # Build and install the package from /src. The server then runs from /app, which holds
 # only the entry point and the page, so what runs is the installed package (with its
-# pinned eventlet), not a source tree that would shadow it on sys.path.
+# pinned eventlet), not a source tree that would shadow it on sys.path. (/src stays: a
+# few hundred KB, and removing it would take a RUN step that the replay cannot mirror.)
 WORKDIR /src
 COPY pyproject.toml README.md server.py ./
 COPY dashstream/ dashstream/
@@ -47,7 +48,8 @@ STOPSIGNAL SIGTERM
 
 # The slim image has no curl; Python's urllib does the same job. It follows
 # DASHSTREAM_PORT, so `-e DASHSTREAM_PORT=8000` keeps the check right; urlopen raises on
-# any non-2xx answer (503 while shutting down), and an exception exits 1 = unhealthy.
+# an error status (503 while shutting down) or after 4 s, and an exception exits 1 =
+# unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('DASHSTREAM_PORT', '5000'), timeout=4)"]
 
