@@ -7,14 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
+# The browser tests drive Debian's chromium through Playwright (which downloads no browser).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # self-signed certificates for the TLS tests
+# tests/test_docker.py makes a fresh venv; Debian's own python3 keeps ensurepip in python3-venv.
+python -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "installing system packages: ${need_apt[*]}"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    # `env`, not a VAR=value prefix: sudo drops the caller's environment.
+    $sudo env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
 python -m pip install --quiet --disable-pip-version-check -e '.[test]'

