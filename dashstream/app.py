@@ -21,7 +21,7 @@ from typing import Iterable
 from urllib.parse import parse_qs
 
 from dashstream.config import Config
-from dashstream.connection import Connection
+from dashstream.connection import Connection, Keepalive
 from dashstream.hub import Resume
 from dashstream.streams import Stream
 from dashstream.websocket import CLOSE_POLICY, DashWebSocket, WebSocketEndpoint, wants_websocket
@@ -50,6 +50,8 @@ class DashApp:
         self.draining = False
         self.started = time.time()
         self._endpoint = WebSocketEndpoint(self._run_websocket, compression=False)
+        self.keepalive = (Keepalive(config.ping_interval, config.ping_timeout)
+                          if config.ping_interval > 0 else None)  # --ping-interval 0: no pings
 
     # --- WSGI entry -------------------------------------------------------------------
 
@@ -119,12 +121,14 @@ class DashApp:
         kind, stream, resume = environ["dashstream.route"]
         peer = f"{environ.get('REMOTE_ADDR')}:{environ.get('REMOTE_PORT')}"
         path = environ.get("PATH_INFO", "/")
+        limits = dict(close_timeout=self.config.close_timeout, write_timeout=self.config.write_timeout,
+                      keepalive=self.keepalive)
         if kind == "echo":
-            connection = Connection(ws, peer, path, close_timeout=self.config.close_timeout,
+            connection = Connection(ws, peer, path, **limits,
                                     on_message=lambda conn, message: conn.ws.send(message))
             subscription = None
         else:
-            connection = Connection(ws, peer, path, close_timeout=self.config.close_timeout)
+            connection = Connection(ws, peer, path, **limits)
             # The hub reports a laggard while publishing, so the close runs in its own green thread.
             subscription = stream.subscribe(
                 resume, on_slow=lambda _subscription: connection.close_soon(CLOSE_POLICY, "subscriber too slow"))

@@ -36,6 +36,14 @@ class Config:
     max_connections: int = 10_000
     echo: bool = True
     close_timeout: float = 1.0
+    # Keepalive (websockets' defaults): a ping every ping_interval seconds (0 = no pings),
+    # and a peer that has not answered one within ping_timeout seconds is closed.
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    # A send blocked this long closes that connection. 10 s: the hub's slow-subscriber
+    # limit too; long enough for a few TCP retransmissions on a flaky Wi-Fi link, and far
+    # below the kernel's own ~15 min give-up, which is what would apply otherwise.
+    write_timeout: float = 10.0
     log_level: str = "info"
     # Where the page lives; resolved relative to the repository by default.
     index_path: str | None = None
@@ -143,6 +151,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("--no-echo", "echo", "turn off the /echo diagnostic WebSocket endpoint", switch_value=False),
     Option("--close-timeout", "close_timeout",
            "how long a server-initiated close waits for the peer's close frame, seconds",
+           _positive_float, "SECONDS"),
+    Option("--ping-interval", "ping_interval",
+           "seconds between keepalive pings to each client; 0 turns pings off",
+           _non_negative_float, "SECONDS"),
+    Option("--ping-timeout", "ping_timeout",
+           "close a client (1011) that has not answered a ping within this many seconds",
+           _positive_float, "SECONDS"),
+    Option("--write-timeout", "write_timeout",
+           "drop a client whose send stays blocked this many seconds (it stopped reading)",
            _positive_float, "SECONDS"),
     Option("--log-level", "log_level", f"logging threshold: {', '.join(LOG_LEVELS)}", _log_level, "LEVEL"),
 )
