@@ -203,12 +203,13 @@ class Keepalive:
         self._clock = clock  # must be the clock of DashWebSocket.last_pong
         self._spawn = spawn
         self._states: dict[Connection, _PingState] = {}
-        self._ticker: eventlet.greenthread.GreenThread | None = None
+        self._running = False
 
     def add(self, connection: Connection) -> None:
         self._states[connection] = _PingState(self._clock() + self.interval)
-        if self._ticker is None:
-            self._ticker = eventlet.spawn(self._run)
+        if not self._running:
+            self._running = True
+            self._spawn(self._run)
 
     def discard(self, connection: Connection) -> None:
         self._states.pop(connection, None)
@@ -227,7 +228,7 @@ class Keepalive:
         finally:
             # No green switch between the emptiness check and here, so an ``add`` cannot
             # slip in between and find a ticker that is about to end.
-            self._ticker = None
+            self._running = False
 
     def tick(self) -> None:
         """One pass: note pongs, close peers past the timeout, ping the ones due."""
