@@ -41,8 +41,9 @@ class Config:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     # A send blocked this long closes that connection. 10 s: the hub's slow-subscriber
-    # limit too; long enough for a few TCP retransmissions on a flaky Wi-Fi link, and far
-    # below the kernel's own ~15 min give-up, which is what would apply otherwise.
+    # limit too, and long enough for a few TCP retransmissions on a flaky Wi-Fi link.
+    # Without it a send to a peer that stopped reading blocks forever (its kernel keeps
+    # acknowledging), and one to a vanished peer for the kernel's ~15 minutes.
     write_timeout: float = 10.0
     log_level: str = "info"
     # Where the page lives; resolved relative to the repository by default.
