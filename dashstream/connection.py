@@ -239,7 +239,7 @@ class Keepalive:
                 if pong is not None and pong >= state.awaiting_since:
                     state.awaiting_since = None
                 elif now - state.awaiting_since >= self.timeout:
-                    del self._states[connection]
+                    self._states.pop(connection, None)
                     log.warning("keepalive ping timeout peer=%s path=%s: no pong within %ss",
                                 connection.peer, connection.path, self.timeout)
                     self._spawn(connection.close, CLOSE_INTERNAL, "keepalive ping timeout")
