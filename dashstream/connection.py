@@ -214,7 +214,9 @@ class Keepalive:
     def discard(self, connection: Connection) -> None:
         self._states.pop(connection, None)
 
-    def __len__(self) -> int:
+    @property
+    def tracked(self) -> int:
+        """Connections being pinged now."""
         return len(self._states)
 
     def _run(self) -> None:

@@ -175,7 +175,7 @@ def test_unanswered_ping_closes_with_1011_after_the_timeout():
     keepalive.tick()
     assert silent.closed_with == (1011, "keepalive ping timeout")
     assert answering.closed_with is None
-    assert len(keepalive) == 1  # the silent one is no longer tracked; the other still is
+    assert keepalive.tracked == 1  # the silent one is no longer tracked; the other still is
 
 
 def test_one_ping_outstanding_at_a_time():
@@ -197,7 +197,7 @@ def test_discard_stops_tracking():
     keepalive.add(connection)
     keepalive.discard(connection)
     keepalive.discard(connection)  # idempotent
-    assert len(keepalive) == 0
+    assert keepalive.tracked == 0
 
 
 # --- units: options ----------------------------------------------------------------------
