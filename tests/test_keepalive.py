@@ -250,9 +250,10 @@ def test_client_that_stops_answering_pings_is_closed_1011_and_cleaned_up(start_s
     assert pings == 1  # one ping outstanding at a time
     assert close == (1011, "keepalive ping timeout")
     # Ping after 0.3 s, unanswered for 0.5 s: about 0.8 s (the ticker adds at most 0.03 s per step).
-    assert scaled(0.7) <= closed_at - opened <= scaled(3)
-    # We never answered the close frame, so the server dropped TCP after --close-timeout.
-    assert 0.4 <= dropped_at - closed_at <= scaled(3)
+    assert 0.7 <= closed_at - opened <= scaled(3)
+    # We never answered the close frame, so the server dropped TCP after --close-timeout
+    # (0.5 s; the lower bound leaves room for this process being descheduled).
+    assert 0.25 <= dropped_at - closed_at <= scaled(3)
     wait_until(lambda: server.health()["connections"] == 0, message="connections back to 0")
     wait_until(lambda: server.health()["producers"] == 0, message="producers back to 0")
     wait_until(lambda: "code=1011 reason='keepalive ping timeout'" in server.output(), message="close line")
@@ -286,7 +287,8 @@ def test_server_pings_at_the_interval_between_whole_frames(start_server):
     server = start_server(*FAST_KEEPALIVE, "--min-wait", "0", "--max-wait", "0.002")
     client = RawClient(server.port, "/")
     arrivals, seqs = [], []
-    deadline = time.monotonic() + scaled(2.2)
+    window = scaled(2.2)
+    deadline = time.monotonic() + window
     try:
         while time.monotonic() < deadline:
             frame = client.read_frame(timeout=1)
@@ -303,9 +305,10 @@ def test_server_pings_at_the_interval_between_whole_frames(start_server):
     assert len(seqs) > 100 and seqs == list(range(1, len(seqs) + 1))
     gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:]))
     # 0.3 s apart, up to one ticker step (0.03 s) late: about 7 in 2.2 s. The bounds
-    # leave room for a busy machine, and would fail at no pings or a ping per tick.
-    assert 4 <= len(arrivals) <= 8, arrivals
-    assert gaps[len(gaps) // 2] >= 0.25 and gaps[0] >= 0.15, gaps
+    # leave room for a busy machine (and this reader's own jitter), and would fail at no
+    # pings, at a ping per ticker step (0.03 s) or at pings that do not wait for the pong.
+    assert window / 0.3 * 0.5 <= len(arrivals) <= window / 0.3 + 1, arrivals
+    assert gaps[len(gaps) // 2] >= 0.25 and gaps[0] >= 0.1, gaps
 
 
 def test_ping_interval_zero_sends_no_pings(start_server):
