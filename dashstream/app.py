@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 
 from dashstream.admission import Admission
 from dashstream.config import Config
-from dashstream.connection import Connection
+from dashstream.connection import Connection, Keepalive
 from dashstream.hub import RESERVED_FIELDS, Envelope, Resume
 from dashstream.httputil import (HTTPError, read_json_object, require_bearer, require_method, respond,
                                  respond_json)
@@ -57,6 +57,8 @@ class DashApp:
             handshake_rate=config.handshake_rate, handshake_burst=config.handshake_burst)
         self._endpoint = WebSocketEndpoint(self._run_websocket, compression=config.compression,
                                            send_buffer=config.send_buffer)
+        self.keepalive = (Keepalive(config.ping_interval, config.ping_timeout)
+                          if config.ping_interval > 0 else None)  # --ping-interval 0: no pings
 
     # --- WSGI entry -------------------------------------------------------------------
 
@@ -185,12 +187,14 @@ class DashApp:
         kind, stream, resume, control = environ["dashstream.route"]
         peer = _peer(environ)
         path = environ.get("PATH_INFO", "/")
+        limits = dict(close_timeout=self.config.close_timeout, write_timeout=self.config.write_timeout,
+                      keepalive=self.keepalive)
         if kind == "echo":
-            connection = Connection(ws, peer, path, close_timeout=self.config.close_timeout,
+            connection = Connection(ws, peer, path, **limits,
                                     on_message=lambda conn, message: conn.ws.send(message))
             subscription = None
         else:
-            connection = Connection(ws, peer, path, close_timeout=self.config.close_timeout, control=control)
+            connection = Connection(ws, peer, path, **limits, control=control)
             # The hub reports a laggard while publishing, so the close runs in its own green thread.
             subscription = stream.subscribe(
                 resume, on_slow=lambda _subscription: connection.close_soon(CLOSE_POLICY, "subscriber too slow"))

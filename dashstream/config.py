@@ -54,6 +54,15 @@ class Config:
     header_timeout: float = 10.0
     certfile: str | None = None
     keyfile: str | None = None
+    # Keepalive (websockets' defaults): a ping every ping_interval seconds (0 = no pings),
+    # and a peer that has not answered one within ping_timeout seconds is closed.
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    # A send blocked this long closes that connection. 10 s: the hub's slow-subscriber
+    # limit too, and long enough for a few TCP retransmissions on a flaky Wi-Fi link.
+    # Without it a send to a peer that stopped reading blocks forever (its kernel keeps
+    # acknowledging), and one to a vanished peer for the kernel's ~15 minutes.
+    write_timeout: float = 10.0
     log_level: str = "info"
     # Streams: a TOML file and/or --stream flags; resolved into ``streams`` by parse_config.
     config_file: str | None = None
@@ -220,6 +229,15 @@ OPTIONS: tuple[Option, ...] = (
            _readable_file, "PATH", default_text="none: plain http/ws"),
     Option("--keyfile", "keyfile", "TLS private key (PEM) for --certfile", _readable_file, "PATH",
            default_text="none"),
+    Option("--ping-interval", "ping_interval",
+           "seconds between keepalive pings to each client; 0 turns pings off",
+           _non_negative_float, "SECONDS"),
+    Option("--ping-timeout", "ping_timeout",
+           "close a client (1011) that has not answered a ping within this many seconds",
+           _positive_float, "SECONDS"),
+    Option("--write-timeout", "write_timeout",
+           "drop a client whose send stays blocked this many seconds (it stopped reading)",
+           _positive_float, "SECONDS"),
     Option("--log-level", "log_level", f"logging threshold: {', '.join(LOG_LEVELS)}", _log_level, "LEVEL"),
     Option("--config", "config_file", "TOML file defining named streams (see streams.example.toml)", str, "FILE"),
     Option("--stream", "stream", "define a stream: NAME=SOURCE[:shared], e.g. office=random-walk:shared or "

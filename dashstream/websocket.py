@@ -10,8 +10,9 @@ Everything in the server that touches the WebSocket protocol goes through this m
   frames cannot be shared between subscribers and cost memory per connection), and hands
   a ``DashWebSocket`` to the handler.
 * ``DashWebSocket`` (an ``RFC6455WebSocket``) unmasks client data with integer XOR instead
-  of eventlet's byte-by-byte loop, sends pre-built frames, and starts a server close
-  handshake without tearing the socket down before the peer answers.
+  of eventlet's byte-by-byte loop, sends pre-built frames, bounds every write by a
+  timeout, and starts a server close handshake without tearing the socket down before
+  the peer answers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import struct
 import time
 from typing import Callable
 
+import eventlet
 from eventlet import websocket as _eventlet_websocket
 from eventlet import wsgi
 
@@ -34,7 +36,15 @@ SUPPORTED_VERSION = "13"
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # server shutting down
 CLOSE_POLICY = 1008  # subscriber too slow
-CLOSE_INTERNAL = 1011
+CLOSE_INTERNAL = 1011  # also: keepalive ping timeout (websockets' convention)
+
+# An empty ping: the keepalive only needs *a* pong after it, so one frame serves everyone.
+PING_FRAME = b"\x89\x00"
+
+
+class WriteTimeout(TimeoutError):
+    """A send stayed blocked longer than the socket's ``write_timeout``: the peer stopped
+    reading. The socket has already been dropped when this is raised."""
 
 
 class HandshakeError(Exception):
@@ -112,6 +122,9 @@ class DashWebSocket(_eventlet_websocket.RFC6455WebSocket):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.last_pong: float | None = None
+        # Seconds one write (waiting for the send lock included) may block; None = forever.
+        self.write_timeout: float | None = None
+        self.write_timed_out = False
 
     @staticmethod
     def _apply_mask(data, mask, length=None, offset=0):
@@ -127,6 +140,23 @@ class DashWebSocket(_eventlet_websocket.RFC6455WebSocket):
     @property
     def compressed(self) -> bool:
         return "permessage-deflate" in self.extensions
+
+    def _send(self, frame: bytes) -> None:
+        """Every write passes here (data, echo, pongs, pings, close frames), under the send
+        lock so frames never interleave. A write blocked past ``write_timeout`` may have
+        left half a frame on the wire, so nothing can follow it: drop the socket, which
+        also wakes the reader, and raise ``WriteTimeout``."""
+        if self.write_timeout is None:
+            return super()._send(frame)
+        try:
+            with eventlet.Timeout(self.write_timeout) as timer:
+                return super()._send(frame)
+        except eventlet.Timeout as expired:
+            if expired is not timer:
+                raise  # an outer caller's timeout, not ours
+        self.write_timed_out = True
+        self.abort()
+        raise WriteTimeout(f"send blocked for more than {self.write_timeout}s")
 
     def send_frame(self, frame: bytes) -> None:
         """Send bytes that are already a complete frame (shared between subscribers)."""
