@@ -21,4 +21,4 @@ from pathlib import Path  # noqa: E402
 from dashstream.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(index_path=Path(__file__).resolve().with_name("index.html")))
+    sys.exit(main(Path(__file__).resolve().with_name("index.html")))

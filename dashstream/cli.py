@@ -11,8 +11,6 @@ from dashstream.config import parse_config
 from dashstream.serve import run
 from dashstream.streams import streams_from_config
 
-DEFAULT_INDEX = Path(__file__).resolve().parent.parent / "index.html"
-
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(
@@ -22,7 +20,9 @@ def configure_logging(level: str) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None, index_path: Path | None = None) -> int:
+def main(index_path: Path, argv: Sequence[str] | None = None) -> int:
+    """``index_path`` comes from ``server.py``, which sits beside ``index.html``: once the
+    package is installed, ``dashstream/`` lives in site-packages, far from the page."""
     config = parse_config(argv)  # exits 2 naming the bad option
     configure_logging(config.log_level)
-    return run(config, streams_from_config(config), Path(config.index_path or index_path or DEFAULT_INDEX))
+    return run(config, streams_from_config(config), index_path)

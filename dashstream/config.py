@@ -76,8 +76,6 @@ class Config:
     # A secret: kept out of repr() so it never reaches a log line by accident.
     publish_token: str | None = field(default=None, repr=False)
     max_publish_size: int = 65_536
-    # Where the page lives; resolved relative to the repository by default.
-    index_path: str | None = None
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)

@@ -19,9 +19,11 @@ def start_server(request):
     yield start
     for server in servers:
         server.stop()
-    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-        for server in servers:
+    failed = hasattr(request.node, "rep_call") and request.node.rep_call.failed
+    for server in servers:
+        if failed:
             print(f"--- server on port {server.port} ---\n{server.output()}")
+        server.discard_log()
 
 
 @pytest.fixture

@@ -140,6 +140,9 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait()
 
+    def discard_log(self) -> None:
+        Path(self._log.name).unlink(missing_ok=True)
+
     def fd_count(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
