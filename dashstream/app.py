@@ -49,7 +49,9 @@ class DashApp:
         self.connections: set[Connection] = set()
         self.draining = False
         self.started = time.time()
-        self._endpoint = WebSocketEndpoint(self._run_websocket, compression=False)
+        self._endpoint = WebSocketEndpoint(self._run_websocket, compression=False,
+                                           max_message_size=config.max_message_size,
+                                           close_timeout=config.close_timeout)
 
     # --- WSGI entry -------------------------------------------------------------------
 

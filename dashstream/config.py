@@ -36,6 +36,8 @@ class Config:
     max_connections: int = 10_000
     echo: bool = True
     close_timeout: float = 1.0
+    # Largest message a client may send, summed over its fragments (close 1009 above it).
+    max_message_size: int = 64 * 1024
     log_level: str = "info"
     # Where the page lives; resolved relative to the repository by default.
     index_path: str | None = None
@@ -144,6 +146,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--close-timeout", "close_timeout",
            "how long a server-initiated close waits for the peer's close frame, seconds",
            _positive_float, "SECONDS"),
+    Option("--max-message-size", "max_message_size",
+           "largest message a client may send, in bytes, counted across fragments (close 1009 above)",
+           _positive_int, "BYTES"),
     Option("--log-level", "log_level", f"logging threshold: {', '.join(LOG_LEVELS)}", _log_level, "LEVEL"),
 )
 
