@@ -147,6 +147,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
     parser.add_argument("--rounds", type=int, default=2, help="quiet/abusive phase pairs")
     parser.add_argument("--max-messages", type=int, default=200_000, help="abuser's message cap per phase")
+    parser.add_argument("--unmask", choices=("xor", "eventlet"), default="xor",
+                        help="server unmasking: dashstream's integer XOR, or eventlet's byte loop (before)")
     parser.add_argument("--abuser-nice", type=int, default=10, help="niceness of the abusive client's process")
     parser.add_argument("--abuser", nargs=4, metavar=("URL", "SIZE", "SECONDS", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -159,8 +161,10 @@ def main() -> None:
         print(json.dumps(asyncio.run(abuse(url, int(size), float(seconds), int(count)))))
         return
 
+    # --unmask eventlet runs the same server with eventlet's own unmasking, for comparison.
+    entry = Path(__file__).with_name("eventlet_unmask_server.py") if args.unmask == "eventlet" else None
     server = ServerProcess("--min-wait", "0.01", "--max-wait", "0.02", "--log-level", "warning",
-                           "--max-message-size", str(MAX_MESSAGE_SIZE))
+                           "--max-message-size", str(MAX_MESSAGE_SIZE), server=entry)
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     server.start()
     try:
@@ -174,7 +178,8 @@ def main() -> None:
     command = "python benchmarks/unmask_latency.py " + " ".join(sys.argv[1:])
     print(f"`{command.strip()}` on {platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}\n")
-    print(f"{args.clients} subscribers of `/` (`--min-wait 0.01 --max-wait 0.02`), {args.rounds} rounds of "
+    print(f"server unmasking: {args.unmask}; abusive client at nice {args.abuser_nice}. "
+          f"{args.clients} subscribers of `/` (`--min-wait 0.01 --max-wait 0.02`), {args.rounds} rounds of "
           f"{args.seconds:g} s quiet + {args.seconds:g} s with one client sending {MAX_MESSAGE_SIZE}-byte text "
           "messages to `/echo` as fast as it can.\n")
     print("| phase | messages | p50 ms | p99 ms | max ms |")
