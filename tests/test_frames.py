@@ -20,6 +20,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 
 import pytest
 import websocket  # websocket-client
@@ -496,6 +497,27 @@ def test_in_memory_failure_waits_for_the_peer_close_skipping_the_bad_payload():
     assert ended and ws.failure[0] == 1009 and server_close_code(sock) == 1009
     assert ws._remote_close_data == close_payload(1000)  # read the peer's close, then stopped
     assert sock.data == b"trailing" and sock.closed
+
+
+def deflated(data: bytes) -> bytes:
+    """A permessage-deflate payload (RFC 7692 7.2.1: sync flush, trailing 00 00 FF FF removed)."""
+    compressor = zlib.compressobj(wbits=-15)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def test_in_memory_permessage_deflate_is_limited_after_decompression():
+    # The app never negotiates compression, but the endpoint can: the limits still hold.
+    def run(data: bytes):
+        sock = FakeSocket(data, eof=True)
+        ws = DashWebSocket(sock, {}, max_message_size=1000, extensions={"permessage-deflate": {}})
+        return ws.wait(), ws, sock
+
+    message, ws, sock = run(text(deflated("κόσμε".encode() * 50), rsv=4))
+    assert message == "κόσμε" * 50 and ws.failure is None
+    message, ws, sock = run(frame(0x2, deflated(b"\0" * 100_000), rsv=4))  # 100 kB from ~100 bytes
+    assert message is None and ws.failure[0] == 1009 and server_close_code(sock) == 1009
+    message, ws, sock = run(text(deflated(b"ok"), rsv=4, fin=False) + frame(0x0, b"", rsv=4))
+    assert message is None and ws.failure[0] == 1002  # RSV1 only on a message's first frame
 
 
 # Frames as a hypothesis strategy: mostly plausible, with every field sometimes wrong.
