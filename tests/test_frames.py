@@ -286,6 +286,19 @@ def test_invalid_utf8_is_caught_before_the_message_ends(healthy_after, path):
 
 
 @pytest.mark.parametrize("path", ["/echo", "/"])
+def test_invalid_utf8_is_caught_before_the_frame_ends(healthy_after, path):
+    client = RawClient(healthy_after.port, path)
+    try:
+        # A 60,000-byte text frame whose first bytes are not UTF-8; the rest never comes.
+        whole = frame(0x1, b"\xc3\x28" + b"a" * 59998)
+        client.send(whole[:8 + 100])  # 2 + 2 header bytes, 4 mask bytes, 100 payload bytes
+        code, _, _ = client.read_until_close()
+        assert code == 1007
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("path", ["/echo", "/"])
 def test_oversize_is_caught_from_the_frame_header(healthy_after, path):
     client = RawClient(healthy_after.port, path)
     try:
