@@ -598,3 +598,31 @@ def test_valid_fragmented_messages_arrive_intact(messages, splits, chunk_sizes):
     received, ended, sock, ws = run_frames(data, chunk_sizes=chunk_sizes)
     assert received == messages and not ended and ws.failure is None
     assert server_close_code(sock) is None
+
+
+# --- the option ---------------------------------------------------------------------------
+
+
+def test_max_message_size_option_reaches_the_socket(start_server):
+    server = start_server("--max-message-size", "100")
+    client = RawClient(server.port, "/echo")
+    try:
+        client.send(text(b"a" * 60, fin=False), frame(0x0, b"a" * 40))
+        assert client.read_frame() == (0x1, b"a" * 100)  # exactly the limit is fine
+        client.send(text(b"a" * 60, fin=False), frame(0x0, b"a" * 41))
+        code, reason, _ = client.read_until_close()
+        assert code == 1009 and b"100" in reason
+    finally:
+        client.close()
+
+
+def test_max_message_size_must_be_positive(capsys):
+    from dashstream.config import parse_config
+
+    assert parse_config(["--max-message-size", "1000"], environ={}).max_message_size == 1000
+    assert parse_config([], environ={"DASHSTREAM_MAX_MESSAGE_SIZE": "2000"}).max_message_size == 2000
+    assert parse_config([], environ={}).max_message_size == 65536
+    with pytest.raises(SystemExit) as exited:
+        parse_config(["--max-message-size", "0"], environ={})
+    assert exited.value.code == 2
+    assert "--max-message-size" in capsys.readouterr().err
