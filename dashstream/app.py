@@ -56,7 +56,9 @@ class DashApp:
             max_connections=config.max_connections,
             handshake_rate=config.handshake_rate, handshake_burst=config.handshake_burst)
         self._endpoint = WebSocketEndpoint(self._run_websocket, compression=config.compression,
-                                           send_buffer=config.send_buffer)
+                                           send_buffer=config.send_buffer,
+                                           max_message_size=config.max_message_size,
+                                           close_timeout=config.close_timeout)
         self.keepalive = (Keepalive(config.ping_interval, config.ping_timeout)
                           if config.ping_interval > 0 else None)  # --ping-interval 0: no pings
 

@@ -63,6 +63,8 @@ class Config:
     # Without it a send to a peer that stopped reading blocks forever (its kernel keeps
     # acknowledging), and one to a vanished peer for the kernel's ~15 minutes.
     write_timeout: float = 10.0
+    # Largest message a client may send, summed over its fragments (close 1009 above it).
+    max_message_size: int = 64 * 1024
     log_level: str = "info"
     # Streams: a TOML file and/or --stream flags; resolved into ``streams`` by parse_config.
     config_file: str | None = None
@@ -236,6 +238,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--write-timeout", "write_timeout",
            "drop a client whose send stays blocked this many seconds (it stopped reading)",
            _positive_float, "SECONDS"),
+    Option("--max-message-size", "max_message_size",
+           "largest message a client may send, in bytes, counted across fragments (close 1009 above)",
+           _positive_int, "BYTES"),
     Option("--log-level", "log_level", f"logging threshold: {', '.join(LOG_LEVELS)}", _log_level, "LEVEL"),
     Option("--config", "config_file", "TOML file defining named streams (see streams.example.toml)", str, "FILE"),
     Option("--stream", "stream", "define a stream: NAME=SOURCE[:shared], e.g. office=random-walk:shared or "

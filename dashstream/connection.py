@@ -101,6 +101,12 @@ class Connection:
                 self.close_code = self.close_code or 1006
                 return
             if message is None:
+                if self.ws.failure is not None:
+                    # The frame layer failed the connection (bad frame, bad UTF-8, too big):
+                    # one line, no traceback.
+                    code, reason = self.ws.failure
+                    log.warning("protocol error peer=%s path=%s code=%d: %s", self.peer, self.path, code, reason)
+                    self.close_code = self.close_code or code
                 if self.close_code is None:
                     self.close_code = self._peer_close_code()
                 return

@@ -1,0 +1,641 @@
+"""The frame layer (issue 5): RFC 6455 conformance of ``DashWebSocket``.
+
+Two halves:
+
+* against a real ``python server.py``: a table of bad frames sent with raw sockets after a
+  real handshake, on ``/echo`` and on a stream socket (``/``), each answered by the close
+  code the RFC asks for, while a healthy client on the same server keeps its stream;
+* without a network: ``DashWebSocket`` driven through an in-memory socket, by unit tests
+  and by hypothesis with random and mutated frame sequences.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+import os
+import random
+import socket
+import struct
+import threading
+import time
+import zlib
+
+import pytest
+import websocket  # websocket-client
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from dashstream.websocket import DashWebSocket, _xor_mask
+from tests.support import ServerProcess, scaled, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+MAX_MESSAGE_SIZE = 65536  # the default of --max-message-size
+# RFC 6455 7.4 and the IANA registry, written out independently of the implementation.
+VALID_CLOSE_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+                     3000, 3999, 4000, 4999]
+INVALID_CLOSE_CODES = [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535]
+
+
+def is_valid_close_code(code: int) -> bool:
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+# --- frames, built and parsed by hand --------------------------------------------------
+
+
+def frame(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0, masked: bool = True,
+          length: int | None = None, mask: bytes | None = None) -> bytes:
+    """One client frame; ``length`` overrides the declared payload length."""
+    declared = len(payload) if length is None else length
+    header = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    mask_bit = 0x80 if masked else 0
+    if declared < 126:
+        header += bytes([mask_bit | declared])
+    elif declared < 1 << 16:
+        header += bytes([mask_bit | 126]) + struct.pack("!H", declared)
+    else:
+        header += bytes([mask_bit | 127]) + struct.pack("!Q", declared)
+    if not masked:
+        return header + payload
+    mask = os.urandom(4) if mask is None else mask
+    return header + mask + reference_mask(payload, mask)
+
+
+def reference_mask(data: bytes, mask: bytes, offset: int = 0) -> bytes:
+    """RFC 6455 5.3, literally: byte i XOR mask[i mod 4]."""
+    return bytes(byte ^ mask[(offset + i) % 4] for i, byte in enumerate(data))
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    return struct.pack("!H", code) + reason
+
+
+def parse_frames(data: bytes) -> list[tuple[int, int, bool, bytes]]:
+    """Server frames → [(fin_rsv_opcode byte, opcode, masked, payload)]; asserts they are complete."""
+    frames = []
+    while data:
+        assert len(data) >= 2, data
+        first, second = data[0], data[1]
+        length, at = second & 0x7F, 2
+        if length == 126:
+            length, at = struct.unpack("!H", data[2:4])[0], 4
+        elif length == 127:
+            length, at = struct.unpack("!Q", data[2:10])[0], 10
+        masked = bool(second & 0x80)
+        at += 4 if masked else 0
+        assert len(data) >= at + length, "truncated server frame"
+        frames.append((first, first & 0xF, masked, data[at:at + length]))
+        data = data[at + length:]
+    return frames
+
+
+# --- a raw client for the real server --------------------------------------------------
+
+
+class RawClient:
+    """A handshake done by hand, then bytes written and server frames read by hand."""
+
+    def __init__(self, port: int, path: str):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=scaled(5))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._recv()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def _recv(self) -> bytes:
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("server closed the TCP connection")
+        return data
+
+    def _take(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            self.buffer += self._recv()
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+    def send(self, *frames: bytes) -> None:
+        self.sock.sendall(b"".join(frames))
+
+    def read_frame(self) -> tuple[int, bytes]:
+        first, second = self._take(2)
+        assert first & 0x70 == 0 and not second & 0x80, "server frames: no RSV bits, never masked"
+        length = second & 0x7F
+        if length == 126:
+            length = struct.unpack("!H", self._take(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self._take(8))[0]
+        return first & 0xF, self._take(length)
+
+    def read_until_close(self) -> tuple[int, bytes, list]:
+        """Skip the stream's data frames; return (close code, reason, messages seen)."""
+        seen = []
+        while True:
+            opcode, payload = self.read_frame()
+            if opcode == 0x8:
+                assert len(payload) >= 2, payload
+                return struct.unpack("!H", payload[:2])[0], payload[2:], seen
+            seen.append((opcode, payload))
+
+    def finish_close(self) -> None:
+        """Answer the server's close frame; the server must then close the TCP connection."""
+        self.send(frame(0x8, close_payload(1000)))
+        assert self.sock.recv(65536) == b"", "nothing follows the server's close frame"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class HealthyClient:
+    """A well-behaved subscriber of ``/`` in a thread, recording every seq it gets."""
+
+    def __init__(self, url: str):
+        self.ws = websocket.create_connection(url, timeout=scaled(5))
+        self.seqs: list[int] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.seqs.append(json.loads(self.ws.recv())["seq"])
+        except BaseException as error:  # noqa: BLE001 - reported by check()
+            if not self._stop.is_set():
+                self.error = error
+
+    def check(self) -> None:
+        """Still receiving (two new messages), and no seq was skipped."""
+        count = len(self.seqs)
+        wait_until(lambda: self.error is not None or len(self.seqs) >= count + 2, 5,
+                   message="the healthy client's next messages")
+        assert self.error is None, repr(self.error)
+        seqs = list(self.seqs)
+        assert seqs == list(range(1, len(seqs) + 1)), "the healthy client's stream has a gap"
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.ws.close()
+        self._thread.join(scaled(5))
+
+
+@pytest.fixture(scope="module")
+def frame_server():
+    server = ServerProcess("--min-wait", "0", "--max-wait", "0.02", "--close-timeout", "1")
+    server.start()
+    healthy = HealthyClient(server.ws + "/")
+    server.healthy = healthy
+    yield server
+    healthy.stop()
+    server.stop()
+    assert "Traceback" not in server.output(), server.output()
+
+
+@pytest.fixture
+def healthy_after(frame_server):
+    """Every test here ends by checking the healthy client kept its stream."""
+    yield frame_server
+    frame_server.healthy.check()
+
+
+# --- the table of bad frames ------------------------------------------------------------
+
+
+def text(payload: bytes, **kw) -> bytes:
+    return frame(0x1, payload, **kw)
+
+
+BAD_FRAMES = {
+    # RSV bits: no extension is negotiated, so all three must be 0.
+    "rsv1 on text": ([text(b"hi", rsv=4)], 1002),
+    "rsv2 on text": ([text(b"hi", rsv=2)], 1002),
+    "rsv3 on text": ([text(b"hi", rsv=1)], 1002),
+    "rsv2 on ping": ([frame(0x9, b"x", rsv=2)], 1002),
+    # Reserved opcodes.
+    **{f"reserved opcode {op:#x}": ([frame(op, b"x")], 1002) for op in (3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF)},
+    # Invalid UTF-8, whole and fragmented.
+    "invalid utf-8 whole": ([text("κόσμε".encode() + b"\xed\xa0\x80edited")], 1007),
+    "invalid utf-8 start byte": ([text(b"\xff")], 1007),
+    "invalid utf-8 in a later fragment": ([text(b"hello ", fin=False), frame(0x0, b"\xc0\xaf", fin=True)], 1007),
+    "utf-8 truncated at the end of the message": ([text(b"ab\xce", fin=False), frame(0x0, b"")], 1007),
+    "invalid utf-8 split across fragments": (
+        [text(b"\xe2\x82", fin=False), frame(0x0, b"\x28")], 1007),
+    # Too big, whole and across fragments.
+    "oversized whole": ([frame(0x2, b"x" * (MAX_MESSAGE_SIZE + 1))], 1009),
+    "oversized text fragmented": ([text(b"a" * 40000, fin=False), frame(0x0, b"a" * 40000)], 1009),
+    "oversized in many fragments": ([text(b"a" * 10000, fin=False)]
+                                    + [frame(0x0, b"a" * 10000, fin=False)] * 6
+                                    + [frame(0x0, b"a" * 10000)], 1009),
+    "huge declared length, no payload": ([frame(0x2, b"", length=1 << 40)], 1009),
+    "64-bit length with the top bit set": ([bytes([0x82, 0xFF]) + struct.pack("!Q", 1 << 63) + os.urandom(4)],
+                                           1002),
+    # Bad close frames.
+    **{f"close code {code}": ([frame(0x8, close_payload(code))], 1002) for code in INVALID_CLOSE_CODES},
+    "close payload of one byte": ([frame(0x8, b"\x03")], 1002),
+    "close reason not utf-8": ([frame(0x8, close_payload(1000, b"\xff\xfe"))], 1002),
+    # Control frames: never fragmented, at most 125 bytes.
+    "fragmented ping": ([frame(0x9, b"x", fin=False)], 1002),
+    "fragmented close": ([frame(0x8, close_payload(1000), fin=False)], 1002),
+    "ping over 125 bytes": ([frame(0x9, b"p" * 126)], 1002),
+    "close over 125 bytes": ([frame(0x8, close_payload(1000, b"r" * 124))], 1002),
+    # Masking and fragmentation rules.
+    "unmasked text": ([text(b"hi", masked=False)], 1002),
+    "unmasked ping": ([frame(0x9, b"", masked=False)], 1002),
+    "continuation without a start": ([frame(0x0, b"x")], 1002),
+    "new text inside a fragmented message": ([text(b"a", fin=False), text(b"b")], 1002),
+    "new binary inside a fragmented message": ([text(b"a", fin=False), frame(0x2, b"b")], 1002),
+}
+
+
+@pytest.mark.parametrize("path", ["/echo", "/"])
+@pytest.mark.parametrize("case", list(BAD_FRAMES))
+def test_bad_frame_fails_the_connection_with_its_code(healthy_after, path, case):
+    frames, expected = BAD_FRAMES[case]
+    client = RawClient(healthy_after.port, path)
+    try:
+        client.send(*frames)
+        code, reason, seen = client.read_until_close()
+        assert code == expected, (code, reason)
+        assert reason, "a close for a protocol error says why"
+        if path == "/echo":
+            assert seen == [], "nothing of a bad message is echoed"
+        client.finish_close()  # the server completes the handshake and closes TCP
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("path", ["/echo", "/"])
+def test_invalid_utf8_is_caught_before_the_message_ends(healthy_after, path):
+    client = RawClient(healthy_after.port, path)
+    try:
+        client.send(text(b"\xf8\x88\x80\x80\x80", fin=False))
+        code, _, _ = client.read_until_close()  # no final fragment has been sent
+        assert code == 1007
+        client.finish_close()
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("path", ["/echo", "/"])
+def test_invalid_utf8_is_caught_before_the_frame_ends(healthy_after, path):
+    client = RawClient(healthy_after.port, path)
+    try:
+        # A 60,000-byte text frame whose first bytes are not UTF-8; the rest never comes.
+        whole = frame(0x1, b"\xc3\x28" + b"a" * 59998)
+        client.send(whole[:8 + 100])  # 2 + 2 header bytes, 4 mask bytes, 100 payload bytes
+        code, _, _ = client.read_until_close()
+        assert code == 1007
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("path", ["/echo", "/"])
+def test_oversize_is_caught_from_the_frame_header(healthy_after, path):
+    client = RawClient(healthy_after.port, path)
+    try:
+        # Only the header of a 1 MiB frame: the server answers before any payload.
+        client.send(frame(0x2, b"", length=1 << 20))
+        code, _, _ = client.read_until_close()
+        assert code == 1009
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("path", ["/echo", "/"])
+@pytest.mark.parametrize("code", VALID_CLOSE_CODES)
+def test_valid_close_codes_are_echoed(healthy_after, path, code):
+    client = RawClient(healthy_after.port, path)
+    try:
+        client.send(frame(0x8, close_payload(code, b"bye")))
+        echoed, _, _ = client.read_until_close()
+        assert echoed == code
+        assert client.sock.recv(1) == b""  # the server closes TCP after its reply
+    finally:
+        client.close()
+
+
+def test_empty_close_is_answered_with_1000(healthy_after):
+    client = RawClient(healthy_after.port, "/echo")
+    try:
+        client.send(frame(0x8))
+        assert client.read_until_close()[0] == 1000
+    finally:
+        client.close()
+
+
+def test_echo_accepts_the_largest_message_and_split_characters(healthy_after):
+    client = RawClient(healthy_after.port, "/echo")
+    try:
+        largest = b"a" * MAX_MESSAGE_SIZE
+        word = "κόσμε €𝄞".encode()
+        client.send(text(largest[:30000], fin=False), frame(0x9, b"in between"), frame(0x0, largest[30000:]))
+        assert client.read_frame() == (0xA, b"in between")  # control frames may interleave
+        assert client.read_frame() == (0x1, largest)
+        # Multi-byte characters cut at every fragment boundary are fine.
+        client.send(*[frame(0x1 if i == 0 else 0x0, word[i:i + 1], fin=i == len(word) - 1)
+                      for i in range(len(word))])
+        assert client.read_frame() == (0x1, word)
+        client.send(frame(0x2, b"\xff\x00", fin=False), frame(0x0, b"\xfe"))
+        assert client.read_frame() == (0x2, b"\xff\x00\xfe")
+    finally:
+        client.close()
+
+
+def test_stream_socket_ignores_valid_messages_and_keeps_streaming(healthy_after):
+    client = RawClient(healthy_after.port, "/")
+    try:
+        client.send(text(b"hello"), frame(0x2, b"\x00" * 1000), frame(0x9, b"p"))
+        seqs, pong = [], False
+        while len(seqs) < 3 or not pong:
+            opcode, payload = client.read_frame()
+            if opcode == 0xA:
+                pong = payload == b"p"
+            else:
+                seqs.append(json.loads(payload)["seq"])
+        assert seqs == list(range(1, len(seqs) + 1))
+    finally:
+        client.close()
+
+
+def test_server_drops_a_peer_that_never_answers_its_close(healthy_after):
+    client = RawClient(healthy_after.port, "/echo")
+    try:
+        client.send(text(b"hi", rsv=2))
+        assert client.read_until_close()[0] == 1002
+        started = time.monotonic()
+        # We never send our close frame: the server waits --close-timeout (1 s), then drops us.
+        client.sock.settimeout(scaled(5))
+        assert client.sock.recv(1) == b""
+        assert time.monotonic() - started >= 0.5
+    finally:
+        client.close()
+
+
+def test_protocol_errors_log_one_line_with_the_peer(frame_server):
+    client = RawClient(frame_server.port, "/echo")
+    local_port = client.sock.getsockname()[1]
+    try:
+        client.send(text(b"\xff"))
+        assert client.read_until_close()[0] == 1007
+        client.finish_close()
+    finally:
+        client.close()
+    line = wait_until(lambda: next((line for line in frame_server.output().splitlines()
+                                    if "protocol error" in line and f":{local_port} " in line), None),
+                      message="the protocol error log line")
+    assert "code=1007" in line and "UTF-8" in line
+
+
+# --- without a network: DashWebSocket over an in-memory socket ---------------------------
+
+
+class InputExhausted(BaseException):
+    """The fake peer has nothing more to send, but has not closed: the connection stays open."""
+
+
+class FakeSocket:
+    """recv from a bytes buffer (in chunks of the sizes given), sendall into a list.
+
+    pytest is not monkey-patched, and needs not be: this socket never blocks, so eventlet's
+    Semaphore (the send lock, never contended here), Timeout and sleep(0) run as they are."""
+
+    def __init__(self, data: bytes, chunk_sizes=(), eof: bool = False):
+        self.data = data
+        self.chunk_sizes = list(chunk_sizes)
+        self.eof = eof
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def recv(self, size: int) -> bytes:
+        if self.closed:
+            raise OSError(errno.EBADF, "recv on a closed socket")
+        if not self.data:
+            if self.eof:
+                return b""
+            raise InputExhausted()
+        if self.chunk_sizes:
+            size = min(size, self.chunk_sizes.pop(0))
+        chunk, self.data = self.data[:size], self.data[size:]
+        return chunk
+
+    def sendall(self, data) -> None:
+        if self.closed:
+            raise OSError(errno.EBADF, "send on a closed socket")
+        self.sent.append(bytes(data))
+
+    def shutdown(self, how) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def run_frames(data: bytes, *, chunk_sizes=(), eof: bool = False, max_message_size: int = 200):
+    """Feed ``data`` to a DashWebSocket; return (messages, ended, fake socket, ws)."""
+    sock = FakeSocket(data, chunk_sizes, eof)
+    ws = DashWebSocket(sock, {}, max_message_size=max_message_size, close_timeout=0.5)
+    messages, ended = [], False
+    try:
+        for _ in range(1000):
+            message = ws.wait()
+            if message is None:
+                ended = True
+                break
+            messages.append(message)
+    except InputExhausted:
+        pass  # waiting for more bytes: the connection is open
+    return messages, ended, sock, ws
+
+
+def server_close_code(sock: FakeSocket) -> int | None:
+    """Check every frame the server wrote is well formed; return its close code, if it sent one."""
+    frames = parse_frames(b"".join(sock.sent))
+    close_code = None
+    for index, (first, opcode, masked, payload) in enumerate(frames):
+        assert first & 0x80 and not first & 0x70, "server frames are final, with no RSV bits"
+        assert not masked, "server frames are never masked"
+        assert opcode in (0x1, 0x2, 0x8, 0x9, 0xA)
+        if opcode == 0x8:
+            assert index == len(frames) - 1, "nothing follows the server's close frame"
+            assert len(payload) >= 2 and len(payload) <= 125
+            close_code = struct.unpack("!H", payload[:2])[0]
+            assert is_valid_close_code(close_code), close_code
+            payload[2:].decode("utf-8")
+    return close_code
+
+
+def test_xor_mask_matches_the_rfc_reference():
+    rng = random.Random(6455)
+    for length in (0, 1, 3, 4, 5, 7, 64, 125, 1000, 65536 + 3):
+        data = rng.randbytes(length)
+        for offset in range(5):
+            mask = rng.randbytes(4)
+            assert _xor_mask(data, mask, offset) == reference_mask(data, mask, offset)
+            assert _xor_mask(data, tuple(mask), offset) == reference_mask(data, mask, offset)
+    # Unmasking in pieces at any offset equals unmasking at once (how payloads are read).
+    data, mask = rng.randbytes(1001), rng.randbytes(4)
+    pieces = b"".join(_xor_mask(data[at:at + 97], mask, at) for at in range(0, 1001, 97))
+    assert pieces == reference_mask(data, mask)
+
+
+def test_in_memory_messages_pings_and_close():
+    data = (text(b"one") + frame(0x9, b"ping?") + frame(0x2, b"\x00\x01", fin=False) + frame(0x0, b"\x02")
+            + frame(0x8, close_payload(4000, b"done")))
+    messages, ended, sock, ws = run_frames(data, chunk_sizes=[1] * 20)
+    assert messages == ["one", b"\x00\x01\x02"]
+    assert ended and ws.failure is None
+    frames = parse_frames(b"".join(sock.sent))
+    assert [(opcode, payload) for _, opcode, _, payload in frames] == [(0xA, b"ping?"), (0x8, close_payload(4000))]
+
+
+def test_in_memory_early_utf8_failure_needs_no_more_bytes():
+    # The fragment is not final and nothing follows: the decoder alone must reject it.
+    for bad in (b"ok\xc3\x28", b"\xed\xa0", b"\xf4\x90", b"\xe0\x80"):
+        messages, ended, sock, ws = run_frames(text(bad, fin=False), eof=True)
+        assert ended and ws.failure[0] == 1007 and server_close_code(sock) == 1007, bad
+    # A valid prefix cut at the boundary is not an error until the message ends.
+    messages, ended, sock, ws = run_frames(text(b"ok\xe2\x82", fin=False))
+    assert not ended and sock.sent == []
+
+
+def test_in_memory_failure_waits_for_the_peer_close_skipping_the_bad_payload():
+    data = frame(0x2, b"x" * 300) + text(b"ignored") + frame(0x8, close_payload(1000)) + b"trailing"
+    messages, ended, sock, ws = run_frames(data, max_message_size=200)
+    assert ended and ws.failure[0] == 1009 and server_close_code(sock) == 1009
+    assert ws._remote_close_data == close_payload(1000)  # read the peer's close, then stopped
+    assert sock.data == b"trailing" and sock.closed
+
+
+def deflated(data: bytes) -> bytes:
+    """A permessage-deflate payload (RFC 7692 7.2.1: sync flush, trailing 00 00 FF FF removed)."""
+    compressor = zlib.compressobj(wbits=-15)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def test_in_memory_permessage_deflate_is_limited_after_decompression():
+    # The app never negotiates compression, but the endpoint can: the limits still hold.
+    def run(data: bytes):
+        sock = FakeSocket(data, eof=True)
+        ws = DashWebSocket(sock, {}, max_message_size=1000, extensions={"permessage-deflate": {}})
+        return ws.wait(), ws, sock
+
+    message, ws, sock = run(text(deflated("κόσμε".encode() * 50), rsv=4))
+    assert message == "κόσμε" * 50 and ws.failure is None
+    message, ws, sock = run(frame(0x2, deflated(b"\0" * 100_000), rsv=4))  # 100 kB from ~100 bytes
+    assert message is None and ws.failure[0] == 1009 and server_close_code(sock) == 1009
+    message, ws, sock = run(text(deflated(b"ok"), rsv=4, fin=False) + frame(0x0, b"", rsv=4))
+    assert message is None and ws.failure[0] == 1002  # RSV1 only on a message's first frame
+
+
+# Frames as a hypothesis strategy: mostly plausible, with every field sometimes wrong.
+close_payloads = st.one_of(
+    st.just(b""), st.binary(min_size=1, max_size=1),
+    st.builds(lambda code, reason: close_payload(code, reason),
+              st.one_of(st.sampled_from(VALID_CLOSE_CODES + INVALID_CLOSE_CODES), st.integers(0, 65535)),
+              st.one_of(st.text(max_size=20).map(str.encode), st.binary(max_size=130))))
+payloads = st.one_of(st.binary(max_size=260), st.text(max_size=80).map(str.encode))
+
+
+def mostly(usual, *unusual, weight: int = 8):
+    """A strategy that draws ``usual`` about ``weight`` times as often as each other value."""
+    return st.sampled_from([usual] * weight + list(unusual))
+
+
+frames_st = st.builds(
+    lambda opcode, payload, close, fin, rsv, masked: frame(
+        opcode, close if opcode == 0x8 else payload, fin=fin, rsv=rsv, masked=masked),
+    opcode=st.builds(lambda usual, wild, use_wild: wild if use_wild else usual,
+                     st.sampled_from([0x0, 0x0, 0x1, 0x1, 0x2, 0x2, 0x8, 0x9, 0xA]), st.integers(0, 15),
+                     mostly(False, True, weight=6)),
+    payload=payloads, close=close_payloads,
+    fin=mostly(True, False, weight=2), rsv=mostly(0, 1, 2, 4), masked=mostly(True, False))
+mutations = st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert"]), st.integers(0, 2000),
+                               st.binary(min_size=1, max_size=8)), max_size=3)
+
+
+def mutate(data: bytes, edits) -> bytes:
+    for kind, position, junk in edits:
+        if not data:
+            break
+        at = position % len(data)
+        if kind == "flip":
+            data = data[:at] + bytes([data[at] ^ junk[0]]) + data[at + 1:]
+        elif kind == "cut":
+            data = data[:at]
+        else:
+            data = data[:at] + junk + data[at:]
+    return data
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(frames_st, max_size=8), edits=mutations | st.just([]),
+       chunk_sizes=st.lists(st.integers(1, 40), max_size=30), eof=st.booleans(),
+       limit=st.sampled_from([8, 64, 200]))
+def test_random_frame_sequences_never_escape_and_close_well(frames, edits, chunk_sizes, eof, limit):
+    data = mutate(b"".join(frames), edits)
+    messages, ended, sock, ws = run_frames(data, chunk_sizes=chunk_sizes, eof=eof, max_message_size=limit)
+    close_code = server_close_code(sock)
+    event(f"close code {close_code}" if close_code else ("peer vanished" if ended else "still open"))
+    if ended and close_code is None:
+        assert eof, "a connection ends without our close frame only when the peer vanished"
+    if ws.failure is not None:
+        assert close_code == ws.failure[0] and ws.failure[0] in (1002, 1007, 1009)
+    for message in messages:
+        assert len(message.encode() if isinstance(message, str) else message) <= limit
+
+
+valid_messages = st.lists(st.one_of(st.text(max_size=60), st.binary(max_size=200)), max_size=6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(messages=valid_messages, splits=st.lists(st.integers(1, 7), min_size=1, max_size=6),
+       chunk_sizes=st.lists(st.integers(1, 40), max_size=30))
+def test_valid_fragmented_messages_arrive_intact(messages, splits, chunk_sizes):
+    data = b""
+    for message, split in zip(messages, splits * len(messages)):
+        raw = message.encode() if isinstance(message, str) else message
+        pieces = [raw[i:i + split] for i in range(0, len(raw), split)] or [b""]
+        for index, piece in enumerate(pieces):
+            opcode = (0x1 if isinstance(message, str) else 0x2) if index == 0 else 0x0
+            data += frame(opcode, piece, fin=index == len(pieces) - 1)
+            data += frame(0x9, b"") if index == 0 else b""  # a ping between fragments is allowed
+    received, ended, sock, ws = run_frames(data, chunk_sizes=chunk_sizes)
+    assert received == messages and not ended and ws.failure is None
+    assert server_close_code(sock) is None
+
+
+# --- the option ---------------------------------------------------------------------------
+
+
+def test_max_message_size_option_reaches_the_socket(start_server):
+    server = start_server("--max-message-size", "100")
+    client = RawClient(server.port, "/echo")
+    try:
+        client.send(text(b"a" * 60, fin=False), frame(0x0, b"a" * 40))
+        assert client.read_frame() == (0x1, b"a" * 100)  # exactly the limit is fine
+        client.send(text(b"a" * 60, fin=False), frame(0x0, b"a" * 41))
+        code, reason, _ = client.read_until_close()
+        assert code == 1009 and b"100" in reason
+    finally:
+        client.close()
+
+
+def test_max_message_size_must_be_positive(capsys):
+    from dashstream.config import parse_config
+
+    assert parse_config(["--max-message-size", "1000"], environ={}).max_message_size == 1000
+    assert parse_config([], environ={"DASHSTREAM_MAX_MESSAGE_SIZE": "2000"}).max_message_size == 2000
+    assert parse_config([], environ={}).max_message_size == 65536
+    with pytest.raises(SystemExit) as exited:
+        parse_config(["--max-message-size", "0"], environ={})
+    assert exited.value.code == 2
+    assert "--max-message-size" in capsys.readouterr().err
