@@ -111,7 +111,14 @@ class Connection:
                     self.close_code = self._peer_close_code()
                 return
             if self._on_message is not None:
-                self._on_message(self, message)
+                try:
+                    self._on_message(self, message)
+                except Exception as error:  # noqa: BLE001 - an echo reply to a vanished peer
+                    if not _peer_gone(error):
+                        log.error("reply failed peer=%s path=%s: %r", self.peer, self.path, error)
+                    self.close_code = self.close_code or 1006
+                    self.ws.abort()
+                    return
 
     def _send_loop(self, subscription: Subscription) -> None:
         try:

@@ -33,6 +33,8 @@ import eventlet
 from eventlet import websocket as _eventlet_websocket
 from eventlet import wsgi
 
+from dashstream.httputil import HTTPError
+
 RFC6455_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SUPPORTED_VERSION = "13"
 
@@ -60,14 +62,9 @@ _VALID_DEFINED_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 101
 _READ_CHUNK = 64 * 1024
 
 
-class HandshakeError(Exception):
-    """A refused upgrade: HTTP status line, a short reason for the body, extra headers."""
-
-    def __init__(self, status: str, reason: str, headers: list[tuple[str, str]] | None = None):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.headers = headers or []
+def _refuse(status: str, reason: str, *headers: tuple[str, str]) -> HTTPError:
+    # A refused upgrade closes its connection: the client meant to leave HTTP anyway.
+    return HTTPError(status, reason, [("Connection", "close"), *headers])
 
 
 def wants_websocket(environ: dict) -> bool:
@@ -76,27 +73,26 @@ def wants_websocket(environ: dict) -> bool:
 
 
 def check_handshake(environ: dict) -> None:
-    """Raise ``HandshakeError`` unless ``environ`` is a valid RFC 6455 opening handshake."""
+    """Raise ``HTTPError`` unless ``environ`` is a valid RFC 6455 opening handshake."""
     if environ.get("REQUEST_METHOD") != "GET":
-        raise HandshakeError("405 Method Not Allowed", "a WebSocket upgrade must use GET",
-                             [("Allow", "GET")])
+        raise _refuse("405 Method Not Allowed", "a WebSocket upgrade must use GET", ("Allow", "GET"))
     connection_tokens = {token.strip().lower() for token in environ.get("HTTP_CONNECTION", "").split(",")}
     if "upgrade" not in connection_tokens or environ.get("HTTP_UPGRADE", "").strip().lower() != "websocket":
-        raise HandshakeError("400 Bad Request", "a WebSocket upgrade needs 'Connection: Upgrade' "
-                             "and 'Upgrade: websocket'")
+        raise _refuse("400 Bad Request", "a WebSocket upgrade needs 'Connection: Upgrade' "
+                      "and 'Upgrade: websocket'")
     if "HTTP_SEC_WEBSOCKET_KEY1" in environ or "HTTP_SEC_WEBSOCKET_VERSION" not in environ:
-        raise HandshakeError("400 Bad Request", "hixie-75/76 WebSocket handshakes are not supported; "
-                             "use RFC 6455 (Sec-WebSocket-Version: 13)")
+        raise _refuse("400 Bad Request", "hixie-75/76 WebSocket handshakes are not supported; "
+                      "use RFC 6455 (Sec-WebSocket-Version: 13)")
     if environ["HTTP_SEC_WEBSOCKET_VERSION"].strip() != SUPPORTED_VERSION:
-        raise HandshakeError("426 Upgrade Required", "unsupported Sec-WebSocket-Version; this server speaks 13",
-                             [("Sec-WebSocket-Version", SUPPORTED_VERSION)])
+        raise _refuse("426 Upgrade Required", "unsupported Sec-WebSocket-Version; this server speaks 13",
+                      ("Sec-WebSocket-Version", SUPPORTED_VERSION))
     key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
     try:
         valid_key = len(base64.b64decode(key, validate=True)) == 16
     except (binascii.Error, ValueError):
         valid_key = False
     if not valid_key:
-        raise HandshakeError("400 Bad Request", "Sec-WebSocket-Key must be 16 bytes in base64")
+        raise _refuse("400 Bad Request", "Sec-WebSocket-Key must be 16 bytes in base64")
 
 
 def accept_key(key: str) -> bytes:
@@ -443,16 +439,13 @@ class WebSocketEndpoint(_eventlet_websocket.WebSocketWSGI):
         self.close_timeout = close_timeout
 
     def __call__(self, environ, start_response):
-        try:
-            check_handshake(environ)
-        except HandshakeError as refused:
-            start_response(refused.status, [("Content-Type", "text/plain; charset=utf-8"),
-                                            ("Connection", "close"), *refused.headers])
-            return [refused.reason.encode() + b"\n"]
+        """Upgrade and serve; a bad handshake raises ``HTTPError`` for the app to answer.
+
+        Unlike upstream, the connection is not marked idle (``eventlet.set_idle``): when
+        wsgi.server's accept loop ends it shuts idle sockets down at once, which would cut
+        the 1001 close handshake that our own shutdown is doing."""
+        check_handshake(environ)
         ws = self._upgrade(environ)
-        if "eventlet.set_idle" in environ:
-            # Lets eventlet's own server shutdown treat the socket as idle, as upstream does.
-            environ["eventlet.set_idle"]()
         try:
             self.handler(ws, environ)
         finally:
