@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -172,3 +173,40 @@ def publish(base: str, stream: str, fields: dict | bytes, token: str | None,
         headers["Authorization"] = f"Bearer {token}"
     status, _, answer = http_request(f"{base}/publish/{stream}", "POST", body, headers)
     return status, answer
+
+
+class StreamWatcher:
+    """A healthy subscriber on its own thread, recording every ``seq`` it receives: tests
+    that attack a server check with it that other clients keep their streams."""
+
+    def __init__(self, url: str, **options):
+        import websocket  # websocket-client; imported here so support.py needs only the stdlib
+
+        self.ws = websocket.create_connection(url, timeout=scaled(5), **options)
+        self.seqs: list[int] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.seqs.append(json.loads(self.ws.recv())["seq"])
+        except BaseException as error:  # noqa: BLE001 - reported by check()
+            if not self._stop.is_set():
+                self.error = error
+
+    def check(self, more: int = 2) -> None:
+        """No gap so far, and at least ``more`` new messages arrive from now on."""
+        seen = len(self.seqs)
+        wait_until(lambda: self.error is not None or len(self.seqs) >= seen + more,
+                   message=f"{more} more messages for the healthy client")
+        assert self.error is None, f"healthy client failed: {self.error!r}"
+        seqs = list(self.seqs)
+        assert seqs == list(range(1, len(seqs) + 1)), "gap in the healthy client's stream"
+
+    def close(self) -> None:
+        self._stop.set()
+        self.ws.close()
+        self._thread.join(scaled(5))

@@ -2,7 +2,7 @@
 requests, header limits and deadline, origin, token, capacity, handshake rate, TLS.
 
 Wherever something is refused, a healthy client on the same server keeps receiving its
-stream: ``Watcher`` records every ``seq`` it sees and each check asserts they are
+stream: ``StreamWatcher`` records every ``seq`` it sees and each check asserts they are
 1, 2, 3, ... without a gap, and still advancing after the bad input.
 """
 
@@ -17,7 +17,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +28,7 @@ from hypothesis import strategies as st
 import websockets
 from websockets.sync.client import connect
 
-from tests.support import SERVER, ServerProcess, http_get, scaled, wait_until
+from tests.support import SERVER, ServerProcess, StreamWatcher, http_get, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,40 +38,6 @@ TOKEN = "t0ken-Secret_42"
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-class Watcher:
-    """A healthy subscriber on its own thread, recording every seq it receives."""
-
-    def __init__(self, url: str, **options):
-        self.ws = websocket.create_connection(url, timeout=scaled(5), **options)
-        self.seqs: list[int] = []
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self.seqs.append(json.loads(self.ws.recv())["seq"])
-        except BaseException as error:  # noqa: BLE001 - reported by check()
-            if not self._stop.is_set():
-                self.error = error
-
-    def check(self, more: int = 5) -> None:
-        """No gap so far, and at least ``more`` new messages arrive from now on."""
-        seen = len(self.seqs)
-        wait_until(lambda: self.error is not None or len(self.seqs) >= seen + more,
-                   message=f"{more} more messages for the healthy client")
-        assert self.error is None, f"healthy client failed: {self.error!r}"
-        seqs = list(self.seqs)
-        assert seqs == list(range(1, len(seqs) + 1)), "gap in the healthy client's stream"
-
-    def close(self) -> None:
-        self._stop.set()
-        self.ws.close()
-        self._thread.join(scaled(5))
 
 
 def exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
@@ -134,7 +99,7 @@ def upgrade_status(port: int, path: str = "/", *, headers: dict | None = None) -
 def target():
     server = ServerProcess(*FAST_STREAM, "--header-timeout", "1", "--handshake-rate", "0",
                            "--log-level", "debug").start()
-    watcher = Watcher(server.ws + "/")
+    watcher = StreamWatcher(server.ws + "/")
     try:
         yield server, watcher
     finally:
@@ -188,7 +153,7 @@ def test_bad_requests_get_a_specific_answer_and_nobody_else_notices(target, name
     assert b"Traceback" not in answer
     if status == 426 and name == "wrong-version":
         assert header(answer, "Sec-WebSocket-Version") == "13"
-    watcher.check()
+    watcher.check(more=5)
     server.health()
 
 
@@ -232,7 +197,7 @@ def test_mutated_handshakes_get_an_http_answer_or_a_close(target, request):
 
 def test_after_the_mutations_the_healthy_client_still_streams(target):
     server, watcher = target
-    watcher.check()
+    watcher.check(more=5)
     assert "Traceback" not in server.output()
 
 
@@ -240,7 +205,7 @@ def test_random_bytes_flood_is_refused(target):
     server, watcher = target
     answer = exchange(server.port, random.Random(7).randbytes(200_000))
     assert status_of(answer) in (400, 414), answer[:200]
-    watcher.check()
+    watcher.check(more=5)
 
 
 def test_headers_dribbled_past_the_header_timeout_are_cut_off(target):
@@ -266,7 +231,7 @@ def test_headers_dribbled_past_the_header_timeout_are_cut_off(target):
         sock.close()
     assert closed_after is not None
     assert 0.9 <= closed_after < scaled(4), closed_after  # --header-timeout 1
-    watcher.check()
+    watcher.check(more=5)
 
 
 def test_slow_but_complete_headers_within_the_timeout_are_served(target):
@@ -291,12 +256,12 @@ def test_silent_and_idle_connections_are_closed_but_websockets_are_not(target):
     silent.close()
     keepalive.close()
     # The healthy WebSocket has lived far longer than --header-timeout and still streams.
-    watcher.check()
+    watcher.check(more=5)
 
 
 def test_no_request_leaves_a_traceback(target):
     server, watcher = target
-    watcher.check()
+    watcher.check(more=5)
     assert "Traceback" not in server.output()
     assert "ERROR" not in server.output()
 
@@ -311,7 +276,7 @@ def guarded():
         "DASHSTREAM_ALLOWED_ORIGIN": "https://dash.example.com,*.example.org, null",
         "DASHSTREAM_TOKEN": TOKEN,
     }).start()
-    watcher = Watcher(server.ws + f"/?token={TOKEN}", origin="https://dash.example.com")
+    watcher = StreamWatcher(server.ws + f"/?token={TOKEN}", origin="https://dash.example.com")
     try:
         yield server, watcher
     finally:
@@ -340,7 +305,7 @@ def test_origin_allowlist(guarded, origin, status):
     assert got == status, answer
     if status == 403:
         assert b"Origin" in answer
-    watcher.check()
+    watcher.check(more=5)
 
 
 @pytest.mark.parametrize("path, headers, status", [
@@ -362,7 +327,7 @@ def test_token(guarded, path, headers, status):
     assert got == status, answer
     if status == 401:
         assert header(answer, "WWW-Authenticate") == 'Bearer realm="dashstream"'
-    watcher.check()
+    watcher.check(more=5)
 
 
 def test_token_with_real_clients(guarded):
@@ -401,7 +366,7 @@ def test_the_token_never_reaches_the_log(guarded):
         assert status_of(exchange(server.port, request)) >= 400
     with connect(server.ws + f"/?token={TOKEN}") as ws:
         ws.recv(timeout=scaled(3))
-    watcher.check()
+    watcher.check(more=5)
     wait_until(lambda: "peer=" in server.output(), message="log lines")
     assert TOKEN not in server.output()
     assert "Traceback" not in server.output()
@@ -412,7 +377,7 @@ def test_the_token_never_reaches_the_log(guarded):
 
 def test_over_max_connections_a_handshake_gets_503_until_a_slot_frees(start_server):
     server = start_server(*FAST_STREAM, "--max-connections", "3")
-    watcher = Watcher(server.ws + "/")
+    watcher = StreamWatcher(server.ws + "/")
     others = [websocket.create_connection(server.ws + "/", timeout=scaled(3)) for _ in range(2)]
     try:
         wait_until(lambda: server.health()["connections"] == 3, message="3 connections")
@@ -420,13 +385,13 @@ def test_over_max_connections_a_handshake_gets_503_until_a_slot_frees(start_serv
         assert status == 503 and b"connection limit" in answer, answer
         assert int(header(answer, "Retry-After")) >= 1
         assert http_get(server.http + "/healthz")[0] == 200  # plain HTTP still answered
-        watcher.check()
+        watcher.check(more=5)
         others.pop().close()
         wait_until(lambda: server.health()["connections"] == 2, message="one left")
         others.append(websocket.create_connection(server.ws + "/", timeout=scaled(3)))
         assert json.loads(others[-1].recv())["seq"] == 1
         assert upgrade_status(server.port)[0] == 503
-        watcher.check()
+        watcher.check(more=5)
     finally:
         for ws in others:
             ws.close()
@@ -471,7 +436,7 @@ def test_handshake_rate_limit_answers_429_with_retry_after(start_server):
     # One handshake per 5 s after a burst of 3: slow enough that no token refills while
     # the first four handshakes run, even on a loaded machine.
     server = start_server(*FAST_STREAM, "--handshake-rate", "0.2", "--handshake-burst", "3")
-    watcher = Watcher(server.ws + "/")  # uses one of the 3
+    watcher = StreamWatcher(server.ws + "/")  # uses one of the 3
     try:
         assert upgrade_status(server.port)[0] == 101
         assert upgrade_status(server.port)[0] == 101
@@ -479,11 +444,11 @@ def test_handshake_rate_limit_answers_429_with_retry_after(start_server):
         assert status == 429, answer
         assert 1 <= int(header(answer, "Retry-After")) <= 5
         assert http_get(server.http + "/healthz")[0] == 200  # plain HTTP is not limited
-        watcher.check()
+        watcher.check(more=5)
         # The bucket refills: a handshake gets in again within the 5 s Retry-After promised.
         wait_until(lambda: upgrade_status(server.port)[0] == 101, timeout=7, interval=0.5,
                    message="a handshake admitted again")
-        watcher.check()
+        watcher.check(more=5)
     finally:
         watcher.close()
 
@@ -510,7 +475,7 @@ def tls_server(certificate):
                            "--log-level", "debug")
     server.health = lambda: _https_health(server, cert)  # readiness over https
     server.start()
-    watcher = Watcher(f"wss://127.0.0.1:{server.port}/", sslopt={"ca_certs": str(cert)})
+    watcher = StreamWatcher(f"wss://127.0.0.1:{server.port}/", sslopt={"ca_certs": str(cert)})
     try:
         yield server, watcher, cert
     finally:
@@ -536,7 +501,7 @@ def test_https_serves_page_and_health(tls_server):
         assert page.status == 200 and b"<html" in page.read().lower()
     assert _https_health(server, cert)["connections"] >= 1
     assert "page https://127.0.0.1" in server.output() and "websocket wss://127.0.0.1" in server.output()
-    watcher.check()
+    watcher.check(more=5)
 
 
 def test_wss_streams_and_echoes(tls_server):
@@ -546,7 +511,7 @@ def test_wss_streams_and_echoes(tls_server):
     with connect(f"wss://127.0.0.1:{server.port}/echo", ssl=_trusting(cert)) as ws:
         ws.send("über tls")
         assert ws.recv(timeout=scaled(3)) == "über tls"
-    watcher.check()
+    watcher.check(more=5)
 
 
 @pytest.mark.parametrize("client", ["plain-ws", "plain-http", "untrusted-tls", "silent"])
@@ -566,7 +531,7 @@ def test_wrong_clients_on_the_tls_port_fail_cleanly(tls_server, client):
     else:  # connects, never starts the TLS handshake: closed at the header deadline
         with socket.create_connection(("127.0.0.1", server.port), timeout=scaled(10)) as sock:
             assert sock.recv(1) == b""
-    watcher.check()
+    watcher.check(more=5)
 
 
 @pytest.mark.parametrize("args, named", [

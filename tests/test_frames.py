@@ -18,17 +18,15 @@ import os
 import random
 import socket
 import struct
-import threading
 import time
 import zlib
 
 import pytest
-import websocket  # websocket-client
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from dashstream.websocket import DashWebSocket, _xor_mask
-from tests.support import ServerProcess, scaled, wait_until
+from tests.support import ServerProcess, StreamWatcher, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -154,48 +152,14 @@ class RawClient:
         self.sock.close()
 
 
-class HealthyClient:
-    """A well-behaved subscriber of ``/`` in a thread, recording every seq it gets."""
-
-    def __init__(self, url: str):
-        self.ws = websocket.create_connection(url, timeout=scaled(5))
-        self.seqs: list[int] = []
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self.seqs.append(json.loads(self.ws.recv())["seq"])
-        except BaseException as error:  # noqa: BLE001 - reported by check()
-            if not self._stop.is_set():
-                self.error = error
-
-    def check(self) -> None:
-        """Still receiving (two new messages), and no seq was skipped."""
-        count = len(self.seqs)
-        wait_until(lambda: self.error is not None or len(self.seqs) >= count + 2, 5,
-                   message="the healthy client's next messages")
-        assert self.error is None, repr(self.error)
-        seqs = list(self.seqs)
-        assert seqs == list(range(1, len(seqs) + 1)), "the healthy client's stream has a gap"
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.ws.close()
-        self._thread.join(scaled(5))
-
-
 @pytest.fixture(scope="module")
 def frame_server():
     server = ServerProcess("--min-wait", "0", "--max-wait", "0.02", "--close-timeout", "1")
     server.start()
-    healthy = HealthyClient(server.ws + "/")
+    healthy = StreamWatcher(server.ws + "/")
     server.healthy = healthy
     yield server
-    healthy.stop()
+    healthy.close()
     server.stop()
     assert "Traceback" not in server.output(), server.output()
 
