@@ -224,6 +224,24 @@ def test_server_restart_keeps_value_and_chart_and_recovers_without_reload(start_
     assert page.locator("#chart-gaps line").count() == 1
 
 
+def test_offline_while_the_browser_has_no_network_then_back_at_once(start_server, page, problems):
+    problems.allow(SOCKET_FAILED)
+    server = start_server()
+    page.goto(server.http + "/")
+    wait_until(lambda: len(received(page)) >= 2, 5, message="two messages")
+    page.context.set_offline(True)
+    server.proc.kill()
+    server.proc.wait()
+    wait_until(lambda: text(page, "status") == "offline: no network", 3, message="offline")
+    assert page.get_attribute("#status", "data-state") == "offline"
+    assert number(page) == received(page)[-1]["variable"]  # the last value stays
+    snapshot(page, "offline")
+    start_server(port=server.port)
+    page.context.set_offline(False)
+    # Back online the page connects at once, without waiting out a backoff.
+    wait_until(lambda: text(page, "status") == "live", 3, message="live again")
+
+
 # --- 4. stale warning ------------------------------------------------------------------------
 
 
