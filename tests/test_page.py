@@ -390,9 +390,10 @@ class ScriptedServer:
         self._thread.join(scaled(5))
 
 
-def test_resume_gap_reload_and_junk_messages(page):
+def test_resume_gap_reload_and_junk_messages(page, problems):
     """Resume query, a flagged gap, unknown and malformed messages, markup as data, and
     {"control": "reload"}: the page reloads itself and starts a fresh connection."""
+    problems.allow(SOCKET_FAILED)  # the scripted server stops before the page does
     gap_seen = threading.Event()
     markup = '<img src=x onerror="window.__xss = 1">'
     first = [
@@ -429,7 +430,8 @@ def test_resume_gap_reload_and_junk_messages(page):
         assert not visible(page, "gap")
 
 
-def test_markup_in_a_value_is_shown_as_text(page):
+def test_markup_in_a_value_is_shown_as_text(page, problems):
+    problems.allow(SOCKET_FAILED)  # the scripted server stops before the page does
     markup = '<img src=x onerror="window.__xss = 1">'
     with ScriptedServer([{"variable": markup, "seq": 1, "epoch": "e"}]) as scripted:
         page.goto(f"{PAGE_FILE.as_uri()}?ws=ws://127.0.0.1:{scripted.port}/")
