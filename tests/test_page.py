@@ -196,15 +196,19 @@ def test_server_restart_keeps_value_and_chart_and_recovers_without_reload(start_
     page.evaluate("window.__marker = 'same page'")
     wait_until(lambda: len(received(page)) >= 3, 5, message="three messages")
 
+    assert len(sockets(page)) == 1
     server.proc.kill()
     server.proc.wait()
     wait_until(lambda: text(page, "status").startswith("reconnecting"), 3, message="reconnecting")
+    # The first connection succeeded, so the backoff starts again at its 1 s window.
+    wait_until(lambda: len(sockets(page)) >= 2, 1.5, message="the first retry within about 1 s")
     last = received(page)[-1]
     points = chart_points(page)
     assert re.fullmatch(r"reconnecting( in \d+ s|…)", text(page, "status"))
     assert number(page) == last["variable"]
     assert len(points) == len(received(page)) >= 3
     snapshot(page, "restart-down")
+    assert chart_points(page) == points and number(page) == last["variable"]  # still there
 
     start_server(port=server.port)
     # The page's retry ceiling has doubled a few times while the server was down (at most
@@ -240,6 +244,29 @@ def test_offline_while_the_browser_has_no_network_then_back_at_once(start_server
     page.context.set_offline(False)
     # Back online the page connects at once, without waiting out a backoff.
     wait_until(lambda: text(page, "status") == "live", 3, message="live again")
+
+
+@pytest.mark.parametrize("random,countdowns", [
+    (0.999999, [1, 2, 4, 8, 16, 30, 30]),   # the window: doubling from 1 s, capped at 30 s
+    (0.5, [1, 1, 2, 4, 8, 15, 15]),         # full jitter: the wait is random x window
+])
+def test_reconnect_backoff_is_exponential_with_full_jitter_and_a_30s_cap(page, problems, random, countdowns):
+    """Playwright's fake clock runs the page's timers; Math.random is pinned so the waits
+    are known. Connection attempts are real (refused by a port nobody listens on)."""
+    problems.allow(SOCKET_FAILED)
+    page.add_init_script(f"Math.random = () => {random};")
+    # A paused fake clock: the page's timers fire only when the test moves time on.
+    page.clock.install(time=1_800_000_000)
+    page.clock.pause_at(1_800_000_001)
+    page.goto(f"{PAGE_FILE.as_uri()}?ws=ws://127.0.0.1:{free_port()}/")
+    seen = []
+    for attempt in range(1, len(countdowns) + 1):
+        status = wait_until(lambda: len(sockets(page)) == attempt
+                            and re.fullmatch(r"reconnecting in (\d+) s", text(page, "status")),
+                            3, message=f"the countdown after attempt {attempt}")
+        seen.append(int(status.group(1)))
+        page.clock.run_for(seen[-1] * 1000)
+    assert seen == countdowns
 
 
 # --- 4. stale warning ------------------------------------------------------------------------
