@@ -23,7 +23,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 from websockets.sync.server import serve
 
-from tests.support import ARTIFACTS, ROOT, free_port, scaled, wait_until
+from tests.support import ARTIFACTS, ROOT, free_port, http_request, publish, scaled, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(40)]
 
@@ -45,6 +45,7 @@ RECORDER = """
     constructor(url, protocols) {
       super(url, protocols);
       window.__sockets.push(String(url));
+      window.__lastSocket = this;
       this.addEventListener("message", (e) => window.__received.push(e.data));
     }
   };
@@ -465,3 +466,53 @@ def test_markup_in_a_value_is_shown_as_text(page, problems):
         wait_until(lambda: text(page, "variable") == markup, 5, message="the markup as text")
         assert page.locator("#variable img").count() == 0
         assert page.evaluate("window.__xss") is None
+
+
+# --- against the real server: token, reload, resume ---------------------------------------------
+
+TOKEN = "page-test-token"
+
+
+def test_page_passes_its_token_to_the_socket(start_server, page, problems):
+    server = start_server(env={"DASHSTREAM_TOKEN": TOKEN})
+    page.goto(f"{server.http}/?token={TOKEN}")
+    wait_until(lambda: number(page) is not None, 3, message="a number with the token")
+    assert query(sockets(page)[0]) == {"control": "1", "token": TOKEN}
+    assert text(page, "status") == "live"
+
+
+def test_page_without_the_token_is_refused_and_says_so(start_server, page, problems):
+    problems.allow(SOCKET_FAILED)  # the browser logs the refused handshake (401)
+    server = start_server(env={"DASHSTREAM_TOKEN": TOKEN})
+    page.goto(server.http + "/")
+    wait_until(lambda: text(page, "status").startswith(("reconnecting", "offline")), 5,
+               message="the page to report it is not connected")
+    assert number(page) is None
+
+
+def test_reload_from_the_real_server_reloads_the_page(start_server, page):
+    server = start_server("--publish-token", TOKEN)
+    page.goto(server.http + "/")
+    wait_until(lambda: number(page) is not None, 3, message="a number")
+    page.evaluate("window.__marker = 'before reload'")
+    status, _, body = http_request(server.http + "/reload", "POST", b"", {"Authorization": f"Bearer {TOKEN}"})
+    assert (status, json.loads(body)) == (200, {"reloaded": 1})
+    wait_until(lambda: page.evaluate("window.__marker") is None, 5, message="the page to reload")
+    wait_until(lambda: number(page) is not None, 3, message="a number after the reload")
+
+
+def test_page_resumes_a_shared_stream_without_gap_or_duplicate(start_server, page):
+    server = start_server("--stream", "sales=publish", "--publish-token", TOKEN)
+    page.goto(server.http + "/?stream=sales")
+    wait_until(lambda: text(page, "status") == "live", 3, message="live")
+    for value in (10, 20, 30):
+        assert publish(server.http, "sales", {"variable": value}, TOKEN)[0] == 200
+    wait_until(lambda: number(page) == 30, 3, message="the third value")
+    page.evaluate("window.__lastSocket.close()")  # the network drops; the page reconnects
+    for value in (40, 50):
+        assert publish(server.http, "sales", {"variable": value}, TOKEN)[0] == 200
+    wait_until(lambda: number(page) == 50 and text(page, "status") == "live", 5, message="resumed")
+    assert query(sockets(page)[1]) == {"control": "1", "seq": "3", "epoch": received(page)[0]["epoch"]}
+    assert [m["seq"] for m in received(page)] == [1, 2, 3, 4, 5]
+    assert [y for _, y in chart_points(page)] and len(chart_points(page)) == 5
+    assert not visible(page, "gap")
