@@ -36,6 +36,12 @@ from tests.support import ServerProcess, http_request  # noqa: E402
 TOKEN = "benchmark-token"
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU time, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -82,16 +88,23 @@ async def run(args) -> dict:
                 next_at += interval
                 time.sleep(max(0.0, next_at - time.monotonic()))
 
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), cpu_seconds(server.proc.pid)
         await loop.run_in_executor(None, publish_all)
-        await asyncio.wait_for(asyncio.gather(*readers), 120)
+        published = time.monotonic() - started
+        await asyncio.wait_for(asyncio.gather(*readers), 300)
         elapsed = time.monotonic() - started
+        server_cpu = cpu_seconds(server.proc.pid) - cpu_before
         rss_after = server.rss_kib()
         for ws in clients:
             await ws.close()
         return {
             "clients": args.clients, "messages": args.messages, "rate": args.rate, "size": args.size,
-            "deliveries": len(latencies), "seconds": round(elapsed, 2),
+            "deliveries": len(latencies), "publish_seconds": round(published, 2),
+            "all_received_seconds": round(elapsed, 2),
+            # Server CPU over the run, as a share of one core: near 100% means the server
+            # (one process, one core) is the limit; far below with late messages means the
+            # client process is.
+            "server_cpu_percent_of_a_core": round(100 * server_cpu / elapsed, 1),
             "latency_p50_ms": round(1000 * statistics.median(latencies), 2),
             "latency_p99_ms": round(1000 * percentile(latencies, 0.99), 2),
             "latency_max_ms": round(1000 * max(latencies), 2),
