@@ -224,18 +224,23 @@ class DashWebSocket(_eventlet_websocket.RFC6455WebSocket):
             if fin:
                 return message.finish()
 
-    def _read_header(self, in_message: bool) -> tuple[bool, int, int, int, bytes]:
-        """Read a whole frame header, then check it: (fin, rsv, opcode, length, mask).
-        Reading it whole first lets a failed connection skip the rejected payload exactly
-        while it waits for the peer's close frame."""
+    def _read_raw_header(self) -> tuple[int, int, bytes]:
+        """The next frame's first byte, payload length and mask (b"" when unmasked), unchecked."""
         first, second = self._get_bytes(2)
-        fin, rsv, opcode = bool(first & 0x80), first >> 4 & 0x7, first & 0xF
         length = second & 0x7F
         if length == 126:
             length = struct.unpack("!H", self._get_bytes(2))[0]
         elif length == 127:
             length = struct.unpack("!Q", self._get_bytes(8))[0]
         mask = self._get_bytes(4) if second & 0x80 else b""
+        return first, length, mask
+
+    def _read_header(self, in_message: bool) -> tuple[bool, int, int, int, bytes]:
+        """Read a whole frame header, then check it: (fin, rsv, opcode, length, mask).
+        Reading it whole first lets a failed connection skip the rejected payload exactly
+        while it waits for the peer's close frame."""
+        first, length, mask = self._read_raw_header()
+        fin, rsv, opcode = bool(first & 0x80), first >> 4 & 0x7, first & 0xF
         self._unread = length
         if opcode not in _KNOWN_OPCODES:
             raise ProtocolViolation(CLOSE_PROTOCOL, f"reserved opcode {opcode:#x}")
@@ -312,15 +317,10 @@ class DashWebSocket(_eventlet_websocket.RFC6455WebSocket):
             self._skip(self._unread)
             while True:
                 eventlet.sleep(0)
-                first, second = self._get_bytes(2)
-                length = second & 0x7F
-                if length == 126:
-                    length = struct.unpack("!H", self._get_bytes(2))[0]
-                elif length == 127:
-                    length = struct.unpack("!Q", self._get_bytes(8))[0]
-                mask = self._get_bytes(4) if second & 0x80 else b"\0\0\0\0"
+                first, length, mask = self._read_raw_header()
                 if first & 0xF == 0x8:
-                    self._remote_close_data = b"" if length > 125 else _xor_mask(self._get_bytes(length), mask)
+                    self._remote_close_data = (b"" if length > 125 else
+                                               _xor_mask(self._get_bytes(length), mask or b"\0\0\0\0"))
                     return
                 self._skip(length)
         except (_eventlet_websocket.ConnectionClosedError, OSError):
