@@ -67,6 +67,16 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict, bytes]:
         return error.code, dict(error.headers), error.read()
 
 
+def assert_refused_option(args, named: str, env: dict | None = None) -> None:
+    """``python server.py ARGS`` must exit 2 at once, naming ``named`` (an option or an
+    environment variable), without a traceback."""
+    result = subprocess.run([sys.executable, str(SERVER), *args], capture_output=True, text=True,
+                            env={**os.environ, **(env or {})}, timeout=scaled(10))
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 class ServerProcess:
     """``python server.py`` on 127.0.0.1 and a free port, with its output kept for failures."""
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
