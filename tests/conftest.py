@@ -6,9 +6,9 @@ from tests.support import ServerProcess
 
 
 @pytest.fixture
-def start_server(request):
-    """Start ``python server.py ARGS`` on a free port; every server is stopped after the test,
-    and a failing test shows the server's output."""
+def start_server():
+    """Start ``python server.py ARGS`` on a free port; every server is stopped after the test
+    (a failing test shows its output: see pytest_runtest_makereport)."""
     servers: list[ServerProcess] = []
 
     def start(*args: str, wait: bool = True, **kwargs) -> ServerProcess:
@@ -19,10 +19,6 @@ def start_server(request):
     yield start
     for server in servers:
         server.stop()
-    failed = hasattr(request.node, "rep_call") and request.node.rep_call.failed
-    for server in servers:
-        if failed:
-            print(f"--- server on port {server.port} ---\n{server.output()}")
         server.discard_log()
 
 
@@ -35,4 +31,8 @@ def server(start_server) -> ServerProcess:
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    setattr(item, "rep_" + report.when, report)
+    if report.failed:
+        # The server's side of a failure: the log of every server still running, which
+        # includes module-scoped servers shared with earlier tests.
+        for server in sorted(ServerProcess.live, key=lambda server: server.port):
+            report.sections.append((f"server on port {server.port}", server.output()[-30000:]))

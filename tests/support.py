@@ -80,6 +80,10 @@ def assert_refused_option(args, named: str, env: dict | None = None) -> None:
 class ServerProcess:
     """``python server.py`` on 127.0.0.1 and a free port, with its output kept for failures."""
 
+    # Every server started and not yet stopped, so a failing test can show the output of
+    # all of them, module-scoped fixtures' servers included (conftest.py reports them).
+    live: "set[ServerProcess]" = set()
+
     def __init__(self, *args: str, port: int | None = None, env: dict | None = None,
                  cwd: Path | None = None, python: str | None = None, server: Path | None = None):
         self.port = port or free_port()
@@ -106,6 +110,7 @@ class ServerProcess:
         command = [self.python, str(self.server), "--host", "127.0.0.1", "--port", str(self.port), *self.args]
         self.proc = subprocess.Popen(command, cwd=self.cwd, env=self.env, stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        ServerProcess.live.add(self)
         if wait:
             self.wait_ready()
         return self
@@ -142,6 +147,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         """terminate → wait → kill, whatever state the process is in."""
+        ServerProcess.live.discard(self)
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.terminate()
