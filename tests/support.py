@@ -223,6 +223,10 @@ class StreamWatcher:
         assert seqs == list(range(1, len(seqs) + 1)), "gap in the healthy client's stream"
 
     def close(self) -> None:
+        """Leave abruptly, as a screen that is switched off does. A close handshake would
+        send from this thread while the reader thread is inside ``recv``, which an ssl
+        socket (the wss:// watcher) is not safe for."""
         self._stop.set()
-        self.ws.close()
+        self.ws.abort()  # shutdown(): wakes the reader thread with EOF
         self._thread.join(scaled(5))
+        self.ws.shutdown()
