@@ -89,7 +89,7 @@ class Session:
                  "close_code", "close_reason", "subscriptions", "on_end", "next_ping", "ping_sent_at",
                  "last_pong", "_pending", "_pending_data", "_pending_bytes", "_head_sent", "_behind_since",
                  "_progress_at", "_write_watch", "_closing_since", "_close_sent_at", "_close_when_flushed",
-                 "_watched", "__weakref__")
+                 "_watched", "_dropping_since", "_last_drop", "__weakref__")
 
     kind = "session"
     expects_pong = False
@@ -124,6 +124,9 @@ class Session:
         self._close_sent_at: float | None = None
         self._close_when_flushed = False
         self._watched = False
+        # Drops that keep coming (each within slow_timeout of the last) since this time.
+        self._dropping_since: float | None = None
+        self._last_drop = 0.0
 
     # --- what the fan-out calls -------------------------------------------------------------
 
@@ -200,7 +203,7 @@ class Session:
             self._pending_data += 1
             if self._pending_data > self.ctx.queue_size:
                 self._drop_oldest()
-            if self.state is OPEN and self.ctx.clock() - self._behind_since > self.ctx.slow_timeout:
+            if self.state is OPEN and self._too_slow(self.ctx.clock()):
                 self._slow()
                 return
         self._pause_if_flooded()
@@ -217,6 +220,7 @@ class Session:
             self._pending_bytes -= len(data)
             self.dropped += 1
             subscription.stream.count_dropped()
+            self._note_drop()
             # The next queued message of that stream tells the client it missed one.
             for later in itertools.islice(pending, index, None):  # never the started first frame
                 if later[1] is subscription and later[2] is not None:
@@ -227,6 +231,15 @@ class Session:
             else:
                 subscription.gap = True  # nothing queued: the next live one carries it
             return
+
+    def _note_drop(self) -> None:
+        """A screen that catches up in bursts but drops messages in every burst is as far
+        behind as one that never catches up: drops that keep coming for slow_timeout count
+        as slow too."""
+        now = self.ctx.clock()
+        if self._dropping_since is None or now - self._last_drop > self.ctx.slow_timeout:
+            self._dropping_since = now
+        self._last_drop = now
 
     def _on_writable(self, _fileno: int) -> None:
         try:
@@ -312,8 +325,17 @@ class Session:
             if now - self._progress_at > ctx.write_timeout:
                 self._write_timed_out()
                 return
-            if self.state is OPEN and now - self._behind_since > ctx.slow_timeout:
+            if self.state is OPEN and self._too_slow(now):
                 self._slow()
+
+    def _too_slow(self, now: float) -> bool:
+        """Behind (something pending) without a break for slow_timeout, or dropping
+        messages again and again for that long."""
+        limit = self.ctx.slow_timeout
+        if self._behind_since is not None and now - self._behind_since > limit:
+            return True
+        return self._dropping_since is not None and now - self._last_drop <= limit \
+            and now - self._dropping_since > limit
 
     def _write_timed_out(self) -> None:
         log.warning("write timeout peer=%s path=%s: nothing could be written for %ss; connection dropped",
@@ -324,9 +346,9 @@ class Session:
         self._teardown()
 
     def _slow(self) -> None:
-        behind = self.ctx.clock() - self._behind_since
+        started = min(filter(None, (self._behind_since, self._dropping_since)))
         log.warning("slow subscriber peer=%s path=%s: behind for %.1fs, %d message(s) dropped; closing 1008",
-                    self.peer, self.path, behind, self.dropped)
+                    self.peer, self.path, self.ctx.clock() - started, self.dropped)
         for subscription in self.subscriptions:
             subscription.stream.count_slow_closed()
         if self.ctx.metrics is not None:

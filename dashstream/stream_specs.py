@@ -49,6 +49,12 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def _positive_number(value: Any) -> float:
+    if _number(value) <= 0:
+        raise ValueError(f"must be a number > 0, got {value!r}")
+    return float(value)
+
+
 def _count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"must be an integer >= 0, got {value!r}")
@@ -80,11 +86,12 @@ SOURCE_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "random-walk": {"shared": _flag, "min_wait": _number, "max_wait": _number,
                     "min_step": _count, "max_step": _count, "start": _integer},
     "publish": {},
+    "ticker": {"rate": _positive_number, "start": _integer, "step": _integer},
 }
 # Bounds checked as a pair: (low key, high key).
 PAIRED_KEYS = {"random-walk": [("min_wait", "max_wait"), ("min_step", "max_step")]}
 # Sources whose values exist once, for everyone (no private variant).
-ALWAYS_SHARED = {"publish"}
+ALWAYS_SHARED = {"publish", "ticker"}
 
 
 def spec_from_table(name: str, table: Mapping[str, Any], where: str,

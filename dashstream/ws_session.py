@@ -53,6 +53,14 @@ class WebSocketSession(Session):
 
     # --- frames out ---------------------------------------------------------------------------
 
+    def send_entry(self, entry: "Entry", subscription, gap: bool = False) -> None:
+        """The fan-out's call, once per subscriber per message: kept short on purpose."""
+        if self.state is OPEN:
+            if gap or self.deflater is not None:
+                self.write(self.frame_for(entry, subscription.multi, gap), subscription, entry)
+            else:
+                self.write(entry.stream_frame if subscription.multi else entry.frame, subscription, entry)
+
     def frame_for(self, entry: "Entry", multi: bool, gap: bool) -> bytes:
         if self.deflater is None:
             if not gap:
