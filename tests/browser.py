@@ -89,7 +89,18 @@ def problems() -> Problems:
 
 
 @pytest.fixture
-def page(browser, problems, request):
+def after_page() -> list:
+    """Stops to run once the page is closed: a server the page talks to, stopped while the
+    page is still open, makes it reconnect and log refused connections. (``page`` depends
+    on this fixture, so this teardown runs after the page's.)"""
+    stops: list = []
+    yield stops
+    for stop in reversed(stops):
+        stop()
+
+
+@pytest.fixture
+def page(browser, problems, request, after_page):
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     context.add_init_script(RECORDER)
     page = context.new_page()
