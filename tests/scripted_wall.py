@@ -2,6 +2,7 @@
 real server has it: one port, as the real server, serving
 
 - ``GET /``: this worktree's index.html; ``GET /dashboard.json``: ``layout`` (404 when None);
+  ``GET /streams``: the stream names (as the real server lists them, other fields left out);
 - WebSocket ``/ws?streams=a,b,c`` (``resume=a:EPOCH:SEQ,...``): several streams, each data
   message with ``stream``; WebSocket ``/ws/NAME`` and ``/`` (the stream ``default``), with
   ``seq=&epoch=``: one stream, messages without ``stream``;
@@ -205,6 +206,10 @@ class ScriptedWall:
                 if self.layout is None:
                     return _response(404, b'{"error": "no dashboard configured"}', "application/json")
                 return _response(200, json.dumps(self.layout).encode(), "application/json")
+            if url.path == "/streams":
+                with self.lock:
+                    names = [{"name": name, "last_seq": log.seq, "epoch": log.epoch} for name, log in self.logs.items()]
+                return _response(200, json.dumps({"streams": names}).encode(), "application/json")
             return _response(404, b"not found", "text/plain")
         try:
             self._subscription(request.path)

@@ -394,6 +394,17 @@ def test_more_streams_than_one_socket_takes(start_wall, page):
     assert text(page, "title") == "Everything"
 
 
+def test_a_misspelt_stream_name_is_named_on_screen(start_wall, page, problems):
+    """The server refuses the whole socket (404 before the upgrade, which the browser does
+    not show), so the page asks the server's /streams which names it has."""
+    problems.allow(SOCKET_FAILED)   # the refused handshakes, on purpose
+    wall = start_wall(["orders", "signups"])
+    page.goto(f"{wall.http}/?streams=orders,signup")
+    wait_until(lambda: page.is_visible("#notice"), 12, message="the notice")
+    assert text(page, "notice") == "this server has no stream named signup"
+    assert text(page, "status").startswith("reconnecting") and wall.paths == []
+
+
 # --- screen-wide states: backplane, reload ---------------------------------------------------------
 
 
