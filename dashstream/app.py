@@ -79,6 +79,7 @@ class DashApp:
             "/readyz": self._readyz,
             "/streams": self._streams,
             "/reload": self._reload,
+            "/dashboard.json": self._dashboard,
         }
 
     # --- WSGI entry -------------------------------------------------------------------
@@ -149,6 +150,12 @@ class DashApp:
         require_method(environ, "GET", "HEAD")
         return respond_json(start_response, "200 OK",
                             {"streams": [stream.describe() for stream in self.streams.values()]})
+
+    def _dashboard(self, environ: dict, start_response) -> Iterable[bytes]:
+        require_method(environ, "GET", "HEAD")
+        if self.config.dashboard is None:
+            raise HTTPError("404 Not Found", "no [dashboard] is configured; the page shows one stream")
+        return respond_json(start_response, "200 OK", self.config.dashboard.to_json())
 
     def _reload(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "POST")

@@ -18,9 +18,10 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from dashstream.stream_specs import (DEFAULT_STREAM, StreamConfigError, StreamSpec, load_stream_file,
+from dashstream.stream_specs import (DEFAULT_STREAM, StreamConfigError, StreamSpec, load_stream_file, read_config_table,
                                      parse_stream_flag)
 from dashstream.admission import OriginPattern, check_token_text
+from dashstream.dashboard import Dashboard, DashboardError, parse_dashboard
 
 ENV_PREFIX = "DASHSTREAM_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -70,6 +71,8 @@ class Config:
     config_file: str | None = None
     stream: tuple[str, ...] = ()
     streams: tuple[StreamSpec, ...] = ()
+    # The wall of tiles from the file's [dashboard] (None: the page shows one stream).
+    dashboard: Dashboard | None = None
     history: int = 100
     queue_size: int = 100
     # A subscriber whose queue has not emptied for this long is closed with 1008: well before
@@ -352,9 +355,20 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     config = Config(**vars(parser.parse_args(argv)))
     _check_consistency(parser, config)
     try:
-        return config.replace(streams=tuple(resolve_streams(config)))
-    except StreamConfigError as error:
+        config = config.replace(streams=tuple(resolve_streams(config)))
+        return config.replace(dashboard=resolve_dashboard(config))
+    except (StreamConfigError, DashboardError) as error:
         parser.error(str(error))
+
+
+def resolve_dashboard(config: Config) -> Dashboard | None:
+    """The ``[dashboard]`` of the config file, checked against every defined stream."""
+    if not config.config_file:
+        return None
+    table = read_config_table(config.config_file).get("dashboard")
+    if table is None:
+        return None
+    return parse_dashboard(table, config.config_file, [spec.name for spec in config.streams])
 
 
 def resolve_streams(config: Config) -> list[StreamSpec]:
