@@ -81,6 +81,9 @@ class Config:
     # A frame the client started must be finished within this (a stalled sender holds a
     # partial frame forever otherwise, even with pings off).
     frame_timeout: float = 10.0
+    # A comment line on every quiet Server-Sent Events stream this often: proxies close
+    # connections that say nothing (nginx after 60 s by default).
+    sse_heartbeat: float = 15.0
     send_buffer: int = 65_536
     compression: bool = False
     # A secret: kept out of repr() so it never reaches a log line by accident.
@@ -258,6 +261,8 @@ OPTIONS: tuple[Option, ...] = (
            _positive_int, "N"),
     Option("--slow-timeout", "slow_timeout", "close (1008) a subscriber whose queue has not emptied for this "
            "long, seconds", _positive_float, "SECONDS"),
+    Option("--sse-heartbeat", "sse_heartbeat", "seconds between the comment lines that keep a quiet "
+           "Server-Sent Events stream open through proxies", _positive_float, "SECONDS"),
     Option("--frame-timeout", "frame_timeout", "close (1008) a client that started a frame and has not "
            "finished it within this many seconds", _positive_float, "SECONDS"),
     Option("--send-buffer", "send_buffer", "kernel send buffer per WebSocket, bytes: bounds the memory a slow "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import logging
 import socket
 import ssl
@@ -35,6 +36,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from dashstream import runtime
+from dashstream.log import sse_record
+from dashstream.protocol import text_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashstream.fanout import Subscription
@@ -57,13 +60,37 @@ def peer_gone(error: BaseException) -> bool:
         or getattr(error, "errno", None) in PEER_GONE_ERRNOS
 
 
+class ControlMessage:
+    """A message from the server itself (reload, source or backplane state): never numbered,
+    never kept as a stream's last value; encoded once per transport for all receivers."""
+
+    __slots__ = ("text", "_frame", "_sse")
+
+    def __init__(self, fields: dict):
+        self.text = json.dumps(fields, separators=(",", ":"))
+        self._frame: bytes | None = None
+        self._sse: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = text_frame(self.text)
+        return self._frame
+
+    @property
+    def sse(self) -> bytes:
+        if self._sse is None:
+            self._sse = sse_record(self.text, event="control")
+        return self._sse
+
+
 class SessionContext:
     """What every session shares: limits, the watchdog, the keepalive, the clock and the
     server's bookkeeping. One object for all, so a session costs a pointer for them."""
 
     def __init__(self, *, queue_size: int = 100, slow_timeout: float = 5.0, write_timeout: float = 10.0,
                  close_timeout: float = 1.0, frame_timeout: float = 10.0,
-                 max_pending_bytes: int = 1 << 20, watchdog=None, keepalive=None,
+                 max_pending_bytes: int = 1 << 20, watchdog=None, keepalive=None, heartbeat=None,
                  clock: Callable[[], float] = runtime.monotonic, io=runtime,
                  on_closed: Callable[["Session"], None] | None = None, metrics=None):
         self.queue_size = queue_size
@@ -75,7 +102,8 @@ class SessionContext:
         # client that does not read our answers cannot make us buffer without bound).
         self.max_pending_bytes = max_pending_bytes
         self.watchdog = watchdog
-        self.keepalive = keepalive
+        self.keepalive = keepalive  # WebSocket pings
+        self.heartbeat = heartbeat  # SSE comment lines
         self.clock = clock
         self.io = io  # watch_read / watch_write / unwatch: the hub's, or a test's fake
         self.on_closed = on_closed
@@ -86,7 +114,7 @@ class Session:
     """The transport-independent half: the write engine, subscriptions, close and teardown."""
 
     __slots__ = ("sock", "ctx", "peer", "path", "control", "state", "opened", "sent", "dropped",
-                 "close_code", "close_reason", "subscriptions", "on_end", "next_ping", "ping_sent_at",
+                 "close_code", "close_reason", "subscriptions", "on_end", "keepalive", "next_ping", "ping_sent_at",
                  "last_pong", "_pending", "_pending_data", "_pending_bytes", "_head_sent", "_behind_since",
                  "_progress_at", "_write_watch", "_closing_since", "_close_sent_at", "_close_when_flushed",
                  "_watched", "_dropping_since", "_last_drop", "__weakref__")
@@ -108,7 +136,8 @@ class Session:
         self.close_reason = ""
         self.subscriptions: list["Subscription"] = []
         self.on_end: list[Callable[[], None]] = []  # e.g. stop a private producer
-        # Keepalive stamps (see keepalive.py).
+        # Keepalive (pings or heartbeats) and its stamps (see keepalive.py).
+        self.keepalive = None
         self.next_ping: float | None = None
         self.ping_sent_at: float | None = None
         self.last_pong: float | None = None
@@ -150,10 +179,13 @@ class Session:
         subscription.epoch, subscription.last_seq = last.epoch, last.seq
         self.write(b"".join(frames), count=len(frames))
 
-    def send_control(self, frame: bytes) -> None:
+    def send_control(self, message: "ControlMessage") -> None:
         """A control message (reload, source state): for clients that asked; never dropped."""
         if self.state is OPEN and self.control:
-            self.write(frame)
+            self.write(self.control_bytes(message))
+
+    def control_bytes(self, message: "ControlMessage") -> bytes:
+        raise NotImplementedError
 
     def frame_for(self, entry: "Entry", multi: bool, gap: bool) -> bytes:
         raise NotImplementedError
@@ -423,8 +455,9 @@ class Session:
         if self._watched and self.ctx.watchdog is not None:
             self.ctx.watchdog.unwatch(self)
             self._watched = False
-        if self.ctx.keepalive is not None:
-            self.ctx.keepalive.discard(self)
+        if self.keepalive is not None:
+            self.keepalive.discard(self)
+            self.keepalive = None
         self._pending = None
         _close_socket(self.sock)
         if self.ctx.on_closed is not None:
