@@ -217,3 +217,66 @@ def test_from_environ_reads_the_wsgi_names(default):
     assert default.from_environ(environ) == Client(OFFICE, forwarded=True)
     assert default.from_environ({"REMOTE_ADDR": NGINX, "HTTP_X_REAL_IP": "192.0.2.9"}).address == "192.0.2.9"
     assert default.from_environ({}) == Client("")
+
+
+# --- the option and the admission rule --------------------------------------------------------
+
+
+def test_trusted_proxy_option_from_the_command_line_and_the_environment():
+    from dashstream.config import parse_config
+
+    assert parse_config([], {}).trusted_proxies == ("127.0.0.0/8", "::1/128")
+    env = {"DASHSTREAM_TRUSTED_PROXY": "10.0.0.0/8, 192.0.2.7"}
+    assert parse_config([], env).trusted_proxies == ("10.0.0.0/8", "192.0.2.7/32")
+    # the command line replaces the environment's list, and the default
+    assert parse_config(["--trusted-proxy", "::1"], env).trusted_proxies == ("::1/128",)
+    assert parse_config(["--trusted-proxy", "none"], {}).trusted_proxies == ("none",)
+    assert ProxyPolicy(parse_config(["--trusted-proxy", "none"], {}).trusted_proxies).networks == ()
+
+
+@pytest.mark.parametrize("args, env, named", [
+    (["--trusted-proxy", "10.0.0.1/8"], {}, "did you mean 10.0.0.0/8"),
+    (["--trusted-proxy", "proxy.local"], {}, "--trusted-proxy"),
+    (["--trusted-proxy", "none", "--trusted-proxy", "10.0.0.0/8"], {}, "--trusted-proxy none"),
+    ([], {"DASHSTREAM_TRUSTED_PROXY": "10.0.0.0/33"}, "DASHSTREAM_TRUSTED_PROXY"),
+])
+def test_bad_trusted_proxy_options_exit_2_naming_the_option(args, env, named):
+    from tests.support import assert_refused_option
+
+    assert_refused_option(args, named, env)
+
+
+def test_admission_limits_the_forwarded_client_and_exempts_the_local_machine():
+    from dashstream.admission import Admission
+
+    now = [0.0]
+    admission = Admission(max_connections=100, handshake_rate=1, handshake_burst=2,
+                          proxies=ProxyPolicy(), clock=lambda: now[0])
+
+    def status(peer: str, forwarded: str | None = None) -> str | None:
+        environ = {"REMOTE_ADDR": peer, "QUERY_STRING": ""}
+        if forwarded is not None:
+            environ["HTTP_X_FORWARDED_FOR"] = forwarded
+        refusal = admission.check(environ)
+        if refusal is None:
+            admission.release()
+            return None
+        return refusal.status
+
+    # the local machine (a benchmark, a conformance suite, nginx's own health check): never limited
+    assert [status(NGINX) for _ in range(50)] == [None] * 50
+    # a screen behind the local nginx: limited by its own address, however nginx is shared
+    assert [status(NGINX, OFFICE) for _ in range(3)] == [None, None, "429 Too Many Requests"]
+    assert status(NGINX, "203.0.113.8") is None  # another office is not held back by this one
+    # a remote client cannot forge its way out of the limit
+    assert [status(EVIL, NGINX) for _ in range(3)] == [None, None, "429 Too Many Requests"]
+    now[0] += 1.0
+    assert status(NGINX, OFFICE) is None
+
+
+def test_admission_without_a_proxy_policy_trusts_no_header_and_exempts_nobody():
+    from dashstream.admission import Admission
+
+    admission = Admission(max_connections=100, handshake_rate=1, handshake_burst=1, clock=lambda: 0.0)
+    assert admission.check({"REMOTE_ADDR": NGINX, "HTTP_X_FORWARDED_FOR": OFFICE}) is None
+    assert admission.check({"REMOTE_ADDR": NGINX, "HTTP_X_FORWARDED_FOR": "192.0.2.1"}).status.startswith("429")
