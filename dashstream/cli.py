@@ -12,10 +12,10 @@ from dashstream.serve import run
 from dashstream.streams import streams_from_config
 
 
-def main(index_path: Path, argv: Sequence[str] | None = None) -> int:
+def main(index_path: Path, argv: Sequence[str] | None = None, prog: str = "python server.py") -> int:
     """``index_path`` comes from the entry point: ``server.py`` passes the ``index.html``
     beside it, the installed command the copy shipped in the package."""
-    config = parse_config(argv)  # exits 2 naming the bad option
+    config = parse_config(argv, prog=prog)  # exits 2 naming the bad option
     # After monkey_patch (the entry points do that first): the writer is a real thread.
     configure_logging(config.log_level, config.log_format)
     return run(config, streams_from_config(config), index_path)

@@ -291,9 +291,9 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python server.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python server.py",
+        prog=prog,
         description="dashstream: push live data to dashboard screens over WebSockets.",
         epilog="Every option can also be set by the environment variable shown; "
         "the command line wins over the environment.",
@@ -370,10 +370,11 @@ def _check_consistency(parser: argparse.ArgumentParser, config: Config) -> None:
                          f"({getattr(error, 'reason', None) or error}): a PEM certificate and its matching key?")
 
 
-def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
+                 prog: str = "python server.py") -> Config:
     """Command line + environment → ``Config``; exits 2 naming the bad option."""
     environ = os.environ if environ is None else environ
-    parser = build_parser()
+    parser = build_parser(prog)
     parser.set_defaults(**{option.dest: option.default for option in OPTIONS})
     _defaults_from_env(parser, environ)
     config = Config(**vars(parser.parse_args(argv)))
