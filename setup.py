@@ -20,14 +20,21 @@ PAGE = "index.html"
 class BuildWithPage(build_py):
     def run(self):
         super().run()
+        if self.editable_mode:
+            return  # pip install -e: the package is the checkout, whose page is beside it (page.py)
         source = Path(__file__).resolve().parent / PAGE
         if not source.is_file():
             raise SystemExit(f"cannot build: {PAGE} is missing from {source.parent}")
-        self.copy_file(str(source), str(Path(self.build_lib) / "dashstream" / PAGE))
+        target = Path(self.build_lib) / "dashstream" / PAGE
+        self.mkpath(str(target.parent))
+        self.copy_file(str(source), str(target))
 
     def get_outputs(self, include_bytecode=1):
         # Listed as an output, so the wheel's RECORD (and pip uninstall) know the file.
-        return [*super().get_outputs(include_bytecode), str(Path(self.build_lib) / "dashstream" / PAGE)]
+        outputs = super().get_outputs(include_bytecode)
+        if self.editable_mode:
+            return outputs
+        return [*outputs, str(Path(self.build_lib) / "dashstream" / PAGE)]
 
 
 setup(cmdclass={"build_py": BuildWithPage})

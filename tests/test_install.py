@@ -152,3 +152,21 @@ def test_python_m_dashstream_is_the_same_command(venv, tmp_path):
     result = subprocess.run([str(venv / "bin" / "python"), "-m", "dashstream", "--log-format", "xml"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=scaled(30))
     assert result.returncode == 2 and "--log-format" in result.stderr and "usage: dashstream" in result.stderr
+
+
+def test_an_editable_install_serves_the_checkouts_own_page(tmp_path):
+    """tests/run.sh installs with ``pip install -e``: setup.py's build step must not need a
+    package copy there, and the command finds the checkout's page."""
+    source = tmp_path / "checkout"
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
+    (source / "dashstream" / "index.html").unlink(missing_ok=True)
+    directory = make_venv(tmp_path / "venv")
+    result = subprocess.run([str(directory / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                             "--disable-pip-version-check", "-e", str(source)],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=scaled(180))
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = subprocess.run([str(directory / "bin" / "python"), "-c",
+                            "from dashstream.page import installed_page; print(installed_page())"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=scaled(30))
+    assert found.stdout.strip() == str(source / "index.html"), found.stdout + found.stderr
+    assert not (source / "dashstream" / "index.html").exists()
