@@ -383,6 +383,12 @@ def configure_logging(level: str = "info", log_format: str = "text", *, queue_si
     return _pipeline
 
 
+def dropped_lines() -> int:
+    """Log lines dropped so far by the pipeline ``configure_logging`` installed (for
+    ``Metrics(log_lines_dropped=dropped_lines)``)."""
+    return _pipeline.dropped if _pipeline is not None else 0
+
+
 # --- per-key rate limit for per-request lines ---------------------------------------------------
 
 
