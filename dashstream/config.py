@@ -18,10 +18,11 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from dashstream.stream_specs import (DEFAULT_STREAM, StreamConfigError, StreamSpec, load_stream_file,
+from dashstream.stream_specs import (DEFAULT_STREAM, StreamConfigError, StreamSpec, load_stream_file, read_config_table,
                                      parse_stream_flag)
 from dashstream.admission import (DEFAULT_HANDSHAKE_BURST, DEFAULT_HANDSHAKE_RATE, OriginPattern,
                                   check_token_text)
+from dashstream.dashboard import Dashboard, DashboardError, parse_dashboard
 from dashstream.forwarded import DEFAULT_TRUSTED_PROXIES, NONE, parse_network
 from dashstream.logs import LOG_FORMATS
 
@@ -78,9 +79,16 @@ class Config:
     config_file: str | None = None
     stream: tuple[str, ...] = ()
     streams: tuple[StreamSpec, ...] = ()
+    # The wall of tiles from the file's [dashboard] (None: the page shows one stream).
+    dashboard: Dashboard | None = None
     history: int = 100
     queue_size: int = 100
-    slow_timeout: float = 10.0
+    # A subscriber whose queue has not emptied for this long is closed with 1008: well before
+    # the write timeout, so a screen that fell behind hears why (and is counted).
+    slow_timeout: float = 5.0
+    # A frame the client started must be finished within this (a stalled sender holds a
+    # partial frame forever otherwise, even with pings off).
+    frame_timeout: float = 10.0
     send_buffer: int = 65_536
     compression: bool = False
     # A secret: kept out of repr() so it never reaches a log line by accident.
@@ -280,8 +288,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--history", "history", "messages each shared stream keeps for resume", _positive_int, "N"),
     Option("--queue-size", "queue_size", "messages queued per subscriber before the oldest are dropped",
            _positive_int, "N"),
-    Option("--slow-timeout", "slow_timeout", "close a subscriber that stays behind this long, seconds",
-           _positive_float, "SECONDS"),
+    Option("--slow-timeout", "slow_timeout", "close (1008) a subscriber whose queue has not emptied for this "
+           "long, seconds", _positive_float, "SECONDS"),
+    Option("--frame-timeout", "frame_timeout", "close (1008) a client that started a frame and has not "
+           "finished it within this many seconds", _positive_float, "SECONDS"),
     Option("--send-buffer", "send_buffer", "kernel send buffer per WebSocket, bytes: bounds the memory a slow "
            "client can pin and lets the server notice it", _positive_int, "BYTES"),
     Option("--compression", "compression", "allow permessage-deflate (costs memory and per-client encoding)"),
@@ -380,9 +390,20 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     config = Config(**vars(parser.parse_args(argv)))
     _check_consistency(parser, config)
     try:
-        return config.replace(streams=tuple(resolve_streams(config)))
-    except StreamConfigError as error:
+        config = config.replace(streams=tuple(resolve_streams(config)))
+        return config.replace(dashboard=resolve_dashboard(config))
+    except (StreamConfigError, DashboardError) as error:
         parser.error(str(error))
+
+
+def resolve_dashboard(config: Config) -> Dashboard | None:
+    """The ``[dashboard]`` of the config file, checked against every defined stream."""
+    if not config.config_file:
+        return None
+    table = read_config_table(config.config_file).get("dashboard")
+    if table is None:
+        return None
+    return parse_dashboard(table, config.config_file, [spec.name for spec in config.streams])
 
 
 def resolve_streams(config: Config) -> list[StreamSpec]:

@@ -49,6 +49,12 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def _positive_number(value: Any) -> float:
+    if _number(value) <= 0:
+        raise ValueError(f"must be a number > 0, got {value!r}")
+    return float(value)
+
+
 def _count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"must be an integer >= 0, got {value!r}")
@@ -80,11 +86,12 @@ SOURCE_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "random-walk": {"shared": _flag, "min_wait": _number, "max_wait": _number,
                     "min_step": _count, "max_step": _count, "start": _integer},
     "publish": {},
+    "ticker": {"rate": _positive_number, "start": _integer, "step": _integer},
 }
 # Bounds checked as a pair: (low key, high key).
 PAIRED_KEYS = {"random-walk": [("min_wait", "max_wait"), ("min_step", "max_step")]}
 # Sources whose values exist once, for everyone (no private variant).
-ALWAYS_SHARED = {"publish"}
+ALWAYS_SHARED = {"publish", "ticker"}
 
 
 def spec_from_table(name: str, table: Mapping[str, Any], where: str,
@@ -124,8 +131,11 @@ def spec_from_table(name: str, table: Mapping[str, Any], where: str,
     return StreamSpec(name=name, source=source, shared=bool(shared), options=options, history=history)
 
 
-def load_stream_file(path: str, defaults: Mapping[str, Any] | None = None) -> list[StreamSpec]:
-    """Read ``[streams.NAME]`` tables from a TOML file."""
+TOP_LEVEL_KEYS = ("streams", "dashboard")
+
+
+def read_config_table(path: str) -> dict:
+    """The whole TOML file; errors name the file."""
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
@@ -133,9 +143,16 @@ def load_stream_file(path: str, defaults: Mapping[str, Any] | None = None) -> li
         raise StreamConfigError(f"{path}: cannot read: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise StreamConfigError(f"{path}: not valid TOML: {error}") from None
-    unknown = set(document) - {"streams"}
+    unknown = set(document) - set(TOP_LEVEL_KEYS)
     if unknown:
-        raise StreamConfigError(f"{path}: unknown top-level key {sorted(unknown)[0]!r}; only [streams.NAME] tables")
+        raise StreamConfigError(f"{path}: unknown top-level key {sorted(unknown)[0]!r}; "
+                                "only [streams.NAME] tables and [dashboard]")
+    return document
+
+
+def load_stream_file(path: str, defaults: Mapping[str, Any] | None = None) -> list[StreamSpec]:
+    """Read ``[streams.NAME]`` tables from a TOML file."""
+    document = read_config_table(path)
     streams = document.get("streams", {})
     if not isinstance(streams, Mapping) or not streams:
         raise StreamConfigError(f"{path}: no streams; define at least one [streams.NAME] table")

@@ -8,9 +8,10 @@ import their library only when chosen, so the default needs no dependency.
 """
 
 from producer.random_walk import RandomWalk
+from producer.ticker import Ticker
 
 # Source name (as written in a stream definition) → producer class. A stream whose source
 # is not here has no producer: its values arrive from outside (the HTTP publish API).
-PRODUCERS = {"random-walk": RandomWalk}
+PRODUCERS = {"random-walk": RandomWalk, "ticker": Ticker}
 
-__all__ = ["PRODUCERS", "RandomWalk"]
+__all__ = ["PRODUCERS", "RandomWalk", "Ticker"]
