@@ -18,6 +18,7 @@ eventlet.monkey_patch()
 import argparse  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 import timeit  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -38,7 +39,11 @@ def main() -> None:
     counter = Counter("c", "c", registry=registry)
     labelled = Counter("l", "l", ["code"], registry=registry)
     histogram = Histogram("h_seconds", "h", registry=registry, buckets=LAG_BUCKETS)
+    from dashstream.log import Entry
+
+    entry = Entry("s", 1, time.time(), "e", '{"variable":1}')
     calls = {
+        "Metrics.fanout_pass(100, entry)": lambda: metrics.fanout_pass(100, entry),
         "Metrics.sent(5, 500)": lambda: metrics.sent(5, 500),
         "Metrics.delivery_lag(0.012, count=100)": lambda: metrics.delivery_lag(0.012, 100),
         "Metrics.close_sent(1001)": lambda: metrics.close_sent(1001),

@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import hmac
 import math
+import time
 from collections import Counter as Tally
 from typing import Callable, Iterable, Mapping
 
@@ -61,7 +62,9 @@ class Metrics:
 
     def __init__(self, *, connections: ConnectionsCallback | None = None, streams: StreamsCallback | None = None,
                  backplane: BackplaneCallback | None = None, log_lines_dropped: Callable[[], int] | None = None,
-                 lag_buckets: Iterable[float] = LAG_BUCKETS, process: bool = True):
+                 lag_buckets: Iterable[float] = LAG_BUCKETS, process: bool = True,
+                 clock: Callable[[], float] = time.time):
+        self._clock = clock  # wall clock: a message's ts is seconds since the epoch
         self.connections_callback = connections
         self.streams_callback = streams
         self.backplane_callback = backplane
@@ -92,6 +95,17 @@ class Metrics:
         """Once per fan-out pass (or per write outside one), with the pass's totals."""
         self.sent_messages += messages
         self.sent_bytes += nbytes
+
+    def fanout_pass(self, deliveries: int, entry) -> None:
+        """``Fanout(on_pass=metrics.fanout_pass)``: ``entry`` was handed to ``deliveries``
+        subscribers in one pass. Counted as that many messages of the entry's WebSocket
+        frame size (a multi-stream socket's frame is a few bytes longer, an SSE event
+        differs: close enough for a rate, and one call per pass), and its lag from
+        ``entry.ts`` to the end of the pass observed once, weighted by ``deliveries``."""
+        if deliveries <= 0:
+            return
+        self.sent(deliveries, deliveries * len(entry.frame))
+        self.delivery_lag(self._clock() - entry.ts, deliveries)
 
     def dropped(self, messages: int = 1) -> None:
         """Messages dropped for a subscriber that could not keep up."""

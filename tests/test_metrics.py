@@ -96,6 +96,22 @@ def test_delivery_lag_is_a_cumulative_histogram_in_seconds():
     assert samples(family, "dashstream_delivery_lag_seconds_count")[()] == 14
 
 
+def test_a_fanout_pass_counts_its_deliveries_bytes_and_lag_in_one_call():
+    from dashstream.log import Entry
+
+    entry = Entry("sales", 7, 1000.0, "e1", '{"variable":1}')
+    metrics = Metrics(process=False, clock=lambda: 1000.004)
+    metrics.fanout_pass(250, entry)
+    metrics.fanout_pass(0, entry)  # nobody subscribed: nothing sent, no lag
+    families = scrape(metrics)
+    assert value(families, "dashstream_sent_messages", "dashstream_sent_messages_total") == 250
+    assert value(families, "dashstream_sent_bytes", "dashstream_sent_bytes_total") == 250 * len(entry.frame)
+    lag = families["dashstream_delivery_lag_seconds"]
+    assert samples(lag, "dashstream_delivery_lag_seconds_count")[()] == 250
+    buckets = {s.labels["le"]: s.value for s in lag.samples if s.name.endswith("_bucket")}
+    assert (buckets["0.0025"], buckets["0.005"]) == (0, 250)
+
+
 def test_connections_and_streams_are_read_at_scrape_time_only():
     calls = []
     streams = [

@@ -219,7 +219,7 @@ def test_sigterm_of_an_upstream_gives_its_clients_1001_through_nginx(deploy):
 def test_the_page_over_https_through_nginx_shows_live_data(deploy):
     from playwright.sync_api import sync_playwright
 
-    from tests.test_page import CHROMIUM, CHROMIUM_ARGS
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
     proxy, _ = deploy(*FAST, *PINGS)
     problems: list[str] = []
