@@ -27,8 +27,8 @@ the record's ``extra`` fields) for log shippers.
 
 Why real threads: ``eventlet.monkey_patch()`` makes ``threading`` and ``queue`` green, and
 a green thread cannot wait in ``write(2)`` without stopping the hub. The writer is built
-from ``eventlet.patcher.original('threading')``/``('queue')`` (what ``eventlet.tpool``
-does), and takes its own duplicate of file descriptor 2 so it shares no Python-level lock
+from ``eventlet.patcher.original('threading')``/``('queue')`` (``runtime.os_threading``,
+``runtime.os_queue``; what ``eventlet.tpool`` does), and takes its own duplicate of file descriptor 2 so it shares no Python-level lock
 with ``sys.stderr``. Everything the server's thread does per record is non-blocking:
 ``put_nowait`` on a queue whose lock is only ever held for a few instructions.
 """
@@ -133,15 +133,12 @@ FORMATTERS: dict[str, Callable[[], logging.Formatter]] = {"text": TextFormatter,
 
 
 def _real_threading():
-    """``threading`` and ``queue`` as they were before ``eventlet.monkey_patch()`` (the
-    plain modules when nothing is patched, or eventlet is not installed)."""
-    try:
-        from eventlet import patcher
-    except ImportError:  # pragma: no cover - eventlet is a dependency
-        import queue
-        import threading
-        return threading, queue
-    return patcher.original("threading"), patcher.original("queue")
+    """``threading`` and ``queue`` as they were before ``eventlet.monkey_patch()``, from the
+    one module that holds eventlet's primitives (imported here, not at the top, so that
+    config.py can import this module's names without loading eventlet)."""
+    from dashstream import runtime
+
+    return runtime.os_threading, runtime.os_queue
 
 
 _STOP = object()
