@@ -19,7 +19,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 # pinned eventlet), not a source tree that would shadow it on sys.path. (/src stays: a
 # few hundred KB, and removing it would take a RUN step that the replay cannot mirror.)
 WORKDIR /src
-COPY pyproject.toml README.md server.py ./
+# setup.py copies index.html into the package, so the installed `dashstream` command has
+# its page too (the image's CMD serves /app/index.html through server.py).
+COPY pyproject.toml setup.py README.md server.py index.html ./
 COPY dashstream/ dashstream/
 COPY producer/ producer/
 RUN pip install --no-cache-dir .

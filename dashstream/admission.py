@@ -8,7 +8,9 @@ unit tests drive it without a server.
 Order of the checks, and why:
 
 1. rate limit (429): counts every handshake attempt from an address, refused ones too,
-   so guessing tokens or hammering with bad requests is throttled like a reconnect storm;
+   so guessing tokens or hammering with bad requests is throttled like a reconnect storm.
+   The address is the client's behind a trusted proxy (``forwarded.py``), and a client
+   whose address is itself trusted (the server's own machine, by default) is not limited;
 2. origin (403): cheap, and says "wrong page" before "wrong secret";
 3. token (401);
 4. capacity (503): only admitted clients learn that the server is full, and a slot is
@@ -27,7 +29,31 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 from urllib.parse import parse_qs
 
+from dashstream.forwarded import ProxyPolicy, rate_limited
+
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+# The default per-address handshake limit: a token bucket of DEFAULT_HANDSHAKE_BURST that
+# refills at DEFAULT_HANDSHAKE_RATE a second. What it must admit, and what it must stop:
+#
+# * An office of 300 screens behind one NAT and one nginx, reconnecting after a restart:
+#   the page retries within 1 s (full jitter), so about 300 handshakes from one address
+#   in one second. They fit in the burst with room for two more restarts in a row.
+# * A load test of 1,000 screens from one other machine, opened as fast as the tool can:
+#   the burst covers all of them however fast they come (the server itself admits about
+#   700-800 handshakes a second on this 2-core machine, so no client can go faster), and
+#   at 50 a second the bucket is full again 20 s later, ready for the next run.
+# * A runaway client (a reconnect loop without backoff) is held to 50 admitted handshakes
+#   a second once its burst is spent. Measured with today's server
+#   (python benchmarks/handshake_cost.py): an admitted handshake and close cost 1.0-1.4 ms
+#   of server CPU, a refused one 0.7-0.9 ms; so the runaway's admitted connections cost at
+#   most about 7% of one core, where unthrottled it would take the whole process (400-750
+#   handshakes a second). Its refused attempts still cost their 429s: a client that
+#   ignores Retry-After must be stopped in front of the server (firewall, nginx limit_req).
+# The local machine is not limited at all (a trusted address is exempt, see forwarded.py),
+# so conformance suites and benchmarks on the server's own machine never see a 429.
+DEFAULT_HANDSHAKE_RATE = 50.0
+DEFAULT_HANDSHAKE_BURST = 1000
 
 # How long a client refused for capacity is told to wait. Nobody knows when a slot frees;
 # a few seconds spreads a crowd's retries without leaving screens dark for long.
@@ -301,8 +327,13 @@ class Admission:
 
     def __init__(self, *, allowed_origins: Iterable[str] = (), token: str | None = None,
                  max_connections: int, handshake_rate: float = 0.0, handshake_burst: int = 1,
-                 clock: Callable[[], float] = time.monotonic):
+                 proxies: ProxyPolicy | None = None, clock: Callable[[], float] = time.monotonic):
         self.origins = OriginPolicy(allowed_origins)
+        # Who the client is behind a proxy (X-Forwarded-For from --trusted-proxy peers).
+        # None trusts no proxy: the socket's peer is the client and nobody is exempt, which
+        # is right for a caller that knows nothing of proxies; the server passes
+        # ProxyPolicy(config.trusted_proxies).
+        self.proxies = proxies if proxies is not None else ProxyPolicy(())
         self.token = token
         self.capacity = Capacity(max_connections)
         self.limiter = (HandshakeRateLimiter(handshake_rate, handshake_burst, clock=clock)
@@ -311,8 +342,9 @@ class Admission:
     def check(self, environ: Mapping[str, str]) -> Refusal | None:
         """``None`` means admitted, and a capacity slot is now held: ``release`` it when
         the connection ends. A ``Refusal`` holds nothing."""
-        if self.limiter is not None:
-            wait, refusals = self.limiter.take(environ.get("REMOTE_ADDR", ""))
+        client = self.proxies.from_environ(environ)
+        if self.limiter is not None and rate_limited(client):
+            wait, refusals = self.limiter.take(client.address)
             if wait > 0:
                 return Refusal("429 Too Many Requests", "too many WebSocket handshakes from your address",
                                (("Retry-After", str(max(1, math.ceil(wait)))),), quiet=refusals > 1)

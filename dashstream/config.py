@@ -20,8 +20,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 from dashstream.stream_specs import (DEFAULT_STREAM, StreamConfigError, StreamSpec, load_stream_file, read_config_table,
                                      parse_stream_flag)
-from dashstream.admission import OriginPattern, check_token_text
+from dashstream.admission import (DEFAULT_HANDSHAKE_BURST, DEFAULT_HANDSHAKE_RATE, OriginPattern,
+                                  check_token_text)
 from dashstream.dashboard import Dashboard, DashboardError, parse_dashboard
+from dashstream.forwarded import DEFAULT_TRUSTED_PROXIES, NONE, parse_network
+from dashstream.logs import LOG_FORMATS
 
 ENV_PREFIX = "DASHSTREAM_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -45,11 +48,12 @@ class Config:
     # Admission (see admission.py): who may open a WebSocket, and how often.
     allowed_origins: tuple[str, ...] = ()  # empty: every origin
     token: str | None = field(default=None, repr=False)  # a secret: never in repr() or a log line
-    # 20/s with a burst of 50 per address: a whole office behind one NAT (dozens of
-    # screens) reconnecting at once after a restart fits in the burst, and the rest
-    # get in at 20 a second; a runaway script is held to 20 handshakes a second.
-    handshake_rate: float = 20.0
-    handshake_burst: int = 50
+    # Per client address; why these numbers: admission.py, DEFAULT_HANDSHAKE_RATE.
+    handshake_rate: float = DEFAULT_HANDSHAKE_RATE
+    handshake_burst: int = DEFAULT_HANDSHAKE_BURST
+    # Peers whose X-Forwarded-For / X-Real-IP are believed (forwarded.py); loopback by
+    # default, so a proxy on the same machine works out of the box.
+    trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
     # A request line and headers must arrive within this (slow-header attacks hold a
     # green thread and a descriptor each); WebSockets themselves live on afterwards.
     header_timeout: float = 10.0
@@ -67,6 +71,10 @@ class Config:
     # Largest message a client may send, summed over its fragments (close 1009 above it).
     max_message_size: int = 64 * 1024
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one object per line, for log shippers
+    # Bearer token for GET /metrics; None: /metrics is open (it holds no secrets, but
+    # stream names and client counts may be more than a public server wants to tell).
+    metrics_token: str | None = field(default=None, repr=False)
     # Streams: a TOML file and/or --stream flags; resolved into ``streams`` by parse_config.
     config_file: str | None = None
     stream: tuple[str, ...] = ()
@@ -148,6 +156,21 @@ def _log_level(text: str) -> str:
     if text.lower() not in LOG_LEVELS:
         raise argparse.ArgumentTypeError(f"must be one of {', '.join(LOG_LEVELS)}, got {text!r}")
     return text.lower()
+
+
+def _log_format(text: str) -> str:
+    if text.lower() not in LOG_FORMATS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(LOG_FORMATS)}, got {text!r}")
+    return text.lower()
+
+
+def _trusted_proxy(text: str) -> str:
+    if text.strip().lower() == NONE:
+        return NONE
+    try:
+        return str(parse_network(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _origin(text: str) -> str:
@@ -233,6 +256,11 @@ OPTIONS: tuple[Option, ...] = (
            "0 turns the limit off", _non_negative_float, "PER_SECOND"),
     Option("--handshake-burst", "handshake_burst",
            "handshakes one address may make at once before --handshake-rate applies", _positive_int, "N"),
+    Option("--trusted-proxy", "trusted_proxies",
+           "a proxy (address or CIDR range) whose X-Forwarded-For/X-Real-IP name the client, for the "
+           "handshake limit and the logs; repeat it, or comma-separate in the env var; 'none' trusts no "
+           "proxy; a client whose own address is trusted is not rate-limited",
+           _trusted_proxy, "CIDR", repeat=True, default_text="127.0.0.0/8 and ::1 (loopback)"),
     Option("--header-timeout", "header_timeout",
            "a connection that has not sent a complete request line and headers within this is closed, "
            "seconds", _positive_float, "SECONDS"),
@@ -253,6 +281,10 @@ OPTIONS: tuple[Option, ...] = (
            "largest message a client may send, in bytes, counted across fragments (close 1009 above)",
            _positive_int, "BYTES"),
     Option("--log-level", "log_level", f"logging threshold: {', '.join(LOG_LEVELS)}", _log_level, "LEVEL"),
+    Option("--log-format", "log_format", f"log line format: {', '.join(LOG_FORMATS)} (one JSON object per line)",
+           _log_format, "FORMAT"),
+    Option("--metrics-token", "metrics_token", "bearer token GET /metrics requires; unset = /metrics is open",
+           _token, "TOKEN", default_text="none: open"),
     Option("--config", "config_file", "TOML file defining named streams (see streams.example.toml)", str, "FILE"),
     Option("--stream", "stream", "define a stream: NAME=SOURCE[:shared], e.g. office=random-walk:shared or "
            "sales=publish (repeatable)", str, "SPEC", repeat=True),
@@ -274,9 +306,9 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python server.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python server.py",
+        prog=prog,
         description="dashstream: push live data to dashboard screens over WebSockets.",
         epilog="Every option can also be set by the environment variable shown; "
         "the command line wins over the environment.",
@@ -343,6 +375,8 @@ def _check_consistency(parser: argparse.ArgumentParser, config: Config) -> None:
     if (config.certfile is None) != (config.keyfile is None):
         given, missing = ("--certfile", "--keyfile") if config.keyfile is None else ("--keyfile", "--certfile")
         parser.error(f"{given} needs {missing} too (TLS needs both the certificate and its key)")
+    if NONE in config.trusted_proxies and len(config.trusted_proxies) > 1:
+        parser.error("--trusted-proxy none trusts no proxy: it cannot be combined with addresses or ranges")
     if config.certfile is not None:
         try:
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(config.certfile, config.keyfile)
@@ -351,10 +385,11 @@ def _check_consistency(parser: argparse.ArgumentParser, config: Config) -> None:
                          f"({getattr(error, 'reason', None) or error}): a PEM certificate and its matching key?")
 
 
-def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
+                 prog: str = "python server.py") -> Config:
     """Command line + environment → ``Config``; exits 2 naming the bad option."""
     environ = os.environ if environ is None else environ
-    parser = build_parser()
+    parser = build_parser(prog)
     parser.set_defaults(**{option.dest: option.default for option in OPTIONS})
     _defaults_from_env(parser, environ)
     config = Config(**vars(parser.parse_args(argv)))

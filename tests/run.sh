@@ -12,6 +12,9 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # self-signed certificates for the TLS tests
 # tests/test_docker.py makes a fresh venv; Debian's own python3 keeps ensurepip in python3-venv.
 python -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# tests/test_nginx.py puts Debian's nginx in front of the server (README: "Behind a reverse
+# proxy"); it runs from a temporary prefix, so the package's own service is not used.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

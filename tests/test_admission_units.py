@@ -236,7 +236,8 @@ def test_allowed_origin_repeats_and_the_command_line_replaces_the_environment():
 
 def test_admission_defaults():
     config = parse_config([], {})
-    assert (config.token, config.handshake_rate, config.handshake_burst, config.header_timeout) == (None, 20, 50, 10)
+    assert (config.token, config.handshake_rate, config.handshake_burst, config.header_timeout) == (None, 50, 1000, 10)
+    assert config.trusted_proxies == ("127.0.0.0/8", "::1/128")
     assert (config.certfile, config.keyfile) == (None, None)
 
 
