@@ -11,6 +11,8 @@ Routing (eventlet's examples/websocket.py shape: one app, split by path):
     GET  /healthz         JSON health of the process, including open connections
     GET  /readyz          200 when ready to serve data; 503 while shutting down or a source is down
     GET  /streams         JSON: every stream, its subscribers, state and last message
+    GET  /metrics         Prometheus text format (optionally behind --metrics-token)
+    GET  /dashboard.json  the wall of tiles from [dashboard] (404 without one)
     POST /publish/NAME    publish a JSON object to a `publish` stream (bearer token)
     POST /reload          tell every page that understands control messages to reload
 
@@ -35,9 +37,12 @@ from typing import Callable, Iterable
 from dashstream.admission import Admission
 from dashstream.config import Config
 from dashstream.deflate import Deflater, Inflater
+from dashstream.forwarded import ProxyPolicy
 from dashstream.httputil import (HTTPError, read_json_object, require_bearer, require_method, respond,
                                  respond_json)
 from dashstream.log import BadFields
+from dashstream.logs import LogLimiter, suppressed_note
+from dashstream.metrics import Metrics, metrics_response
 from dashstream.protocol import FrameReader, Message
 from dashstream.session import ControlMessage, Session, SessionContext, describe_peer
 from dashstream.stream_specs import DEFAULT_STREAM
@@ -58,20 +63,28 @@ TEXT = "text/plain; charset=utf-8"
 class DashApp:
     """Routes requests; owns the set of open sessions."""
 
-    def __init__(self, config: Config, streams: dict[str, Stream], index_path: Path, context: SessionContext):
+    def __init__(self, config: Config, streams: dict[str, Stream], index_path: Path, context: SessionContext,
+                 metrics: Metrics | None = None):
         self.config = config
         self.streams = streams
         self.index_path = index_path
         self.context = context
         context.on_closed = self._session_closed
+        self.metrics = metrics
         self.sessions: set[Session] = set()
         self.draining = False
         self.started = time.time()
         self.refused_connections = 0
+        # From a trusted proxy the client is the right-most untrusted X-Forwarded-For entry:
+        # rate limits and every log line use that address.
+        self.proxies = ProxyPolicy(config.trusted_proxies)
         self.admission = Admission(
             allowed_origins=config.allowed_origins, token=config.token,
             max_connections=config.max_connections,
-            handshake_rate=config.handshake_rate, handshake_burst=config.handshake_burst)
+            handshake_rate=config.handshake_rate, handshake_burst=config.handshake_burst, proxies=self.proxies)
+        # One line per client address and status a minute for refused requests: a client
+        # hammering 404s must not be able to flood the log (the rest are counted).
+        self._refusal_lines = LogLimiter(60.0)
         self._endpoint = WebSocketEndpoint(self._open_websocket, compression=config.compression,
                                            send_buffer=config.send_buffer)
         # Exact paths; prefixes are matched after these.
@@ -82,6 +95,7 @@ class DashApp:
             "/streams": self._streams,
             "/reload": self._reload,
             "/dashboard.json": self._dashboard,
+            "/metrics": self._metrics,
         }
 
     # --- WSGI entry -------------------------------------------------------------------
@@ -96,17 +110,36 @@ class DashApp:
                 return self._websocket(path, environ, start_response)
             body = self._http(path, environ, start_response)
         except HTTPError as error:
-            # The path only: a query string may carry a token.
-            log.log(logging.DEBUG if error.quiet else logging.INFO, "%s %s → %s (%s) peer=%s",
-                    method, path, error.status, error.reason, _peer(environ))
+            self._log_refusal(method, path, error, environ)
             body = respond(start_response, error.status, error.reason + "\n", TEXT, error.headers)
         except Exception as error:  # noqa: BLE001 - a bug must cost one request, not leak a traceback
             # One line with the peer; eventlet would otherwise log nothing (log_output off)
             # and answer an empty 500. The path is logged without its query (the token).
-            log.error("%s %s failed peer=%s: %r", method, path, _peer(environ), error)
+            log.error("%s %s failed peer=%s: %r", method, path, self._peer(environ), error)
             body = respond(start_response, "500 Internal Server Error", "internal error\n", TEXT)
         # HEAD: the GET answer's headers (Content-Length included), no body (RFC 9110 9.3.2).
         return [] if method == "HEAD" else body
+
+    def _log_refusal(self, method: str, path: str, error: HTTPError, environ: dict) -> None:
+        if self.metrics is not None:
+            kind = "handshake" if wants_websocket(environ) or path.startswith("/sse/") else "http"
+            self.metrics.refused(error.status, kind)
+            if path.startswith("/publish/"):
+                self.metrics.published(error.status)
+        peer = self._peer(environ)
+        suppressed = self._refusal_lines.allow((peer.rsplit(":", 1)[0], error.status))
+        if suppressed is None:
+            return
+        # The path only: a query string may carry a token (logs.py escapes what it holds).
+        log.log(logging.DEBUG if error.quiet else logging.INFO, "%s %s → %s (%s) peer=%s%s",
+                method, path, error.status, error.reason, peer, suppressed_note(suppressed))
+
+    def _peer(self, environ: dict) -> str:
+        """The client for the log: its address and port, or, behind a trusted proxy, the
+        forwarded address and the proxy it came through."""
+        socket_peer = _peer(environ)
+        client = self.proxies.from_environ(environ)
+        return f"{client.address} via {socket_peer}" if client.forwarded else socket_peer
 
     # --- plain HTTP -----------------------------------------------------------------
 
@@ -161,6 +194,20 @@ class DashApp:
             raise HTTPError("404 Not Found", "no [dashboard] is configured; the page shows one stream")
         return respond_json(start_response, "200 OK", self.config.dashboard.to_json())
 
+    def _metrics(self, environ: dict, start_response) -> Iterable[bytes]:
+        if self.metrics is None:
+            raise HTTPError("404 Not Found", "no metrics in this server")
+        status, headers, body = metrics_response(environ, self.metrics, self.config.metrics_token)
+        return respond(start_response, status, body, dict(headers).pop("Content-Type"),
+                       [header for header in headers if header[0] != "Content-Type"])
+
+    def connection_counts(self) -> dict[str, int]:
+        """Open sessions by transport (websocket, sse), for /metrics."""
+        counts = {"websocket": 0, "sse": 0}
+        for session in self.sessions:
+            counts[session.kind] = counts.get(session.kind, 0) + 1
+        return counts
+
     def _reload(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "POST")
         require_bearer(environ, self.config.publish_token, "reload")
@@ -182,6 +229,8 @@ class DashApp:
             entry = stream.publish(fields)
         except BadFields as error:
             raise HTTPError("400 Bad Request", str(error)) from None
+        if self.metrics is not None:
+            self.metrics.published(200)
         return respond_json(start_response, "200 OK", {"stream": name, "seq": entry.seq, "epoch": entry.epoch})
 
     def _sse(self, name: str, environ: dict) -> Iterable[bytes]:
@@ -200,7 +249,7 @@ class DashApp:
         except BaseException:
             self.admission.release()
             raise
-        session = SSESession(sock, self.context, peer=_peer(environ), path=environ.get("PATH_INFO", ""),
+        session = SSESession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", ""),
                              control=wants_control(query))
         environ["dashstream.session"] = session
         self.sessions.add(session)
@@ -259,7 +308,7 @@ class DashApp:
         config = self.config
         reader = FrameReader(max_message_size=config.max_message_size, keep_messages=echo,
                              inflater=Inflater(params) if params is not None else None)
-        session = WebSocketSession(sock, self.context, peer=_peer(environ), path=environ.get("PATH_INFO", "/"),
+        session = WebSocketSession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", "/"),
                                    control=control, reader=reader,
                                    deflater=Deflater(params) if params is not None else None,
                                    on_message=_echo if echo else None)

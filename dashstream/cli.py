@@ -1,5 +1,5 @@
-"""``python server.py`` and the ``dashstream`` command: parse the configuration, build the
-streams, run the server."""
+"""``python server.py`` and the ``dashstream`` command: parse the configuration, set up
+logging, run the server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Sequence
 from dashstream.config import parse_config
 from dashstream.logs import configure_logging
 from dashstream.serve import run
-from dashstream.streams import streams_from_config
 
 
 def main(index_path: Path, argv: Sequence[str] | None = None, prog: str = "python server.py") -> int:
@@ -18,4 +17,4 @@ def main(index_path: Path, argv: Sequence[str] | None = None, prog: str = "pytho
     config = parse_config(argv, prog=prog)  # exits 2 naming the bad option
     # After monkey_patch (the entry points do that first): the writer is a real thread.
     configure_logging(config.log_level, config.log_format)
-    return run(config, streams_from_config(config), index_path)
+    return run(config, index_path)

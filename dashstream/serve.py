@@ -36,7 +36,9 @@ from dashstream.keepalive import Keepalive, Watchdog
 from dashstream.protocol import CLOSE_GOING_AWAY
 from dashstream.request_pool import RequestPool
 from dashstream.session import SessionContext
-from dashstream.streams import Stream
+from dashstream.logs import dropped_lines
+from dashstream.metrics import Metrics
+from dashstream.streams import Stream, streams_from_config
 
 _original_socket = patcher.original("socket")
 
@@ -379,7 +381,7 @@ def session_context(config: Config, metrics=None) -> SessionContext:
                           heartbeat=heartbeat, clock=runtime.monotonic, metrics=metrics)
 
 
-def run(config: Config, streams: dict[str, Stream], index_path: Path) -> int:
+def run(config: Config, index_path: Path) -> int:
     """Serve until a shutdown signal; return the process exit status."""
     try:
         listener = bind(config.host, config.port)
@@ -390,8 +392,14 @@ def run(config: Config, streams: dict[str, Stream], index_path: Path) -> int:
         # The files were checked when the options were parsed; this only wraps.
         listener = tls_context(config.certfile, config.keyfile).wrap_socket(listener, server_side=True)
     raise_fd_limit(config.max_connections + FD_HEADROOM)
-    context = session_context(config)
-    app = DashApp(config, streams, index_path, context)
+    app: DashApp | None = None
+    streams: dict[str, Stream] = {}
+    metrics = Metrics(connections=lambda: app.connection_counts() if app else {},
+                      streams=lambda: [stream.describe() for stream in streams.values()],
+                      log_lines_dropped=dropped_lines)
+    streams.update(streams_from_config(config, on_pass=metrics.fanout_pass))
+    context = session_context(config, metrics)
+    app = DashApp(config, streams, index_path, context, metrics)
     eventlet.spawn(context.watchdog.run)
     for stream in streams.values():
         stream.start()

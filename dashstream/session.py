@@ -252,6 +252,8 @@ class Session:
             self._pending_bytes -= len(data)
             self.dropped += 1
             subscription.stream.count_dropped()
+            if self.ctx.metrics is not None:
+                self.ctx.metrics.dropped()
             self._note_drop()
             # The next queued message of that stream tells the client it missed one.
             for later in itertools.islice(pending, index, None):  # never the started first frame

@@ -194,12 +194,15 @@ class _PrivateFeed:
         self.stopped = False
 
     def run(self, factory: ProducerFactory, log_: MemoryLog, stream: "PrivateStream") -> None:
+        on_pass = stream.on_pass
         try:
             for fields in factory():
                 if self.stopped:
                     return
                 try:
-                    log_.append(encode_fields(fields))
+                    entry = log_.append(encode_fields(fields))
+                    if on_pass is not None:
+                        on_pass(1, entry)
                 except BadFields as error:
                     stream.stats.rejected += 1
                     log.warning("stream %r: a value was rejected: %s", stream.name, error)
@@ -221,8 +224,9 @@ class PrivateStream(Stream):
     shared = False
 
     def __init__(self, name: str, source: str, factory: ProducerFactory, *,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, on_pass=None):
         super().__init__(name, source)
+        self.on_pass = on_pass  # (1, entry) per value: metrics
         self._factory = factory
         self._clock = clock
         self._feeds: dict[Subscription, _PrivateFeed] = {}
@@ -275,5 +279,5 @@ def streams_from_config(config, on_pass=None) -> dict[str, Stream]:
             streams[spec.name] = SharedStream(spec.name, spec.source, factory,
                                               history=spec.history or config.history, on_pass=on_pass)
         else:
-            streams[spec.name] = PrivateStream(spec.name, spec.source, factory)
+            streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_pass=on_pass)
     return streams

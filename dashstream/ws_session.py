@@ -153,6 +153,8 @@ class WebSocketSession(Session):
             self._unsubscribe()
             self._drop_pending_data()
             self._close_when_flushed = True
+            if self.ctx.metrics is not None:
+                self.ctx.metrics.close_sent(event.code)
             self.write(close_frame(event.code), tag=_CLOSE_FRAME, count=0)
             if self._pending is None:
                 self._teardown()

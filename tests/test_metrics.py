@@ -207,8 +207,6 @@ def test_the_endpoint_answers_get_and_head_and_asks_for_the_token_when_set():
     assert status == "200 OK" and b"dashstream_" in body
 
 
-@pytest.mark.xfail(strict=True, reason="needs the new core: app.py must route GET /metrics to "
-                   "metrics_response(environ, self.metrics, config.metrics_token)")
 def test_a_real_server_answers_metrics_that_prometheus_can_parse(start_server):
     import websocket
 

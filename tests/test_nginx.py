@@ -1,12 +1,8 @@
 """The README's nginx recipe (deploy/nginx.conf) with Debian's real nginx in front of two
 real dashstream processes: https and wss through it, an idle connection kept open by
 pings past nginx's read timeout (set short here), 1001 through nginx when an upstream
-stops, and a browser showing live data over https.
-
-Two tests need the new delivery core and are marked ``xfail(strict=True)`` with the
-reason; once the core is in they pass, strict xfail reports that as a failure, and the
-marker must go: the handshake limit seeing the real client address (X-Forwarded-For),
-and Server-Sent Events through nginx.
+stops, a browser showing live data over https, the handshake limit seeing the real
+client address (X-Forwarded-For), and Server-Sent Events through nginx.
 """
 
 from __future__ import annotations
@@ -27,9 +23,6 @@ from tests.support import ARTIFACTS, ROOT, ServerProcess, scaled
 
 pytestmark = pytest.mark.timeout(90)
 
-needs_core_proxy = pytest.mark.xfail(strict=True, reason="needs the new core: app.py must pass "
-                                     "ProxyPolicy(config.trusted_proxies) to Admission and log client.address")
-needs_core_sse = pytest.mark.xfail(strict=True, reason="needs the new core: GET /sse/NAME (Server-Sent Events)")
 
 # A shared stream that speaks often, so a client sees data within a second.
 FAST = ("--stream", "office=random-walk:shared", "--min-wait", "0.05", "--max-wait", "0.2")
@@ -265,7 +258,6 @@ def tls_handshake_from(proxy: NginxProcess, source: str, path: str = "/echo") ->
     return int(head.split(b" ", 2)[1])
 
 
-@needs_core_proxy
 def test_the_handshake_limit_sees_the_real_client_address_through_nginx(deploy):
     # Only nginx's own address is trusted, so clients on 127.0.0.2 and .3 count as remote.
     proxy, upstreams = deploy("--trusted-proxy", "127.0.0.1", "--handshake-rate", "0.1", "--handshake-burst", "2")
@@ -277,7 +269,6 @@ def test_the_handshake_limit_sees_the_real_client_address_through_nginx(deploy):
     assert "peer=127.0.0.2" in logs and "peer=127.0.0.1:" not in logs
 
 
-@needs_core_sse
 def test_server_sent_events_through_nginx_arrive_as_they_are_sent(deploy):
     proxy, _ = deploy(*FAST)
     request = urllib.request.Request(proxy.https + "/sse/office", headers={"Accept": "text/event-stream"})

@@ -1,11 +1,6 @@
 """--trusted-proxy against a real server: the handshake limit counts the forwarded client,
-and the server's own machine is not limited.
-
-NEEDS THE NEW CORE: today's app.py builds ``Admission`` without a ``ProxyPolicy``, so the
-server still limits by the socket's peer. These tests are ``xfail(strict=True)`` until the
-lead passes ``proxies=ProxyPolicy(config.trusted_proxies)`` (and logs
-``client.address``): then they pass, strict xfail turns that into a failure, and the
-marker must go. The pure rule is tested in tests/test_forwarded.py.
+and the server's own machine is not limited. The pure rule is tested in
+tests/test_forwarded.py.
 """
 
 from __future__ import annotations
@@ -15,8 +10,6 @@ import websocket  # websocket-client
 
 from tests.support import scaled, wait_until
 
-needs_core = pytest.mark.xfail(strict=True, reason="needs the new core: app.py must pass "
-                               "ProxyPolicy(config.trusted_proxies) to Admission and log client.address")
 pytestmark = pytest.mark.timeout(60)
 
 OFFICE = "203.0.113.7"
@@ -32,13 +25,11 @@ def handshake(server, forwarded_for: str | None = None) -> int:
     return 101
 
 
-@needs_core
 def test_the_local_machine_is_not_limited_even_by_a_tiny_limit(start_server):
     server = start_server("--handshake-rate", "0.1", "--handshake-burst", "5")
     assert [handshake(server) for _ in range(50)] == [101] * 50
 
 
-@needs_core
 def test_a_forwarded_client_is_limited_by_its_own_address_and_named_in_the_log(start_server):
     server = start_server("--handshake-rate", "0.1", "--handshake-burst", "3")
     assert [handshake(server, OFFICE) for _ in range(4)] == [101, 101, 101, 429]
