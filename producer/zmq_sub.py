@@ -44,6 +44,7 @@ class ZmqSubscriber(UrlSource):
         super().__init__(url=url, topic=topic)
         self.topic = topic
         self._context: Any = None
+        self._socket: Any = None
 
     @classmethod
     def check(cls, options: dict[str, Any]) -> None:
@@ -66,7 +67,7 @@ class ZmqSubscriber(UrlSource):
         from eventlet.green import zmq  # green sockets; pyzmq's own would block the hub
 
         self._context = zmq.Context()
-        socket = self._context.socket(zmq.SUB)
+        socket = self._socket = self._context.socket(zmq.SUB)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
         socket.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
@@ -85,7 +86,11 @@ class ZmqSubscriber(UrlSource):
                 yield Rejected(str(error))
 
     def close(self) -> None:
-        context, self._context = self._context, None
+        socket, context, self._socket, self._context = self._socket, self._context, None, None
+        # The socket first, without lingering: term() waits for every socket of its context,
+        # and Context.destroy() does not see sockets made by eventlet's green Context (it
+        # hung here), so each is closed by hand.
+        if socket is not None:
+            socket.close(linger=0)
         if context is not None:
-            # Closes the socket without lingering, then ends the context (nothing left to wait for).
-            context.destroy(linger=0)
+            context.term()

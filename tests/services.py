@@ -375,13 +375,17 @@ class SourceProcess:
         """SIGTERM: the runner stops its supervisors (closing connections) and exits 0."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+        hung = False
         try:
             self.proc.wait(scaled(10))
         except subprocess.TimeoutExpired:
+            hung = True
             self.proc.kill()
             self.proc.wait()
         log = _tail(self.log, 100_000)
         shutil.rmtree(self.path.parent, ignore_errors=True)
+        # A source whose close() hangs would hang the server's shutdown too.
+        assert not hung, f"the source runner did not stop within 10 s of SIGTERM:\n{log[-3000:]}"
         return log
 
 
