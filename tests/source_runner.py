@@ -16,7 +16,11 @@ the hub shows as a gap between ticks. SIGTERM stops every supervisor (closing it
 connections) and exits 0. The supervisor's log goes to stderr.
 """
 
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # as server.py does
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 
@@ -61,8 +65,10 @@ def main() -> int:
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     config = json.loads(sys.argv[1])
     supervisors = [supervise(name, table) for name, table in config["streams"].items()]
-    done = eventlet.event.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.ready() or done.send())
+    # A flag, polled: a signal handler that only schedules a wake-up would not cut short the
+    # hub's own sleep (up to the next timer, e.g. a 30 s query interval).
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
     if config.get("ticker"):
         def tick(every: float) -> None:
             while True:
@@ -72,7 +78,8 @@ def main() -> int:
         eventlet.spawn(tick, config["ticker"])
     for supervisor in supervisors:
         supervisor.start()
-    done.wait()
+    while not stopping:
+        eventlet.sleep(0.1)
     for supervisor in supervisors:
         supervisor.stop()
     return 0
