@@ -72,7 +72,12 @@ class Config:
     streams: tuple[StreamSpec, ...] = ()
     history: int = 100
     queue_size: int = 100
-    slow_timeout: float = 10.0
+    # A subscriber whose queue has not emptied for this long is closed with 1008: well before
+    # the write timeout, so a screen that fell behind hears why (and is counted).
+    slow_timeout: float = 5.0
+    # A frame the client started must be finished within this (a stalled sender holds a
+    # partial frame forever otherwise, even with pings off).
+    frame_timeout: float = 10.0
     send_buffer: int = 65_536
     compression: bool = False
     # A secret: kept out of repr() so it never reaches a log line by accident.
@@ -248,8 +253,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--history", "history", "messages each shared stream keeps for resume", _positive_int, "N"),
     Option("--queue-size", "queue_size", "messages queued per subscriber before the oldest are dropped",
            _positive_int, "N"),
-    Option("--slow-timeout", "slow_timeout", "close a subscriber that stays behind this long, seconds",
-           _positive_float, "SECONDS"),
+    Option("--slow-timeout", "slow_timeout", "close (1008) a subscriber whose queue has not emptied for this "
+           "long, seconds", _positive_float, "SECONDS"),
+    Option("--frame-timeout", "frame_timeout", "close (1008) a client that started a frame and has not "
+           "finished it within this many seconds", _positive_float, "SECONDS"),
     Option("--send-buffer", "send_buffer", "kernel send buffer per WebSocket, bytes: bounds the memory a slow "
            "client can pin and lets the server notice it", _positive_int, "BYTES"),
     Option("--compression", "compression", "allow permessage-deflate (costs memory and per-client encoding)"),

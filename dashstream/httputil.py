@@ -11,6 +11,8 @@ import hmac
 import json
 from typing import Any, Iterable
 
+from dashstream import runtime
+
 
 class HTTPError(Exception):
     def __init__(self, status: str, reason: str, headers: list[tuple[str, str]] | None = None,
@@ -60,9 +62,11 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def read_json_object(environ: dict, limit: int) -> dict:
-    """The request body as a JSON object: 415 not JSON, 413 over ``limit`` bytes,
-    400 malformed (with the parser's reason) or not an object."""
+def read_json_object(environ: dict, limit: int, timeout: float | None = None) -> dict:
+    """The request body as a JSON object: 415 not JSON, 413 over ``limit`` bytes, 408 not
+    all sent within ``timeout`` seconds (a body shorter than its Content-Length must not
+    hold a connection forever), 400 malformed (with the parser's reason; a broken chunked
+    encoding; nesting too deep) or not an object."""
     content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise HTTPError("415 Unsupported Media Type",
@@ -72,13 +76,27 @@ def read_json_object(environ: dict, limit: int) -> dict:
     declared = environ.get("CONTENT_LENGTH") or ""
     if declared.isdigit() and int(declared) > limit:
         raise too_large  # refused before reading a byte of it
-    body = environ["wsgi.input"].read(limit + 1)
+    deadline = runtime.Timeout(timeout) if timeout else None
+    try:
+        body = environ["wsgi.input"].read(limit + 1)
+    except runtime.Timeout as expired:
+        if expired is not deadline:
+            raise
+        raise HTTPError("408 Request Timeout", f"the body did not arrive within {timeout:g}s",
+                        [("Connection", "close")]) from None
+    except (ValueError, OSError) as error:  # eventlet's ChunkReadError is a ValueError
+        raise HTTPError("400 Bad Request", f"unreadable body: {error}", [("Connection", "close")]) from None
+    finally:
+        if deadline is not None:
+            deadline.cancel()
     if len(body) > limit:
         raise too_large
     try:
         value = json.loads(body, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as error:
         raise HTTPError("400 Bad Request", f"malformed JSON: {error}") from None
+    except RecursionError:
+        raise HTTPError("400 Bad Request", "malformed JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise HTTPError("400 Bad Request", f"body must be a JSON object, got {_JSON_TYPES[type(value)]}")
     return value

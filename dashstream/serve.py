@@ -1,7 +1,11 @@
 """Process lifecycle: bind, serve with eventlet's WSGI server, stop cleanly on a signal.
 
-eventlet-specific on purpose (with ``websocket.py`` and the green threads in
-``connection.py``/``streams.py``, the only such places).
+eventlet-specific on purpose (with ``runtime.py`` and ``websocket.py``, the only such
+places). The HTTP side is eventlet's ``wsgi.server`` with three things added where they
+must sit: a guarded request parser (deadlines, limits, quiet failures), a request pool that
+bounds what waits for a request overall and per address (``request_pool.py``), and the
+hand-off of an upgraded connection's socket to its session, after which the HTTP server
+forgets it: no green thread stays parked per WebSocket.
 """
 
 from __future__ import annotations
@@ -22,11 +26,19 @@ import eventlet.hubs
 from eventlet import wsgi
 from eventlet.green import ssl as green_ssl
 
+from eventlet import patcher
+
+from dashstream import runtime
 from dashstream.admission import without_query
 from dashstream.app import DashApp
 from dashstream.config import Config
+from dashstream.keepalive import Keepalive, Watchdog
+from dashstream.protocol import CLOSE_GOING_AWAY
+from dashstream.request_pool import RequestPool
+from dashstream.session import SessionContext
 from dashstream.streams import Stream
-from dashstream.websocket import CLOSE_GOING_AWAY
+
+_original_socket = patcher.original("socket")
 
 log = logging.getLogger("dashstream")
 http_log = logging.getLogger("dashstream.http")
@@ -38,17 +50,30 @@ SHUTDOWN_SIGNALS = {
     signal.SIGINT: "Ctrl-C in a terminal",
 }
 
-# Plain HTTP requests and handshakes being refused still need a green thread each;
-# this many are allowed on top of --max-connections WebSockets.
-HTTP_HEADROOM = 128
+# Requests in progress at once (the page, health, publish, handshakes being answered),
+# and from one client address; WebSockets and SSE streams are not counted once upgraded.
+MAX_REQUESTS = 1024
+MAX_REQUESTS_PER_ADDRESS = 64
+# Sockets the server keeps beside --max-connections: requests in progress and waiting.
+FD_HEADROOM = MAX_REQUESTS + 8192 + 64
 
 
 class BindError(Exception):
     pass
 
 
+class _HandedOff:
+    """Stands in for a socket given to a session, so wsgi.server's clean-up touches nothing."""
+
+    def shutdown(self, *_args):
+        pass
+
+    def close(self):
+        pass
+
+
 class GuardedHttpProtocol(wsgi.HttpProtocol):
-    """eventlet's request parser with three defences added at the only depth that sees
+    """eventlet's request parser with the defences that must sit at the only depth that sees
     every connection (``wsgi.server(protocol=...)``; the docs call the argument deprecated,
     but it is still eventlet's one hook into request parsing):
 
@@ -56,16 +81,21 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
       dribbles its headers byte by byte, or connects and says nothing, is closed. eventlet's
       ``socket_timeout`` is per ``recv`` (one byte a second never trips it) and would also
       cut idle WebSockets, so it stays None and this deadline is cancelled as soon as the
-      request is handed to the application;
+      request is handed to the application (which bounds a body it reads the same way);
     * ``431`` for a header line over 8 KiB, headers over 64 KiB in all, or more than 100
       headers (eventlet answers the first two with ``400``), with a one-line body;
     * every other parse error, a broken TLS handshake or random bytes ends with at most a
       short plain answer and one log line with the peer, never a traceback, and a query
-      string (the subscriber token may be in it) never reaches a log.
+      string (the subscriber token may be in it) never reaches a log;
+    * keep-alive for requests with a body (a publisher reuses its connection), but never a
+      wait for a body the application did not read: such a connection is closed instead;
+    * ``environ["dashstream.hand_off"]()``: the upgraded connection's socket, non-blocking,
+      for a session to own; the HTTP server then lets go of it without closing it.
     """
 
     header_timeout: float = 10.0
     _refused = False  # answered without reading everything the client sent
+    _handed_off = False
     # A refused request may leave unread bytes; closing over them makes the kernel send
     # RST, which can destroy our answer before the client reads it (RFC 9112 section 9.6,
     # "tear-down"). So close our side and drain briefly first, as nginx and Apache do.
@@ -95,7 +125,8 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             http_log.info("TLS failed peer=%s: %s", self._peer(), error.reason or error)
             self.close_connection = True
         except OSError as error:
-            http_log.info("connection failed peer=%s: %s", self._peer(), error)
+            if not self._handed_off:
+                http_log.info("connection failed peer=%s: %s", self._peer(), error)
             self.close_connection = True
         finally:
             self._header_deadline.cancel()
@@ -117,12 +148,45 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             # An upgrade request either becomes a WebSocket or is refused; a refused client
             # will not send another request on this connection, so do not keep it open.
             self.close_connection = 1
-        if environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ:
-            # No endpoint reads a request body, and eventlet would read (and wait for) it
-            # after the response to keep the connection: close instead, skipping the body.
-            self.close_connection = 1
-            self._refused = True  # unread bytes: linger before closing
+        environ["dashstream.hand_off"] = self._hand_off
         return environ
+
+    def handle_one_response(self):
+        application = self.application
+
+        def guarded(environ, start_response):
+            result = application(environ, start_response)
+            request_input = environ["eventlet.input"]
+            if request_input.chunked_input or request_input.position < (request_input.content_length or 0):
+                # eventlet would now read (and wait for) the rest of the body to keep the
+                # connection; an application that did not want it gets the connection closed.
+                self.close_connection = 1
+                self._refused = True  # unread bytes: linger before closing
+            return result
+
+        self.application = guarded
+        super().handle_one_response()
+
+    def _hand_off(self):
+        """(socket, bytes already buffered): the connection, for a session to own."""
+        self._handed_off = True
+        self.close_connection = 1
+        connection = self.connection
+        connection.setblocking(False)  # green sockets: act non-blocking from now on
+        try:
+            buffered = self.rfile.peek(65536) if self.rfile.raw is not None else b""
+            if buffered:
+                self.rfile.read(len(buffered))
+        except (OSError, ValueError):
+            buffered = b""
+        self.conn_state[1] = _HandedOff()
+        if isinstance(connection, ssl.SSLSocket):
+            return connection, buffered  # the TLS state lives in this object: keep it
+        # A plain socket: take the file descriptor from the green wrapper, so nothing
+        # eventlet does with the wrapper later (close on garbage collection) can touch it.
+        sock = _original_socket.socket(fileno=connection.fd.detach())
+        sock.setblocking(False)
+        return sock, buffered
 
     def send_error(self, code, message=None, explain=None):
         """The stdlib's error page, as one plain line; logged without the request line."""
@@ -147,6 +211,14 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         http_log.info("peer=%s: %s", self._peer(), without_query(format % args))
 
     def finish(self):
+        if self._handed_off:
+            # The session owns the socket now: release the HTTP buffers, nothing more.
+            for stream in (self.wfile, self.rfile):
+                try:
+                    stream.close()
+                except (OSError, ValueError):
+                    pass
+            return
         if self._refused:
             self._linger()
         super().finish()
@@ -168,6 +240,35 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
     def _peer(self) -> str:
         host, port = wsgi.addr_to_host_port(self.client_address)
         return f"{host}:{port}"
+
+
+class GuardedListener:
+    """The listening socket as wsgi.server sees it, surviving a full descriptor table.
+
+    ``accept`` failing with EMFILE/ENFILE would end eventlet's accept loop for good (it
+    re-raises any errno it does not know): instead, log it (once a second at most), wait a
+    moment for descriptors to free, and go on accepting."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._warned = 0.0
+
+    def accept(self):
+        while True:
+            try:
+                return self._sock.accept()
+            except OSError as error:
+                if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                now = time.monotonic()
+                if now - self._warned > 1:
+                    self._warned = now
+                    log.warning("accept failed: %s; raise the descriptor limit (ulimit -n) "
+                                "or lower --max-connections", error.strerror)
+                eventlet.sleep(0.05)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
 
 
 def tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
@@ -238,27 +339,42 @@ def force_exit_on_second_signal() -> None:
         signal.signal(signum, force)
 
 
-def shutdown(listener: socket.socket, app: DashApp, streams: dict[str, Stream], close_timeout: float) -> None:
+def shutdown(listener, app: DashApp, streams: dict[str, Stream], close_timeout: float) -> None:
     """Graceful stop, in this order:
 
     1. Stop accepting: close the listening socket, so new connections are refused.
     2. Drain: requests and handshakes still in flight are answered 503.
     3. Stop the producers, so no new values are queued.
-    4. Send every open WebSocket a close frame (1001 "server shutting down"), all at once.
-    5. Wait up to ``close_timeout`` for the peers' close frames; drop what remains.
+    4. Send every open session its goodbye (WebSocket: 1001 "server shutting down"), all at
+       once, without blocking on any of them.
+    5. Wait until every session has ended (the peer answered, or its close deadline of
+       ``close_timeout`` passed, checked by the watchdog); drop what remains.
     """
     listener.close()
     app.draining = True
     for stream in streams.values():
         stream.stop()
-    connections = list(app.connections)
-    closers = [eventlet.spawn(connection.close, CLOSE_GOING_AWAY, "server shutting down")
-               for connection in connections]
-    # Each close waits at most close_timeout for the send and again for the answer.
-    with eventlet.Timeout(2 * close_timeout + 0.2, False):
-        for closer in closers:
-            closer.wait()
-    log.info("stopped; closed %d connection(s)", len(connections))
+    sessions = list(app.sessions)
+    for session in sessions:
+        session.close(CLOSE_GOING_AWAY, "server shutting down")
+    deadline = time.monotonic() + 2 * close_timeout + 0.2
+    while app.sessions and time.monotonic() < deadline:
+        eventlet.sleep(0.01)
+    for session in list(app.sessions):
+        session.abort()
+    log.info("stopped; closed %d connection(s)", len(sessions))
+
+
+def session_context(config: Config, metrics=None) -> SessionContext:
+    """The limits, keepalive and watchdog every session shares, from the config."""
+    keepalive = (Keepalive(config.ping_interval, config.ping_timeout, clock=runtime.monotonic, metrics=metrics)
+                 if config.ping_interval > 0 else None)  # --ping-interval 0: no pings
+    resolution = min(0.1, keepalive.resolution) if keepalive is not None else 0.1
+    watchdog = Watchdog(resolution=resolution, clock=runtime.monotonic, sleep=eventlet.sleep, keepalive=keepalive)
+    return SessionContext(queue_size=config.queue_size, slow_timeout=config.slow_timeout,
+                          write_timeout=config.write_timeout, close_timeout=config.close_timeout,
+                          frame_timeout=config.frame_timeout, watchdog=watchdog, keepalive=keepalive,
+                          clock=runtime.monotonic, metrics=metrics)
 
 
 def run(config: Config, streams: dict[str, Stream], index_path: Path) -> int:
@@ -271,16 +387,20 @@ def run(config: Config, streams: dict[str, Stream], index_path: Path) -> int:
     if config.certfile is not None:
         # The files were checked when the options were parsed; this only wraps.
         listener = tls_context(config.certfile, config.keyfile).wrap_socket(listener, server_side=True)
-    raise_fd_limit(config.max_connections + HTTP_HEADROOM + 64)
-    app = DashApp(config, streams, index_path)
+    raise_fd_limit(config.max_connections + FD_HEADROOM)
+    context = session_context(config)
+    app = DashApp(config, streams, index_path, context)
+    eventlet.spawn(context.watchdog.run)
     for stream in streams.values():
         stream.start()
+    pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=eventlet.spawn_n,
+                       on_refused=app.note_refused_connection)
     eventlet.spawn(
-        wsgi.server, listener, app,
+        wsgi.server, GuardedListener(listener), app,
         log=logging.getLogger("dashstream.wsgi"),
         log_output=False,  # connection and error lines come from our own loggers
         debug=False,  # eventlet's default writes tracebacks into the client's socket
-        max_size=config.max_connections + HTTP_HEADROOM,
+        custom_pool=pool,
         socket_timeout=None,  # WebSockets idle for long; GuardedHttpProtocol bounds the headers
         protocol=GuardedHttpProtocol.configured(config.header_timeout),
     )

@@ -1,35 +1,44 @@
-"""Streams: a name, a source of values, and the hub(s) that number and fan them out.
+"""Streams: a name, where its values come from, its log, and this process's subscribers.
 
-* ``PrivateStream``: every subscriber gets its own producer and hub (the tutorial's
-  behaviour and the default stream at ``/``); the producer stops when its client leaves.
-* ``SharedStream``: one producer feeds one hub; every subscriber sees the same values.
+* ``SharedStream``: one log and one fan-out; every subscriber sees the same numbered
+  values. Values come from a producer run by the server (a shared random walk) or from
+  outside (``POST /publish``).
+* ``PrivateStream``: every subscriber gets its own producer and its own numbering (the
+  tutorial's behaviour, and the default stream at ``/``). The producer's value goes straight
+  to its one client: no fan-out, no queue, no second green thread.
 
-The producer runs in a green thread of its own. Killing that thread raises inside the
-producer's (green) sleep, so a private walk stops at once when its client goes.
+A stream also carries its source's health (``up``, ``down`` with a reason, ``stale``):
+clients that asked for control messages are told when it changes, and once on connect
+while it is not ``up``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from typing import Any, Callable, Iterable, Mapping
 
-import eventlet
-import eventlet.greenthread
-
-from dashstream.hub import RESERVED_FIELDS, Hub, HubStats, Resume, Subscription
+from dashstream import runtime
+from dashstream.fanout import Fanout, Subscription
+from dashstream.log import BadFields, Entry, MemoryLog, Resume, encode_fields
+from dashstream.protocol import text_frame
 
 log = logging.getLogger("dashstream.streams")
 
 ProducerFactory = Callable[[], Iterable[Mapping[str, Any]]]
 
+UP, DOWN, STALE = "up", "down", "stale"
 
-def _pump(producer: Iterable[Mapping[str, Any]], hub: Hub) -> None:
-    """Move values from a producer into a hub until the producer ends or we are killed."""
-    try:
-        for fields in producer:
-            hub.publish({key: value for key, value in fields.items() if key not in RESERVED_FIELDS})
-    except Exception:  # noqa: BLE001 - a broken producer must not take the server down
-        log.exception("producer of stream %r failed", hub.name)
+
+class StreamStats:
+    __slots__ = ("published", "dropped", "slow_closed", "rejected")
+
+    def __init__(self):
+        self.published = 0
+        self.dropped = 0
+        self.slow_closed = 0
+        self.rejected = 0
 
 
 class Stream:
@@ -39,9 +48,33 @@ class Stream:
     source: str
     shared: bool
 
-    def subscribe(self, resume: Resume | None = None,
-                  on_slow: Callable[[Subscription], None] | None = None) -> Subscription:
+    def __init__(self, name: str, source: str):
+        self.name = name
+        self.source = source
+        self.stats = StreamStats()
+        self.state = UP
+        self.reason = ""
+        self.since = time.time()
+
+    # --- subscribers ----------------------------------------------------------------------
+
+    def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
         raise NotImplementedError
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        raise NotImplementedError
+
+    @property
+    def subscriber_count(self) -> int:
+        raise NotImplementedError
+
+    def count_dropped(self) -> None:
+        self.stats.dropped += 1
+
+    def count_slow_closed(self) -> None:
+        self.stats.slow_closed += 1
+
+    # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         """Begin producing (shared streams); called once when the server starts."""
@@ -49,70 +82,93 @@ class Stream:
     def stop(self) -> None:
         """Stop producing; called at shutdown."""
 
-    def describe(self) -> dict:
-        raise NotImplementedError
-
     @property
     def producers(self) -> int:
         """Producer loops running now (health reports it; a leak would show here)."""
         return 0
 
+    # --- source health --------------------------------------------------------------------
 
-class PrivateStream(Stream):
-    shared = False
+    def set_health(self, state: str, reason: str = "") -> None:
+        """The source is ``up``, ``down`` (why) or ``stale``; tell the control clients."""
+        if (state, reason) == (self.state, self.reason):
+            return
+        self.state, self.reason, self.since = state, reason, time.time()
+        frame = self.health_frame()
+        for session in self._sessions():
+            session.send_control(frame)
 
-    def __init__(self, name: str, source: str, factory: ProducerFactory, **hub_options: Any):
-        self.name = name
-        self.source = source
-        self._factory = factory
-        self._hub_options = hub_options
-        self._pumps: dict[Hub, eventlet.greenthread.GreenThread] = {}
-        self.stats = HubStats()  # summed over every client's hub
+    def health_frame(self) -> bytes:
+        return text_frame(json.dumps({"control": "source", "stream": self.name, "state": self.state,
+                                      "since": self.since, "reason": self.reason}, separators=(",", ":")))
 
-    def subscribe(self, resume=None, on_slow=None) -> Subscription:
-        hub = Hub(self.name, on_idle=self._stop_hub, stats=self.stats, **self._hub_options)
-        subscription = hub.subscribe(resume, on_slow)
-        self._pumps[hub] = eventlet.spawn(_pump, self._factory(), hub)
-        return subscription
+    def _sessions(self) -> Iterable:
+        return ()
 
-    def _stop_hub(self, hub: Hub) -> None:
-        pump = self._pumps.pop(hub, None)
-        if pump is not None:
-            pump.kill()
-
-    def stop(self) -> None:
-        for hub in list(self._pumps):
-            self._stop_hub(hub)
-
-    @property
-    def producers(self) -> int:
-        return sum(1 for pump in self._pumps.values() if not pump.dead)
+    def _welcome(self, session) -> None:
+        if self.state != UP and session.control:
+            session.send_control(self.health_frame())
 
     def describe(self) -> dict:
-        return {"name": self.name, "source": self.source, "shared": False,
-                "subscribers": len(self._pumps), "last_seq": None, "last_ts": None,
-                "dropped": self.stats.dropped, "slow_closed": self.stats.slow_closed}
+        return {"name": self.name, "source": self.source, "shared": self.shared,
+                "subscribers": self.subscriber_count, "state": self.state, "reason": self.reason,
+                "since": self.since, "dropped": self.stats.dropped, "slow_closed": self.stats.slow_closed,
+                "rejected": self.stats.rejected}
 
 
 class SharedStream(Stream):
     shared = True
 
-    def __init__(self, name: str, source: str, factory: ProducerFactory | None, **hub_options: Any):
-        self.name = name
-        self.source = source
-        self.hub = Hub(name, **hub_options)
+    def __init__(self, name: str, source: str, factory: ProducerFactory | None, *, history: int = 100,
+                 clock: Callable[[], float] = time.time, log_factory=None, on_pass=None):
+        super().__init__(name, source)
+        self.fanout = Fanout(pause=runtime.cooperative_yield, on_pass=on_pass)
+        self.log = (log_factory or MemoryLog)(name, history=history, clock=clock, on_entry=self.fanout.deliver)
         self._factory = factory
-        self._pump: eventlet.greenthread.GreenThread | None = None
+        self._pump: runtime.GreenThread | None = None
 
-    def subscribe(self, resume=None, on_slow=None) -> Subscription:
-        return self.hub.subscribe(resume, on_slow)
+    def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
+        subscription = Subscription(session, self, multi)
+        entries, gap = self.log.backlog(resume)
+        subscription.backlog(entries, gap)
+        self.fanout.add(subscription)
+        session.subscriptions.append(subscription)
+        self._welcome(session)
+        return subscription
 
-    def publish(self, fields: Mapping[str, Any]):
-        return self.hub.publish(fields)
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self.fanout.discard(subscription)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self.fanout)
+
+    def _sessions(self) -> Iterable:
+        return [subscription.session for subscription in self.fanout]
+
+    def publish(self, fields: Mapping[str, Any]) -> Entry:
+        """Check and encode first (``BadFields``: nothing is numbered), then number and fan out."""
+        body = encode_fields(fields)
+        self.stats.published += 1
+        return self.log.append(body)
+
+    def publish_from_source(self, fields: Mapping[str, Any]) -> None:
+        try:
+            self.publish(fields)
+        except BadFields as error:
+            self.stats.rejected += 1
+            log.warning("stream %r: a value was rejected: %s", self.name, error)
 
     def start(self) -> None:
         if self._factory is not None and self._pump is None:
-            self._pump = eventlet.spawn(_pump, self._factory(), self.hub)
+            self._pump = runtime.spawn(self._run)
+
+    def _run(self) -> None:
+        try:
+            for fields in self._factory():
+                self.publish_from_source(fields)
+        except Exception:  # noqa: BLE001 - a broken producer must not take the server down
+            log.exception("producer of stream %r failed", self.name)
 
     def stop(self) -> None:
         if self._pump is not None:
@@ -124,17 +180,91 @@ class SharedStream(Stream):
         return int(self._pump is not None and not self._pump.dead)
 
     def describe(self) -> dict:
-        last = self.hub.last
-        return {"name": self.name, "source": self.source, "shared": True,
-                "subscribers": self.hub.subscriber_count,
-                "last_seq": last.seq if last else None,
-                "last_ts": last.message["ts"] if last else None,
-                "epoch": self.hub.epoch,
-                "dropped": self.hub.stats.dropped,
-                "slow_closed": self.hub.stats.slow_closed}
+        last = self.log.last
+        return {**super().describe(), "last_seq": last.seq if last else None,
+                "last_ts": last.ts if last else None, "epoch": self.log.epoch}
 
 
-def streams_from_config(config) -> dict[str, Stream]:
+class _PrivateFeed:
+    """One client's own producer, in a green thread that writes to that client directly."""
+
+    __slots__ = ("thread", "stopped")
+
+    def __init__(self):
+        self.thread: runtime.GreenThread | None = None
+        self.stopped = False
+
+    def run(self, factory: ProducerFactory, log_: MemoryLog, stream: "PrivateStream") -> None:
+        try:
+            for fields in factory():
+                if self.stopped:
+                    return
+                try:
+                    log_.append(encode_fields(fields))
+                except BadFields as error:
+                    stream.stats.rejected += 1
+                    log.warning("stream %r: a value was rejected: %s", stream.name, error)
+                if self.stopped:
+                    return
+        except Exception:  # noqa: BLE001 - a broken producer must not take the server down
+            log.exception("producer of stream %r failed", stream.name)
+
+    def stop(self) -> None:
+        self.stopped = True
+        thread = self.thread
+        # The feed may be stopping itself (its write found the client gone): then it just
+        # returns after this value; killing our own green thread would cut the teardown short.
+        if thread is not None and not thread.dead and thread is not runtime.getcurrent():
+            thread.kill()
+
+
+class PrivateStream(Stream):
+    shared = False
+
+    def __init__(self, name: str, source: str, factory: ProducerFactory, *,
+                 clock: Callable[[], float] = time.time):
+        super().__init__(name, source)
+        self._factory = factory
+        self._clock = clock
+        self._feeds: dict[Subscription, _PrivateFeed] = {}
+
+    def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
+        subscription = Subscription(session, self, multi)
+        # A fresh numbering per client: there is nothing to resume, so a resume gets the gap.
+        own_log = MemoryLog(self.name, history=1, clock=self._clock, on_entry=subscription.deliver)
+        subscription.backlog(*own_log.backlog(resume))
+        feed = _PrivateFeed()
+        self._feeds[subscription] = feed
+        session.subscriptions.append(subscription)
+        feed.thread = runtime.spawn(feed.run, self._factory, own_log, self)
+        self._welcome(session)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        feed = self._feeds.pop(subscription, None)
+        if feed is not None:
+            feed.stop()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._feeds)
+
+    def _sessions(self) -> Iterable:
+        return [subscription.session for subscription in self._feeds]
+
+    def stop(self) -> None:
+        for subscription in list(self._feeds):
+            self.unsubscribe(subscription)
+
+    @property
+    def producers(self) -> int:
+        return sum(1 for feed in self._feeds.values() if feed.thread is not None and not feed.thread.dead)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "last_seq": None, "last_ts": None}
+
+
+def streams_from_config(config, on_pass=None) -> dict[str, Stream]:
     """Running streams for the config's specs (the default stream is always among them)."""
     from producer import PRODUCERS
 
@@ -142,11 +272,9 @@ def streams_from_config(config) -> dict[str, Stream]:
     for spec in config.streams:
         producer_class = PRODUCERS.get(spec.source)
         factory = (lambda cls=producer_class, options=spec.options: cls(**options)) if producer_class else None
-        hub_options = {"queue_size": config.queue_size, "slow_timeout": config.slow_timeout}
         if spec.shared:
             streams[spec.name] = SharedStream(spec.name, spec.source, factory,
-                                              history_size=spec.history or config.history, **hub_options)
+                                              history=spec.history or config.history, on_pass=on_pass)
         else:
-            # A private walk is new for every client, so there is nothing to resume: keep one.
-            streams[spec.name] = PrivateStream(spec.name, spec.source, factory, history_size=1, **hub_options)
+            streams[spec.name] = PrivateStream(spec.name, spec.source, factory)
     return streams

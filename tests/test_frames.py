@@ -1,31 +1,25 @@
-"""The frame layer (issue 5): RFC 6455 conformance of ``DashWebSocket``.
+"""The frame layer (issue 5): RFC 6455 conformance of the server's WebSocket sessions.
 
 Two halves:
 
 * against a real ``python server.py``: a table of bad frames sent with raw sockets after a
   real handshake, on ``/echo`` and on a stream socket (``/``), each answered by the close
   code the RFC asks for, while a healthy client on the same server keeps its stream;
-* without a network: ``DashWebSocket`` driven through an in-memory socket, by unit tests
-  and by hypothesis with random and mutated frame sequences.
+* without a network (tests/test_protocol.py): the frame reader and a WebSocket session
+  driven by bytes, by unit tests and by hypothesis with random and mutated frame sequences.
 """
 
 from __future__ import annotations
 
 import base64
-import errno
 import json
 import os
-import random
 import socket
 import struct
 import time
-import zlib
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
 
-from dashstream.websocket import DashWebSocket, _xor_mask
 from tests.support import ServerProcess, StreamWatcher, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -357,224 +351,6 @@ def test_protocol_errors_log_one_line_with_the_peer(frame_server):
                                     if "protocol error" in line and f":{local_port} " in line), None),
                       message="the protocol error log line")
     assert "code=1007" in line and "UTF-8" in line
-
-
-# --- without a network: DashWebSocket over an in-memory socket ---------------------------
-
-
-class InputExhausted(BaseException):
-    """The fake peer has nothing more to send, but has not closed: the connection stays open."""
-
-
-class FakeSocket:
-    """recv from a bytes buffer (in chunks of the sizes given), sendall into a list.
-
-    pytest is not monkey-patched, and needs not be: this socket never blocks, so eventlet's
-    Semaphore (the send lock, never contended here), Timeout and sleep(0) run as they are."""
-
-    def __init__(self, data: bytes, chunk_sizes=(), eof: bool = False):
-        self.data = data
-        self.chunk_sizes = list(chunk_sizes)
-        self.eof = eof
-        self.sent: list[bytes] = []
-        self.closed = False
-
-    def recv(self, size: int) -> bytes:
-        if self.closed:
-            raise OSError(errno.EBADF, "recv on a closed socket")
-        if not self.data:
-            if self.eof:
-                return b""
-            raise InputExhausted()
-        if self.chunk_sizes:
-            size = min(size, self.chunk_sizes.pop(0))
-        chunk, self.data = self.data[:size], self.data[size:]
-        return chunk
-
-    def sendall(self, data) -> None:
-        if self.closed:
-            raise OSError(errno.EBADF, "send on a closed socket")
-        self.sent.append(bytes(data))
-
-    def shutdown(self, how) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def run_frames(data: bytes, *, chunk_sizes=(), eof: bool = False, max_message_size: int = 200):
-    """Feed ``data`` to a DashWebSocket; return (messages, ended, fake socket, ws)."""
-    sock = FakeSocket(data, chunk_sizes, eof)
-    ws = DashWebSocket(sock, {}, max_message_size=max_message_size, close_timeout=0.5)
-    messages, ended = [], False
-    try:
-        for _ in range(1000):
-            message = ws.wait()
-            if message is None:
-                ended = True
-                break
-            messages.append(message)
-    except InputExhausted:
-        pass  # waiting for more bytes: the connection is open
-    return messages, ended, sock, ws
-
-
-def server_close_code(sock: FakeSocket) -> int | None:
-    """Check every frame the server wrote is well formed; return its close code, if it sent one."""
-    frames = parse_frames(b"".join(sock.sent))
-    close_code = None
-    for index, (first, opcode, masked, payload) in enumerate(frames):
-        assert first & 0x80 and not first & 0x70, "server frames are final, with no RSV bits"
-        assert not masked, "server frames are never masked"
-        assert opcode in (0x1, 0x2, 0x8, 0x9, 0xA)
-        if opcode == 0x8:
-            assert index == len(frames) - 1, "nothing follows the server's close frame"
-            assert len(payload) >= 2 and len(payload) <= 125
-            close_code = struct.unpack("!H", payload[:2])[0]
-            assert is_valid_close_code(close_code), close_code
-            payload[2:].decode("utf-8")
-    return close_code
-
-
-def test_xor_mask_matches_the_rfc_reference():
-    rng = random.Random(6455)
-    for length in (0, 1, 3, 4, 5, 7, 64, 125, 1000, 65536 + 3):
-        data = rng.randbytes(length)
-        for offset in range(5):
-            mask = rng.randbytes(4)
-            assert _xor_mask(data, mask, offset) == reference_mask(data, mask, offset)
-            assert _xor_mask(data, tuple(mask), offset) == reference_mask(data, mask, offset)
-    # Unmasking in pieces at any offset equals unmasking at once (how payloads are read).
-    data, mask = rng.randbytes(1001), rng.randbytes(4)
-    pieces = b"".join(_xor_mask(data[at:at + 97], mask, at) for at in range(0, 1001, 97))
-    assert pieces == reference_mask(data, mask)
-
-
-def test_in_memory_messages_pings_and_close():
-    data = (text(b"one") + frame(0x9, b"ping?") + frame(0x2, b"\x00\x01", fin=False) + frame(0x0, b"\x02")
-            + frame(0x8, close_payload(4000, b"done")))
-    messages, ended, sock, ws = run_frames(data, chunk_sizes=[1] * 20)
-    assert messages == ["one", b"\x00\x01\x02"]
-    assert ended and ws.failure is None
-    frames = parse_frames(b"".join(sock.sent))
-    assert [(opcode, payload) for _, opcode, _, payload in frames] == [(0xA, b"ping?"), (0x8, close_payload(4000))]
-
-
-def test_in_memory_early_utf8_failure_needs_no_more_bytes():
-    # The fragment is not final and nothing follows: the decoder alone must reject it.
-    for bad in (b"ok\xc3\x28", b"\xed\xa0", b"\xf4\x90", b"\xe0\x80"):
-        messages, ended, sock, ws = run_frames(text(bad, fin=False), eof=True)
-        assert ended and ws.failure[0] == 1007 and server_close_code(sock) == 1007, bad
-    # A valid prefix cut at the boundary is not an error until the message ends.
-    messages, ended, sock, ws = run_frames(text(b"ok\xe2\x82", fin=False))
-    assert not ended and sock.sent == []
-
-
-def test_in_memory_failure_waits_for_the_peer_close_skipping_the_bad_payload():
-    data = frame(0x2, b"x" * 300) + text(b"ignored") + frame(0x8, close_payload(1000)) + b"trailing"
-    messages, ended, sock, ws = run_frames(data, max_message_size=200)
-    assert ended and ws.failure[0] == 1009 and server_close_code(sock) == 1009
-    assert ws._remote_close_data == close_payload(1000)  # read the peer's close, then stopped
-    assert sock.data == b"trailing" and sock.closed
-
-
-def deflated(data: bytes) -> bytes:
-    """A permessage-deflate payload (RFC 7692 7.2.1: sync flush, trailing 00 00 FF FF removed)."""
-    compressor = zlib.compressobj(wbits=-15)
-    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
-
-
-def test_in_memory_permessage_deflate_is_limited_after_decompression():
-    # The app never negotiates compression, but the endpoint can: the limits still hold.
-    def run(data: bytes):
-        sock = FakeSocket(data, eof=True)
-        ws = DashWebSocket(sock, {}, max_message_size=1000, extensions={"permessage-deflate": {}})
-        return ws.wait(), ws, sock
-
-    message, ws, sock = run(text(deflated("κόσμε".encode() * 50), rsv=4))
-    assert message == "κόσμε" * 50 and ws.failure is None
-    message, ws, sock = run(frame(0x2, deflated(b"\0" * 100_000), rsv=4))  # 100 kB from ~100 bytes
-    assert message is None and ws.failure[0] == 1009 and server_close_code(sock) == 1009
-    message, ws, sock = run(text(deflated(b"ok"), rsv=4, fin=False) + frame(0x0, b"", rsv=4))
-    assert message is None and ws.failure[0] == 1002  # RSV1 only on a message's first frame
-
-
-# Frames as a hypothesis strategy: mostly plausible, with every field sometimes wrong.
-close_payloads = st.one_of(
-    st.just(b""), st.binary(min_size=1, max_size=1),
-    st.builds(lambda code, reason: close_payload(code, reason),
-              st.one_of(st.sampled_from(VALID_CLOSE_CODES + INVALID_CLOSE_CODES), st.integers(0, 65535)),
-              st.one_of(st.text(max_size=20).map(str.encode), st.binary(max_size=130))))
-payloads = st.one_of(st.binary(max_size=260), st.text(max_size=80).map(str.encode))
-
-
-def mostly(usual, *unusual, weight: int = 8):
-    """A strategy that draws ``usual`` about ``weight`` times as often as each other value."""
-    return st.sampled_from([usual] * weight + list(unusual))
-
-
-frames_st = st.builds(
-    lambda opcode, payload, close, fin, rsv, masked: frame(
-        opcode, close if opcode == 0x8 else payload, fin=fin, rsv=rsv, masked=masked),
-    opcode=st.builds(lambda usual, wild, use_wild: wild if use_wild else usual,
-                     st.sampled_from([0x0, 0x0, 0x1, 0x1, 0x2, 0x2, 0x8, 0x9, 0xA]), st.integers(0, 15),
-                     mostly(False, True, weight=6)),
-    payload=payloads, close=close_payloads,
-    fin=mostly(True, False, weight=2), rsv=mostly(0, 1, 2, 4), masked=mostly(True, False))
-mutations = st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert"]), st.integers(0, 2000),
-                               st.binary(min_size=1, max_size=8)), max_size=3)
-
-
-def mutate(data: bytes, edits) -> bytes:
-    for kind, position, junk in edits:
-        if not data:
-            break
-        at = position % len(data)
-        if kind == "flip":
-            data = data[:at] + bytes([data[at] ^ junk[0]]) + data[at + 1:]
-        elif kind == "cut":
-            data = data[:at]
-        else:
-            data = data[:at] + junk + data[at:]
-    return data
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(frames=st.lists(frames_st, max_size=8), edits=mutations | st.just([]),
-       chunk_sizes=st.lists(st.integers(1, 40), max_size=30), eof=st.booleans(),
-       limit=st.sampled_from([8, 64, 200]))
-def test_random_frame_sequences_never_escape_and_close_well(frames, edits, chunk_sizes, eof, limit):
-    data = mutate(b"".join(frames), edits)
-    messages, ended, sock, ws = run_frames(data, chunk_sizes=chunk_sizes, eof=eof, max_message_size=limit)
-    close_code = server_close_code(sock)
-    event(f"close code {close_code}" if close_code else ("peer vanished" if ended else "still open"))
-    if ended and close_code is None:
-        assert eof, "a connection ends without our close frame only when the peer vanished"
-    if ws.failure is not None:
-        assert close_code == ws.failure[0] and ws.failure[0] in (1002, 1007, 1009)
-    for message in messages:
-        assert len(message.encode() if isinstance(message, str) else message) <= limit
-
-
-valid_messages = st.lists(st.one_of(st.text(max_size=60), st.binary(max_size=200)), max_size=6)
-
-
-@settings(max_examples=100, deadline=None)
-@given(messages=valid_messages, splits=st.lists(st.integers(1, 7), min_size=1, max_size=6),
-       chunk_sizes=st.lists(st.integers(1, 40), max_size=30))
-def test_valid_fragmented_messages_arrive_intact(messages, splits, chunk_sizes):
-    data = b""
-    for message, split in zip(messages, splits * len(messages)):
-        raw = message.encode() if isinstance(message, str) else message
-        pieces = [raw[i:i + split] for i in range(0, len(raw), split)] or [b""]
-        for index, piece in enumerate(pieces):
-            opcode = (0x1 if isinstance(message, str) else 0x2) if index == 0 else 0x0
-            data += frame(opcode, piece, fin=index == len(pieces) - 1)
-            data += frame(0x9, b"") if index == 0 else b""  # a ping between fragments is allowed
-    received, ended, sock, ws = run_frames(data, chunk_sizes=chunk_sizes)
-    assert received == messages and not ended and ws.failure is None
-    assert server_close_code(sock) is None
 
 
 # --- the option ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 from websockets.sync.client import connect
 
 from dashstream.config import parse_config
-from dashstream.connection import Keepalive
+from dashstream.keepalive import Keepalive
 from tests.support import assert_refused_option, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -103,14 +103,14 @@ class FakeClock:
         return self.now
 
 
-class FakeWebSocket:
-    last_pong = None
+class FakeSession:
+    """What Keepalive reads and calls on a session."""
 
+    expects_pong = True
 
-class FakeConnection:
     def __init__(self, name: str):
         self.peer, self.path = name, "/"
-        self.ws = FakeWebSocket()
+        self.next_ping = self.ping_sent_at = self.last_pong = None
         self.pings = 0
         self.closed_with = None
 
@@ -121,24 +121,26 @@ class FakeConnection:
         self.closed_with = (code, reason)
 
 
-def keepalive_with_fakes(interval: float, timeout: float) -> tuple[Keepalive, FakeClock, list[str]]:
-    """A Keepalive whose green threads run at once, except the ticker loop: the test
-    calls ``tick`` itself."""
-    clock, spawned = FakeClock(), []
+class Ticking:
+    """A Keepalive and its fake clock; ``tick()`` runs one pass at the clock's time."""
 
-    def spawn(function, *args):
-        spawned.append(function.__name__)
-        if function.__name__ != "_run":
-            function(*args)
+    def __init__(self, interval: float, timeout: float):
+        self.clock = FakeClock()
+        self.keepalive = Keepalive(interval, timeout, clock=self.clock)
 
-    return Keepalive(interval, timeout, clock=clock, spawn=spawn), clock, spawned
+    def tick(self):
+        self.keepalive.tick(self.clock.now)
+
+
+def keepalive_with_fakes(interval: float, timeout: float) -> tuple[Ticking, FakeClock]:
+    ticking = Ticking(interval, timeout)
+    return ticking, ticking.clock
 
 
 def test_first_ping_one_interval_after_opening_then_every_interval():
-    keepalive, clock, spawned = keepalive_with_fakes(20, 10)
-    connection = FakeConnection("a")
-    keepalive.add(connection)
-    assert spawned == ["_run"]  # one ticker for the whole server, started by the first add
+    keepalive, clock = keepalive_with_fakes(20, 10)
+    connection = FakeSession("a")
+    keepalive.keepalive.add(connection)
     clock.now += 19.9
     keepalive.tick()
     assert connection.pings == 0
@@ -146,7 +148,7 @@ def test_first_ping_one_interval_after_opening_then_every_interval():
     keepalive.tick()
     assert connection.pings == 1
     clock.now += 1
-    connection.ws.last_pong = clock.now  # answered
+    connection.last_pong = clock.now  # answered
     keepalive.tick()
     clock.now += 18.9
     keepalive.tick()
@@ -157,15 +159,15 @@ def test_first_ping_one_interval_after_opening_then_every_interval():
 
 
 def test_unanswered_ping_closes_with_1011_after_the_timeout():
-    keepalive, clock, _ = keepalive_with_fakes(20, 10)
-    silent, answering = FakeConnection("silent"), FakeConnection("answering")
-    keepalive.add(silent)
-    keepalive.add(answering)
+    keepalive, clock = keepalive_with_fakes(20, 10)
+    silent, answering = FakeSession("silent"), FakeSession("answering")
+    keepalive.keepalive.add(silent)
+    keepalive.keepalive.add(answering)
     clock.now += 20
     keepalive.tick()
     assert silent.pings == answering.pings == 1
-    silent.ws.last_pong = clock.now - 5  # a pong from *before* the ping does not count
-    answering.ws.last_pong = clock.now + 0.01
+    silent.last_pong = clock.now - 5  # a pong from *before* the ping does not count
+    answering.last_pong = clock.now + 0.01
     clock.now += 9.9
     keepalive.tick()
     assert silent.closed_with is None
@@ -173,13 +175,13 @@ def test_unanswered_ping_closes_with_1011_after_the_timeout():
     keepalive.tick()
     assert silent.closed_with == (1011, "keepalive ping timeout")
     assert answering.closed_with is None
-    assert keepalive.tracked == 1  # the silent one is no longer tracked; the other still is
+    assert keepalive.keepalive.tracked == 1  # the silent one is no longer tracked; the other still is
 
 
 def test_one_ping_outstanding_at_a_time():
-    keepalive, clock, _ = keepalive_with_fakes(1, 5)
-    connection = FakeConnection("slow")
-    keepalive.add(connection)
+    keepalive, clock = keepalive_with_fakes(1, 5)
+    connection = FakeSession("slow")
+    keepalive.keepalive.add(connection)
     for _ in range(5):  # ping at t=1, then four intervals without an answer
         clock.now += 1
         keepalive.tick()
@@ -190,12 +192,30 @@ def test_one_ping_outstanding_at_a_time():
 
 
 def test_discard_stops_tracking():
-    keepalive, _, _ = keepalive_with_fakes(1, 1)
-    connection = FakeConnection("gone")
+    ticking, clock = keepalive_with_fakes(1, 1)
+    keepalive = ticking.keepalive
+    connection = FakeSession("gone")
     keepalive.add(connection)
     keepalive.discard(connection)
     keepalive.discard(connection)  # idempotent
     assert keepalive.tracked == 0
+    clock.now += 5
+    ticking.tick()
+    assert connection.pings == 0  # a discarded session is never pinged
+
+
+def test_ten_thousand_sessions_cost_a_tick_only_when_due():
+    """The schedule is two queues: a tick before anyone is due touches nobody."""
+    ticking, clock = keepalive_with_fakes(20, 20)
+    sessions = [FakeSession(str(i)) for i in range(10_000)]
+    for session in sessions:
+        ticking.keepalive.add(session)
+    clock.now += 19.99
+    ticking.tick()
+    assert sum(session.pings for session in sessions) == 0
+    clock.now += 0.02
+    ticking.tick()
+    assert all(session.pings == 1 for session in sessions)
 
 
 # --- units: options ----------------------------------------------------------------------

@@ -1,0 +1,76 @@
+"""The one small module that knows eventlet's primitives (besides server.py and serve.py).
+
+Everything else asks here to spawn a green thread, sleep, yield, watch a file descriptor
+or run blocking work in an OS thread, so the parts of the server (protocol, log, fan-out,
+sessions, keepalive) stay plain Python that unit tests drive with fakes.
+
+Callbacks registered with ``watch_read``/``watch_write`` run *in the hub's own greenlet*:
+they must never block or switch (no green I/O, no sleep, no waiting on an event). That is
+the point: a socket that becomes readable costs one function call, not a context switch to
+a parked green thread per connection.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import eventlet
+import eventlet.event
+import eventlet.greenthread
+import eventlet.hubs
+from eventlet import patcher, tpool
+
+spawn = eventlet.spawn
+spawn_n = eventlet.spawn_n
+sleep = eventlet.sleep
+Event = eventlet.event.Event
+GreenThread = eventlet.greenthread.GreenThread
+Timeout = eventlet.Timeout
+monotonic = time.monotonic
+run_in_thread = tpool.execute  # blocking C calls (sqlite3) off the hub
+
+# Real OS threads and their queue, whatever monkey_patch did to ``threading``: logging
+# writes from one, so a stalled stderr can never stop the hub.
+os_threading = patcher.original("threading")
+os_queue = patcher.original("queue")
+
+
+def cooperative_yield() -> None:
+    """Let the hub run other work (accepts, reads, timers) in the middle of a long loop."""
+    eventlet.sleep(0)
+
+
+def call_later(seconds: float, function: Callable[..., Any], *args: Any):
+    """Run ``function(*args)`` in the hub after ``seconds``; returns a timer with ``cancel()``."""
+    return eventlet.hubs.get_hub().schedule_call_global(seconds, function, *args)
+
+
+def _noop(*_args: Any) -> None:
+    pass
+
+
+def watch_read(fileno: int, callback: Callable[[int], None]):
+    """Call ``callback(fileno)`` from the hub whenever ``fileno`` is readable (level-
+    triggered: again on the next loop if data is left). Returns a handle for ``unwatch``."""
+    hub = eventlet.hubs.get_hub()
+    return hub.add(hub.READ, fileno, callback, _noop, _noop)
+
+
+def watch_write(fileno: int, callback: Callable[[int], None]):
+    hub = eventlet.hubs.get_hub()
+    return hub.add(hub.WRITE, fileno, callback, _noop, _noop)
+
+
+def unwatch(handle) -> None:
+    """Stop a ``watch_read``/``watch_write``; always before the descriptor is closed (the
+    hub would otherwise keep the number, and a new socket reusing it would be confused)."""
+    if handle is not None:
+        eventlet.hubs.get_hub().remove(handle)
+
+
+def getcurrent():
+    """The running green thread (to tell whether code is stopping itself)."""
+    import greenlet
+
+    return greenlet.getcurrent()

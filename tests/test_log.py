@@ -1,0 +1,141 @@
+"""Unit tests of the stream log: numbering, epoch, history, the resume rule, encodings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dashstream.log import BadFields, Entry, MemoryLog, Resume, encode_fields, owed, sse_record
+from dashstream.protocol import text_frame
+
+pytestmark = pytest.mark.timeout(20)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 0.5
+        return self.now
+
+
+def filled(count: int, history: int = 100, epoch: str = "E") -> MemoryLog:
+    log = MemoryLog("s", history=history, clock=Clock(), epoch=epoch)
+    for value in range(count):
+        log.append(encode_fields({"variable": value}))
+    return log
+
+
+def test_entries_are_numbered_stamped_and_carry_the_epoch_after_the_fields():
+    log = MemoryLog("s", clock=Clock(), epoch="e1")
+    delivered = []
+    log.on_entry = delivered.append
+    entry = log.append(encode_fields({"variable": 7, "unit": "kg"}))
+    assert json.loads(entry.text) == {"variable": 7, "unit": "kg", "seq": 1, "ts": 1000.5, "epoch": "e1"}
+    assert entry.text.startswith('{"variable":7,"unit":"kg",')  # the publisher's fields first
+    assert delivered == [entry] and log.last is entry and log.seq == 1
+    assert log.append(encode_fields({"variable": 8})).seq == 2
+
+
+def test_every_encoding_is_built_once_and_shared():
+    entry = filled(1).last
+    assert entry.frame is entry.frame and entry.frame == text_frame(entry.text)
+    assert entry.stream_frame is entry.stream_frame
+    assert json.loads(entry.stream_frame[2:]) == {**json.loads(entry.text), "stream": "s"}
+    assert entry.sse is entry.sse
+    assert entry.sse == f"id: E:1\ndata: {entry.text}\n\n".encode()
+
+
+def test_gap_texts_add_the_flag_and_keep_everything_else():
+    entry = filled(1).last
+    assert json.loads(entry.gap_text()) == {**json.loads(entry.text), "gap": True}
+    assert json.loads(entry.stream_text(gap=True)) == {**json.loads(entry.text), "gap": True, "stream": "s"}
+    assert "gap" not in json.loads(entry.stream_text())
+
+
+def test_an_empty_body_still_makes_valid_json():
+    entry = Entry("s", 3, 1.5, "E", "{}")
+    assert json.loads(entry.text) == {"seq": 3, "ts": 1.5, "epoch": "E"}
+    assert json.loads(entry.gap_text()) == {"gap": True, "seq": 3, "ts": 1.5, "epoch": "E"}
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"unit": "kg"}, "'variable'"),
+    ({"variable": 1, "seq": 2}, "'seq'"),
+    ({"variable": 1, "control": "reload"}, "'control'"),
+    ({"variable": 1, "stream": "x"}, "'stream'"),
+    ({"variable": 1, "gap": False}, "'gap'"),
+    ({"variable": float("inf")}, "finite"),
+    ({"variable": float("nan")}, "finite"),
+    ({"variable": object()}, "JSON"),
+])
+def test_fields_that_cannot_be_a_message_are_refused_with_a_reason(fields, reason):
+    with pytest.raises(BadFields, match=reason):
+        encode_fields(fields)
+
+
+def test_deep_nesting_is_refused_not_a_crash():
+    deep: dict = {"variable": 1}
+    node = deep
+    for _ in range(5000):
+        node["x"] = {}
+        node = node["x"]
+    with pytest.raises(BadFields, match="nested too deeply"):
+        encode_fields(deep)
+
+
+def test_a_refused_message_takes_no_number():
+    log = filled(1)
+    with pytest.raises(BadFields):
+        encode_fields({"variable": float("inf")})
+    assert log.append(encode_fields({"variable": 2})).seq == 2
+
+
+def test_a_new_subscriber_gets_the_last_value():
+    log = filled(5)
+    entries, gap = log.backlog(None)
+    assert [e.seq for e in entries] == [5] and not gap
+    assert MemoryLog("s").backlog(None) == ([], False)
+
+
+def test_resume_gets_exactly_the_missed_entries():
+    log = filled(6, history=10)
+    entries, gap = log.backlog(Resume(3, "E"))
+    assert [e.seq for e in entries] == [4, 5, 6] and not gap
+    assert log.backlog(Resume(6, "E")) == ([], False)  # up to date: nothing twice
+    entries, gap = log.backlog(Resume(0, "E"))
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6] and not gap
+
+
+def test_resume_reaching_exactly_the_oldest_kept_entry_is_honoured():
+    log = filled(10, history=3)
+    entries, gap = log.backlog(Resume(7, "E"))
+    assert [e.seq for e in entries] == [8, 9, 10] and not gap
+
+
+@pytest.mark.parametrize("resume", [Resume(2, "other"), Resume(6, "E"), Resume(11, "E"), Resume(-1, "E")],
+                         ids=["another epoch", "beyond history", "future seq", "negative"])
+def test_unresumable_requests_get_the_gap_signal_with_the_latest_entry(resume):
+    entries, gap = filled(10, history=3).backlog(resume)
+    assert [e.seq for e in entries] == [10] and gap
+
+
+def test_with_nothing_published_the_gap_rides_on_the_first_live_entry():
+    assert MemoryLog("s", epoch="new").backlog(Resume(5, "old")) == ([], True)
+
+
+def test_owed_takes_any_iterable_history():
+    entries = [Entry("s", seq, 0.0, "E", '{"variable":1}') for seq in (4, 5, 6)]
+    assert [e.seq for e in owed(iter(entries), 6, "E", Resume(4, "E"))[0]] == [5, 6]
+
+
+def test_history_is_at_least_one():
+    log = filled(3, history=0)
+    assert log.history_size == 1 and log.last.seq == 3
+
+
+def test_sse_records():
+    assert sse_record("{}") == b"data: {}\n\n"
+    assert sse_record("{}", "E:1", "control") == b"event: control\nid: E:1\ndata: {}\n\n"
