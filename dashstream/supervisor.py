@@ -85,6 +85,11 @@ class Backoff:
 class Supervisor:
     """One source, one stream: see the module docstring."""
 
+    _up_at: float | None = None  # this run: when the source said it was up
+    _produced = False  # this run: a value came
+    _last_failure = ""  # the last failure's reason, logged as a warning once
+    _stopping = False
+
     def __init__(self, name: str, source: Source, *,
                  on_value: Callable[[dict], Any],
                  on_health: Callable[[str, str, float], Any],
@@ -115,18 +120,13 @@ class Supervisor:
         self.since = wall_clock()
         self.rejected = 0
         self._last_value = monotonic()  # the stale clock: last value, or when it came up
-        self._up_at: float | None = None  # this run: when the source said it was up
-        self._produced = False  # this run: a value came
         self._last_reject_log: float | None = None
-        self._last_failure = ""
         self._threads: list[Any] = []
-        self._stopping = False
 
     # --- lifecycle ---
 
     def start(self) -> None:
         """Report the first state and start the source's loop (and the stale clock)."""
-        self._last_value = self.monotonic()
         if self.source.passive:
             self._set(UP, "")
         else:

@@ -37,12 +37,20 @@ def _no_constants(name: str) -> float:
     raise BadValue(f"{name} is not valid JSON")
 
 
+def _finite_float(literal: str) -> float:
+    # 1e400 is valid JSON that Python reads as inf, which no JSON encoder may write back.
+    value = float(literal)
+    if not math.isfinite(value):
+        raise BadValue(f"{literal} is out of range for a JSON number")
+    return value
+
+
 def parse_payload(data: bytes | str) -> dict[str, Any]:
     """A message's bytes → the fields to publish, or ``BadValue``."""
     if len(data) > MAX_PAYLOAD_BYTES:
         raise BadValue(f"payload of {len(data)} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit")
     try:
-        value = json.loads(data, parse_constant=_no_constants)
+        value = json.loads(data, parse_constant=_no_constants, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise BadValue("payload is not UTF-8 text") from None
     except BadValue:
@@ -97,5 +105,8 @@ def _json_value(value: Any, column: str) -> Any:
     raise BadValue(f"column {column!r} has a {type(value).__name__} value, which JSON cannot carry")
 
 
+_KINDS = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
 def _kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a value")
+    return _KINDS[type(value)]  # every JSON type that is neither an object nor a number

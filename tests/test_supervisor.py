@@ -475,3 +475,50 @@ def test_describe_error_is_one_line_of_bounded_length():
     assert describe_error(ValueError("a\n  b\tc ")) == "a b c"
     assert describe_error(TimeoutError()) == "TimeoutError"
     assert len(describe_error(ValueError("x" * 1000))) == MAX_REASON == 300
+
+
+# --- log lines name the stream -------------------------------------------------------------
+
+
+def test_every_log_line_names_the_stream_and_the_source(caplog):
+    caplog.set_level(logging.DEBUG, "dashstream.supervisor")
+    h = Harness([[Health(UP), Rejected("bad"), {"variable": 1}, ValueError("boom")], [StopLoop()]],
+                stale_after=1.0)
+
+    def broken(fields):
+        raise RuntimeError("stream bug")
+
+    def broken_close():
+        raise OSError("cannot close")
+
+    h.supervisor.on_value = broken
+    h.source.close = broken_close
+    h.run()
+    h.supervisor._handle(Health(UP))
+    h.clock.advance(1)
+    h.supervisor.check_stale()
+    h.threads[1].kill = lambda: 1 / 0
+    h.supervisor.stop()
+    assert [record.getMessage() for record in caplog.records] == [
+        "stream 'office': source scripted is up",
+        "stream 'office': rejected a value (1 so far; logged at most once a minute): bad",
+        "stream 'office': broken failed",
+        "stream 'office': source scripted failed: boom",
+        "stream 'office': closing source scripted failed: cannot close",
+        "stream 'office': retrying in 0.50 s",
+        "stream 'office': source scripted is up",
+        "stream 'office': source scripted is stale: no new value for 1 s",
+        "stream 'office': could not stop a source thread",
+        "stream 'office': closing source scripted failed: cannot close",
+    ]
+
+
+def test_a_callback_without_a_name_is_called_a_callback_in_the_log(caplog):
+    class Callable:
+        def __call__(self, fields):
+            raise RuntimeError("x")
+
+    h = Harness([[{"variable": 1}, StopLoop()]])
+    h.supervisor.on_value = Callable()
+    h.run()
+    assert "stream 'office': a callback failed" in [record.getMessage() for record in caplog.records]

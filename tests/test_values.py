@@ -34,6 +34,8 @@ def test_objects_with_variable_and_bare_numbers_are_accepted(payload, fields):
     (b"NaN", "NaN is not valid JSON"),
     (b'{"variable": Infinity}', "Infinity is not valid JSON"),
     (b'{"variable": -Infinity}', "-Infinity is not valid JSON"),
+    (b'{"variable": 1e400}', "1e400 is out of range for a JSON number"),
+    (b"-1E999", "-1E999 is out of range for a JSON number"),
     (b"\xff\xfe\x00", "payload is not UTF-8 text"),
     (b"[1, 2]", "expected a JSON object with 'variable' or a number, got an array"),
     (b'"5"', "expected a JSON object with 'variable' or a number, got a string"),
