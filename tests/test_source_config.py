@@ -234,3 +234,16 @@ def test_the_config_repr_never_shows_a_url_password(tmp_path):
     config = tmp_path / "streams.toml"
     config.write_text('[streams.o]\nsource = "redis"\nurl = "redis://:hunter2@h:6379/0"\nchannel = "o"\n')
     assert "hunter2" not in repr(parse_config(["--config", str(config)], {}))
+
+
+def test_the_extras_pin_each_driver_and_all_is_their_union():
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert sorted(extras["all"]) == sorted(extras["sql"] + extras["redis"] + extras["zmq"])
+    assert all("==" in requirement for requirement in extras["all"])
+    assert not any(requirement.startswith("hiredis") for requirement in extras["all"] + extras["test"])
+    from producer import SOURCES
+
+    for driver in {driver for cls in SOURCES.values() for driver in cls.drivers()}:
+        assert driver.extra in extras, driver
