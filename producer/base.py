@@ -54,8 +54,6 @@ class Rejected:
     reason: str
 
 
-Event = "dict | Health | Rejected"
-
 
 class ConfigProblem(ValueError):
     """A bad configuration value: ``key`` is the key to name in the message."""

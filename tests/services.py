@@ -368,6 +368,18 @@ class SourceProcess:
 
         return self.wait_for(found, timeout, f"a value of {stream or 'the stream'}")
 
+    def max_tick_gap(self, since: float | None = None, span: float = 1.0) -> float:
+        """The longest wait between two ticks of the runner's ticker from ``since`` (a
+        monotonic time; default: the first tick) on, once the ticks cover ``span`` seconds.
+        A source that holds the hub shows here as a gap."""
+        def ticks() -> list[float]:
+            return [event["t"] for event in self.events("tick") if since is None or event["t"] >= since]
+
+        self.wait_for(lambda: len(ticks()) > 1 and ticks()[-1] - ticks()[0] >= span, timeout=span + 10,
+                      message=f"{span} s of ticks")
+        times = ticks()
+        return max(later - earlier for earlier, later in zip(times, times[1:]))
+
     def stderr(self) -> str:
         return _tail(self.log)
 

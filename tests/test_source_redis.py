@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from tests.services import RedisServer, SourceProcess
+from tests.services import RedisServer
 from tests.support import free_port, scaled
 
 pytestmark = pytest.mark.timeout(60)
@@ -18,11 +18,6 @@ def redis_server():
     server = RedisServer().start()
     yield server
     server.stop()
-
-
-def ticks_gap(process: SourceProcess) -> float:
-    ticks = [event["t"] for event in process.events("tick")]
-    return max(later - earlier for earlier, later in zip(ticks, ticks[1:]))
 
 
 def test_published_objects_and_numbers_arrive_and_bad_payloads_are_counted_not_fatal(redis_server, run_sources):
@@ -43,7 +38,7 @@ def test_published_objects_and_numbers_arrive_and_bad_payloads_are_counted_not_f
     # The log line about rejections is written once, not six times.
     assert source.stderr().count("rejected a value") == 1
     # A quiet subscription does not hold the hub: the ticker beside it kept its pace.
-    assert ticks_gap(source) < 0.3
+    assert source.max_tick_gap(span=1.0) < scaled(0.3)
 
 
 def test_a_pattern_subscription_takes_matching_channels_only(redis_server, run_sources):
