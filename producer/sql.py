@@ -48,9 +48,13 @@ PSYCOPG2 = Driver("psycopg2", "sql")
 STATEMENT_TIMEOUT_MS = 30_000
 SQLITE_BUSY_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 5
-# TCP keepalive on the LISTEN connection (which only reads): a database host that vanished
-# without closing the connection is noticed in about 10 + 3 * 3 = 19 s.
-KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3}
+# A database host that vanished without closing the connection (a pulled cable, a failover
+# that kept the address silent): TCP keepalive finds an idle connection dead in about
+# 10 + 3 * 3 = 19 s (the LISTEN connection is always idle), and TCP_USER_TIMEOUT a query
+# whose bytes are never acknowledged in 20 s; PostgreSQL's statement_timeout cannot, as it
+# runs on the server that is gone.
+LIVENESS = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
+            "tcp_user_timeout": 20_000}
 NO_ROWS = "the query returned no rows"
 
 
@@ -159,7 +163,7 @@ class SqlSource(UrlSource):
         listener = None
         if self.listen is not None:
             # LISTEN first, then the first query: a change made between the two is not lost.
-            listener = self._connect(psycopg2, **KEEPALIVE)
+            listener = self._connect(psycopg2)
             with listener.cursor() as cursor:
                 cursor.execute(psycopg2.sql.SQL("LISTEN {}").format(psycopg2.sql.Identifier(self.listen)))
         connection = self._connect(psycopg2)
@@ -183,9 +187,9 @@ class SqlSource(UrlSource):
                 listener.poll()
                 listener.notifies.clear()  # one query answers any number of NOTIFYs
 
-    def _connect(self, psycopg2: Any, **extra: Any) -> Any:
+    def _connect(self, psycopg2: Any) -> Any:
         connection = psycopg2.connect(str(self.url), connect_timeout=CONNECT_TIMEOUT,
-                                      fallback_application_name="dashstream", **extra)
+                                      fallback_application_name="dashstream", **LIVENESS)
         self._connections.append(connection)
         # Each query sees the latest committed data, and no transaction stays open between runs.
         connection.autocommit = True
