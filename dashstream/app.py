@@ -7,6 +7,7 @@ Routing (eventlet's examples/websocket.py shape: one app, split by path):
     WS   /ws/NAME         a named stream
     WS   /ws?streams=a,b  several streams on one socket
     WS   /echo            echo diagnostic endpoint (unless --no-echo)
+    GET  /sse/NAME        the stream NAME as Server-Sent Events
     GET  /healthz         JSON health of the process, including open connections
     GET  /readyz          200 when ready to serve data; 503 while shutting down or a source is down
     GET  /streams         JSON: every stream, its subscribers, state and last message
@@ -26,7 +27,6 @@ Logging never includes the query string: it may carry the subscriber token.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -38,18 +38,20 @@ from dashstream.deflate import Deflater, Inflater
 from dashstream.httputil import (HTTPError, read_json_object, require_bearer, require_method, respond,
                                  respond_json)
 from dashstream.log import BadFields
-from dashstream.protocol import FrameReader, Message, text_frame
-from dashstream.session import Session, SessionContext, describe_peer
+from dashstream.protocol import FrameReader, Message
+from dashstream.session import ControlMessage, Session, SessionContext, describe_peer
 from dashstream.stream_specs import DEFAULT_STREAM
 from dashstream.streams import DOWN, SharedStream, Stream
-from dashstream.targets import multi_stream_targets, parse_query, single_resume, wants_control
-from dashstream.websocket import WebSocketEndpoint, wants_websocket
+from dashstream.sse import SSESession
+from dashstream.sse import response_head as sse_head
+from dashstream.targets import event_id_resume, multi_stream_targets, parse_query, single_resume, wants_control
+from dashstream.websocket import WebSocketEndpoint, wants_websocket, written_by_hand
 from dashstream.ws_session import WebSocketSession
 
 log = logging.getLogger("dashstream.http")
 connection_log = logging.getLogger("dashstream.connection")
 
-RELOAD_FRAME = text_frame('{"control":"reload"}')
+RELOAD = ControlMessage({"control": "reload"})
 TEXT = "text/plain; charset=utf-8"
 
 
@@ -79,6 +81,7 @@ class DashApp:
             "/readyz": self._readyz,
             "/streams": self._streams,
             "/reload": self._reload,
+            "/dashboard.json": self._dashboard,
         }
 
     # --- WSGI entry -------------------------------------------------------------------
@@ -113,6 +116,8 @@ class DashApp:
             return route(environ, start_response)
         if path.startswith("/publish/"):
             return self._publish(path[len("/publish/"):], environ, start_response)
+        if path.startswith("/sse/"):
+            return self._sse(path[len("/sse/"):], environ)
         if path == "/echo" and self.config.echo or path == "/ws" \
                 or path.startswith("/ws/") and path[4:] in self.streams:
             raise HTTPError("426 Upgrade Required", "this is a WebSocket endpoint; connect with a WebSocket client",
@@ -150,12 +155,18 @@ class DashApp:
         return respond_json(start_response, "200 OK",
                             {"streams": [stream.describe() for stream in self.streams.values()]})
 
+    def _dashboard(self, environ: dict, start_response) -> Iterable[bytes]:
+        require_method(environ, "GET", "HEAD")
+        if self.config.dashboard is None:
+            raise HTTPError("404 Not Found", "no [dashboard] is configured; the page shows one stream")
+        return respond_json(start_response, "200 OK", self.config.dashboard.to_json())
+
     def _reload(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "POST")
         require_bearer(environ, self.config.publish_token, "reload")
         receivers = [session for session in self.sessions if session.control]
         for session in receivers:
-            session.send_control(RELOAD_FRAME)
+            session.send_control(RELOAD)
         return respond_json(start_response, "200 OK", {"reloaded": len(receivers)})
 
     def _publish(self, name: str, environ: dict, start_response) -> Iterable[bytes]:
@@ -172,6 +183,40 @@ class DashApp:
         except BadFields as error:
             raise HTTPError("400 Bad Request", str(error)) from None
         return respond_json(start_response, "200 OK", {"stream": name, "seq": entry.seq, "epoch": entry.epoch})
+
+    def _sse(self, name: str, environ: dict) -> Iterable[bytes]:
+        """A Server-Sent Events stream: the same admission as a WebSocket, then a session."""
+        require_method(environ, "GET")
+        stream = self.streams.get(name)
+        if stream is None:
+            raise HTTPError("404 Not Found", f"no stream named {name!r}")
+        refusal = self.admission.check(environ)
+        if refusal is not None:
+            raise HTTPError(refusal.status, refusal.reason, list(refusal.headers), refusal.quiet)
+        try:
+            query = parse_query(environ.get("QUERY_STRING", ""))
+            resume = event_id_resume(environ.get("HTTP_LAST_EVENT_ID") or query.get("last_event_id", [None])[0])
+            sock, _ = environ["dashstream.hand_off"]()
+        except BaseException:
+            self.admission.release()
+            raise
+        session = SSESession(sock, self.context, peer=_peer(environ), path=environ.get("PATH_INFO", ""),
+                             control=wants_control(query))
+        environ["dashstream.session"] = session
+        self.sessions.add(session)
+        connection_log.info("open peer=%s path=%s", session.peer, session.path)
+        session.write(sse_head(self._cors_origin(environ)), count=0)
+        session.start()
+        stream.subscribe(session, resume)
+        return written_by_hand()
+
+    def _cors_origin(self, environ: dict) -> str | None:
+        """EventSource from another origin (a page opened from disk sends ``null``) needs
+        this header; the Origin passed admission, so it is allowed."""
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is None:
+            return None
+        return origin if self.config.allowed_origins else "*"
 
     def note_refused_connection(self, address: str) -> None:
         """The request pool closed a connection: its address has too many waiting."""
@@ -244,6 +289,3 @@ def _echo(session: WebSocketSession, message: Message) -> None:
 def _peer(environ: dict) -> str:
     return describe_peer((environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT")))
 
-
-def json_line(payload) -> str:
-    return json.dumps(payload)

@@ -18,9 +18,10 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from dashstream.stream_specs import (DEFAULT_STREAM, StreamConfigError, StreamSpec, load_stream_file,
+from dashstream.stream_specs import (DEFAULT_STREAM, StreamConfigError, StreamSpec, load_stream_file, read_config_table,
                                      parse_stream_flag)
 from dashstream.admission import OriginPattern, check_token_text
+from dashstream.dashboard import Dashboard, DashboardError, parse_dashboard
 
 ENV_PREFIX = "DASHSTREAM_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -70,6 +71,8 @@ class Config:
     config_file: str | None = None
     stream: tuple[str, ...] = ()
     streams: tuple[StreamSpec, ...] = ()
+    # The wall of tiles from the file's [dashboard] (None: the page shows one stream).
+    dashboard: Dashboard | None = None
     history: int = 100
     queue_size: int = 100
     # A subscriber whose queue has not emptied for this long is closed with 1008: well before
@@ -78,6 +81,9 @@ class Config:
     # A frame the client started must be finished within this (a stalled sender holds a
     # partial frame forever otherwise, even with pings off).
     frame_timeout: float = 10.0
+    # A comment line on every quiet Server-Sent Events stream this often: proxies close
+    # connections that say nothing (nginx after 60 s by default).
+    sse_heartbeat: float = 15.0
     send_buffer: int = 65_536
     compression: bool = False
     # A secret: kept out of repr() so it never reaches a log line by accident.
@@ -255,6 +261,8 @@ OPTIONS: tuple[Option, ...] = (
            _positive_int, "N"),
     Option("--slow-timeout", "slow_timeout", "close (1008) a subscriber whose queue has not emptied for this "
            "long, seconds", _positive_float, "SECONDS"),
+    Option("--sse-heartbeat", "sse_heartbeat", "seconds between the comment lines that keep a quiet "
+           "Server-Sent Events stream open through proxies", _positive_float, "SECONDS"),
     Option("--frame-timeout", "frame_timeout", "close (1008) a client that started a frame and has not "
            "finished it within this many seconds", _positive_float, "SECONDS"),
     Option("--send-buffer", "send_buffer", "kernel send buffer per WebSocket, bytes: bounds the memory a slow "
@@ -352,9 +360,20 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     config = Config(**vars(parser.parse_args(argv)))
     _check_consistency(parser, config)
     try:
-        return config.replace(streams=tuple(resolve_streams(config, environ)))
-    except StreamConfigError as error:
+        config = config.replace(streams=tuple(resolve_streams(config, environ)))
+        return config.replace(dashboard=resolve_dashboard(config))
+    except (StreamConfigError, DashboardError) as error:
         parser.error(str(error))
+
+
+def resolve_dashboard(config: Config) -> Dashboard | None:
+    """The ``[dashboard]`` of the config file, checked against every defined stream."""
+    if not config.config_file:
+        return None
+    table = read_config_table(config.config_file).get("dashboard")
+    if table is None:
+        return None
+    return parse_dashboard(table, config.config_file, [spec.name for spec in config.streams])
 
 
 def resolve_streams(config: Config, environ: Mapping[str, str] | None = None) -> list[StreamSpec]:

@@ -110,12 +110,11 @@ class Fanout:
 
     def _pass(self, entry: "Entry") -> None:
         subscriptions = list(self._subscriptions)
-        yield_every, pause = self._yield_every, self._pause
-        count = 0
-        for subscription in subscriptions:
-            subscription.deliver(entry)
-            count += 1
-            if pause is not None and count % yield_every == 0:
+        step, pause = self._yield_every, self._pause
+        for start in range(0, len(subscriptions), step):
+            if start and pause is not None:
                 pause()
+            for subscription in subscriptions[start:start + step]:
+                subscription.deliver(entry)
         if self._on_pass is not None:
-            self._on_pass(count, entry)
+            self._on_pass(len(subscriptions), entry)

@@ -94,9 +94,9 @@ class Watchdog:
     """One ticker for the whole server (see the module docstring)."""
 
     def __init__(self, *, resolution: float, clock: Callable[[], float], sleep: Callable[[float], None],
-                 keepalive: Keepalive | None = None):
+                 keepalives: tuple = ()):
         self.resolution = resolution
-        self.keepalive = keepalive
+        self.keepalives = tuple(keepalive for keepalive in keepalives if keepalive is not None)
         self._clock = clock
         self._sleep = sleep
         self._watched: set = set()
@@ -114,8 +114,8 @@ class Watchdog:
 
     def tick(self) -> None:
         now = self._clock()
-        if self.keepalive is not None:
-            self.keepalive.tick(now)
+        for keepalive in self.keepalives:
+            keepalive.tick(now)
         for session in list(self._watched):
             session.check_deadlines(now)
 

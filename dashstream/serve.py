@@ -366,15 +366,17 @@ def shutdown(listener, app: DashApp, streams: dict[str, Stream], close_timeout: 
 
 
 def session_context(config: Config, metrics=None) -> SessionContext:
-    """The limits, keepalive and watchdog every session shares, from the config."""
+    """The limits, keepalives and watchdog every session shares, from the config."""
     keepalive = (Keepalive(config.ping_interval, config.ping_timeout, clock=runtime.monotonic, metrics=metrics)
                  if config.ping_interval > 0 else None)  # --ping-interval 0: no pings
-    resolution = min(0.1, keepalive.resolution) if keepalive is not None else 0.1
-    watchdog = Watchdog(resolution=resolution, clock=runtime.monotonic, sleep=eventlet.sleep, keepalive=keepalive)
+    heartbeat = Keepalive(config.sse_heartbeat, config.sse_heartbeat, clock=runtime.monotonic)  # SSE comments
+    resolution = min(0.1, heartbeat.resolution, *([keepalive.resolution] if keepalive is not None else []))
+    watchdog = Watchdog(resolution=resolution, clock=runtime.monotonic, sleep=eventlet.sleep,
+                        keepalives=(keepalive, heartbeat))
     return SessionContext(queue_size=config.queue_size, slow_timeout=config.slow_timeout,
                           write_timeout=config.write_timeout, close_timeout=config.close_timeout,
                           frame_timeout=config.frame_timeout, watchdog=watchdog, keepalive=keepalive,
-                          clock=runtime.monotonic, metrics=metrics)
+                          heartbeat=heartbeat, clock=runtime.monotonic, metrics=metrics)
 
 
 def run(config: Config, streams: dict[str, Stream], index_path: Path) -> int:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import logging
 import socket
 import ssl
@@ -35,6 +36,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from dashstream import runtime
+from dashstream.log import sse_record
+from dashstream.protocol import text_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashstream.fanout import Subscription
@@ -57,13 +60,37 @@ def peer_gone(error: BaseException) -> bool:
         or getattr(error, "errno", None) in PEER_GONE_ERRNOS
 
 
+class ControlMessage:
+    """A message from the server itself (reload, source or backplane state): never numbered,
+    never kept as a stream's last value; encoded once per transport for all receivers."""
+
+    __slots__ = ("text", "_frame", "_sse")
+
+    def __init__(self, fields: dict):
+        self.text = json.dumps(fields, separators=(",", ":"))
+        self._frame: bytes | None = None
+        self._sse: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = text_frame(self.text)
+        return self._frame
+
+    @property
+    def sse(self) -> bytes:
+        if self._sse is None:
+            self._sse = sse_record(self.text, event="control")
+        return self._sse
+
+
 class SessionContext:
     """What every session shares: limits, the watchdog, the keepalive, the clock and the
     server's bookkeeping. One object for all, so a session costs a pointer for them."""
 
     def __init__(self, *, queue_size: int = 100, slow_timeout: float = 5.0, write_timeout: float = 10.0,
                  close_timeout: float = 1.0, frame_timeout: float = 10.0,
-                 max_pending_bytes: int = 1 << 20, watchdog=None, keepalive=None,
+                 max_pending_bytes: int = 1 << 20, watchdog=None, keepalive=None, heartbeat=None,
                  clock: Callable[[], float] = runtime.monotonic, io=runtime,
                  on_closed: Callable[["Session"], None] | None = None, metrics=None):
         self.queue_size = queue_size
@@ -75,7 +102,8 @@ class SessionContext:
         # client that does not read our answers cannot make us buffer without bound).
         self.max_pending_bytes = max_pending_bytes
         self.watchdog = watchdog
-        self.keepalive = keepalive
+        self.keepalive = keepalive  # WebSocket pings
+        self.heartbeat = heartbeat  # SSE comment lines
         self.clock = clock
         self.io = io  # watch_read / watch_write / unwatch: the hub's, or a test's fake
         self.on_closed = on_closed
@@ -86,10 +114,10 @@ class Session:
     """The transport-independent half: the write engine, subscriptions, close and teardown."""
 
     __slots__ = ("sock", "ctx", "peer", "path", "control", "state", "opened", "sent", "dropped",
-                 "close_code", "close_reason", "subscriptions", "on_end", "next_ping", "ping_sent_at",
+                 "close_code", "close_reason", "subscriptions", "on_end", "keepalive", "next_ping", "ping_sent_at",
                  "last_pong", "_pending", "_pending_data", "_pending_bytes", "_head_sent", "_behind_since",
                  "_progress_at", "_write_watch", "_closing_since", "_close_sent_at", "_close_when_flushed",
-                 "_watched", "__weakref__")
+                 "_watched", "_dropping_since", "_last_drop", "__weakref__")
 
     kind = "session"
     expects_pong = False
@@ -108,7 +136,8 @@ class Session:
         self.close_reason = ""
         self.subscriptions: list["Subscription"] = []
         self.on_end: list[Callable[[], None]] = []  # e.g. stop a private producer
-        # Keepalive stamps (see keepalive.py).
+        # Keepalive (pings or heartbeats) and its stamps (see keepalive.py).
+        self.keepalive = None
         self.next_ping: float | None = None
         self.ping_sent_at: float | None = None
         self.last_pong: float | None = None
@@ -124,6 +153,9 @@ class Session:
         self._close_sent_at: float | None = None
         self._close_when_flushed = False
         self._watched = False
+        # Drops that keep coming (each within slow_timeout of the last) since this time.
+        self._dropping_since: float | None = None
+        self._last_drop = 0.0
 
     # --- what the fan-out calls -------------------------------------------------------------
 
@@ -147,10 +179,13 @@ class Session:
         subscription.epoch, subscription.last_seq = last.epoch, last.seq
         self.write(b"".join(frames), count=len(frames))
 
-    def send_control(self, frame: bytes) -> None:
+    def send_control(self, message: "ControlMessage") -> None:
         """A control message (reload, source state): for clients that asked; never dropped."""
         if self.state is OPEN and self.control:
-            self.write(frame)
+            self.write(self.control_bytes(message))
+
+    def control_bytes(self, message: "ControlMessage") -> bytes:
+        raise NotImplementedError
 
     def frame_for(self, entry: "Entry", multi: bool, gap: bool) -> bytes:
         raise NotImplementedError
@@ -200,7 +235,7 @@ class Session:
             self._pending_data += 1
             if self._pending_data > self.ctx.queue_size:
                 self._drop_oldest()
-            if self.state is OPEN and self.ctx.clock() - self._behind_since > self.ctx.slow_timeout:
+            if self.state is OPEN and self._too_slow(self.ctx.clock()):
                 self._slow()
                 return
         self._pause_if_flooded()
@@ -217,6 +252,7 @@ class Session:
             self._pending_bytes -= len(data)
             self.dropped += 1
             subscription.stream.count_dropped()
+            self._note_drop()
             # The next queued message of that stream tells the client it missed one.
             for later in itertools.islice(pending, index, None):  # never the started first frame
                 if later[1] is subscription and later[2] is not None:
@@ -227,6 +263,15 @@ class Session:
             else:
                 subscription.gap = True  # nothing queued: the next live one carries it
             return
+
+    def _note_drop(self) -> None:
+        """A screen that catches up in bursts but drops messages in every burst is as far
+        behind as one that never catches up: drops that keep coming for slow_timeout count
+        as slow too."""
+        now = self.ctx.clock()
+        if self._dropping_since is None or now - self._last_drop > self.ctx.slow_timeout:
+            self._dropping_since = now
+        self._last_drop = now
 
     def _on_writable(self, _fileno: int) -> None:
         try:
@@ -312,8 +357,17 @@ class Session:
             if now - self._progress_at > ctx.write_timeout:
                 self._write_timed_out()
                 return
-            if self.state is OPEN and now - self._behind_since > ctx.slow_timeout:
+            if self.state is OPEN and self._too_slow(now):
                 self._slow()
+
+    def _too_slow(self, now: float) -> bool:
+        """Behind (something pending) without a break for slow_timeout, or dropping
+        messages again and again for that long."""
+        limit = self.ctx.slow_timeout
+        if self._behind_since is not None and now - self._behind_since > limit:
+            return True
+        return self._dropping_since is not None and now - self._last_drop <= limit \
+            and now - self._dropping_since > limit
 
     def _write_timed_out(self) -> None:
         log.warning("write timeout peer=%s path=%s: nothing could be written for %ss; connection dropped",
@@ -324,9 +378,9 @@ class Session:
         self._teardown()
 
     def _slow(self) -> None:
-        behind = self.ctx.clock() - self._behind_since
+        started = min(filter(None, (self._behind_since, self._dropping_since)))
         log.warning("slow subscriber peer=%s path=%s: behind for %.1fs, %d message(s) dropped; closing 1008",
-                    self.peer, self.path, behind, self.dropped)
+                    self.peer, self.path, self.ctx.clock() - started, self.dropped)
         for subscription in self.subscriptions:
             subscription.stream.count_slow_closed()
         if self.ctx.metrics is not None:
@@ -401,8 +455,9 @@ class Session:
         if self._watched and self.ctx.watchdog is not None:
             self.ctx.watchdog.unwatch(self)
             self._watched = False
-        if self.ctx.keepalive is not None:
-            self.ctx.keepalive.discard(self)
+        if self.keepalive is not None:
+            self.keepalive.discard(self)
+            self.keepalive = None
         self._pending = None
         _close_socket(self.sock)
         if self.ctx.on_closed is not None:

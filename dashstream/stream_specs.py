@@ -129,9 +129,11 @@ def spec_from_table(name: str, table: Mapping[str, Any], where: str,
                       stale_after=stale_after)
 
 
-def load_stream_file(path: str, defaults: Mapping[str, Any] | None = None,
-                     environ: Mapping[str, str] | None = None) -> list[StreamSpec]:
-    """Read ``[streams.NAME]`` tables from a TOML file."""
+TOP_LEVEL_KEYS = ("streams", "dashboard")
+
+
+def read_config_table(path: str) -> dict:
+    """The whole TOML file; errors name the file."""
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
@@ -139,9 +141,17 @@ def load_stream_file(path: str, defaults: Mapping[str, Any] | None = None,
         raise StreamConfigError(f"{path}: cannot read: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise StreamConfigError(f"{path}: not valid TOML: {error}") from None
-    unknown = set(document) - {"streams"}
+    unknown = set(document) - set(TOP_LEVEL_KEYS)
     if unknown:
-        raise StreamConfigError(f"{path}: unknown top-level key {sorted(unknown)[0]!r}; only [streams.NAME] tables")
+        raise StreamConfigError(f"{path}: unknown top-level key {sorted(unknown)[0]!r}; "
+                                "only [streams.NAME] tables and [dashboard]")
+    return document
+
+
+def load_stream_file(path: str, defaults: Mapping[str, Any] | None = None,
+                     environ: Mapping[str, str] | None = None) -> list[StreamSpec]:
+    """Read ``[streams.NAME]`` tables from a TOML file."""
+    document = read_config_table(path)
     streams = document.get("streams", {})
     if not isinstance(streams, Mapping) or not streams:
         raise StreamConfigError(f"{path}: no streams; define at least one [streams.NAME] table")

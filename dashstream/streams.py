@@ -14,7 +14,6 @@ while it is not ``up``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any, Callable, Iterable, Mapping
@@ -22,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 from dashstream import runtime
 from dashstream.fanout import Fanout, Subscription
 from dashstream.log import BadFields, Entry, MemoryLog, Resume, encode_fields
-from dashstream.protocol import text_frame
+from dashstream.session import ControlMessage
 
 log = logging.getLogger("dashstream.streams")
 
@@ -94,20 +93,20 @@ class Stream:
         if (state, reason) == (self.state, self.reason):
             return
         self.state, self.reason, self.since = state, reason, time.time()
-        frame = self.health_frame()
+        message = self.health_message()
         for session in self._sessions():
-            session.send_control(frame)
+            session.send_control(message)
 
-    def health_frame(self) -> bytes:
-        return text_frame(json.dumps({"control": "source", "stream": self.name, "state": self.state,
-                                      "since": self.since, "reason": self.reason}, separators=(",", ":")))
+    def health_message(self) -> ControlMessage:
+        return ControlMessage({"control": "source", "stream": self.name, "state": self.state,
+                               "since": self.since, "reason": self.reason})
 
     def _sessions(self) -> Iterable:
         return ()
 
     def _welcome(self, session) -> None:
         if self.state != UP and session.control:
-            session.send_control(self.health_frame())
+            session.send_control(self.health_message())
 
     def describe(self) -> dict:
         return {"name": self.name, "source": self.source, "shared": self.shared,

@@ -69,6 +69,14 @@ def accept_key(key: str) -> bytes:
     return base64.b64encode(hashlib.sha1(key.encode() + RFC6455_GUID).digest())
 
 
+def written_by_hand() -> list:
+    """What a WSGI app returns once it has taken the socket (a WebSocket, an SSE stream).
+    An undocumented flag of eventlet.wsgi (upstream WebSocketWSGI sets it too): the
+    response was written by hand, so wsgi must not add one."""
+    wsgi.WSGI_LOCAL.already_handled = True
+    return []
+
+
 Handler = Callable[[object, dict, "deflate.DeflateParams | None", bytes, bytes], None]
 
 
@@ -94,10 +102,7 @@ class WebSocketEndpoint(_eventlet_websocket.WebSocketWSGI):
         sock, buffered = environ["dashstream.hand_off"]()
         self.tune(sock)
         self.handler(sock, environ, params, b"\r\n".join(reply) + b"\r\n\r\n", buffered)
-        # An undocumented flag of eventlet.wsgi (used by upstream WebSocketWSGI too): the
-        # response was written by hand, so wsgi must not add one.
-        wsgi.WSGI_LOCAL.already_handled = True
-        return []
+        return written_by_hand()
 
     def tune(self, sock) -> None:
         try:

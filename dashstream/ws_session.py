@@ -47,11 +47,23 @@ class WebSocketSession(Session):
         """Begin reading (``received``: bytes the HTTP server had already buffered)."""
         self._read_watch = self.ctx.io.watch_read(self.sock.fileno(), self._on_readable)
         if self.ctx.keepalive is not None:
-            self.ctx.keepalive.add(self)
+            self.keepalive = self.ctx.keepalive
+            self.keepalive.add(self)
         if received:
             self._received(received)
 
     # --- frames out ---------------------------------------------------------------------------
+
+    def send_entry(self, entry: "Entry", subscription, gap: bool = False) -> None:
+        """The fan-out's call, once per subscriber per message: kept short on purpose."""
+        if self.state is OPEN:
+            if gap or self.deflater is not None:
+                self.write(self.frame_for(entry, subscription.multi, gap), subscription, entry)
+            else:
+                self.write(entry.stream_frame if subscription.multi else entry.frame, subscription, entry)
+
+    def control_bytes(self, message) -> bytes:
+        return message.frame
 
     def frame_for(self, entry: "Entry", multi: bool, gap: bool) -> bytes:
         if self.deflater is None:

@@ -17,14 +17,16 @@ from producer.publish import Publish
 from producer.random_walk import RandomWalk
 from producer.redis_channel import RedisChannel
 from producer.sql import SqlSource
+from producer.ticker import Ticker
 from producer.zmq_sub import ZmqSubscriber
 
-SOURCES: dict[str, type[Source]] = {cls.kind: cls for cls in (RandomWalk, Publish, SqlSource, RedisChannel,
+SOURCES: dict[str, type[Source]] = {cls.kind: cls for cls in (RandomWalk, Publish, Ticker, SqlSource, RedisChannel,
                                                               ZmqSubscriber)}
 
-# What dashstream/streams.py (the core being replaced) iterates: source name → a class whose
-# instances are iterables of fields. Only the random walk has that shape; the new core runs
-# every source through the supervisor and ``SOURCES`` instead, and this goes with streams.py.
-PRODUCERS = {"random-walk": RandomWalk}
+# What dashstream/streams.py iterates today: source name → a class whose instances are
+# iterables of fields (the random walk and the ticker have that shape). Once streams.py runs
+# every source through dashstream/sourcing.py, ``SOURCES`` alone is enough and this goes.
+PRODUCERS = {"random-walk": RandomWalk, "ticker": Ticker}
 
-__all__ = ["PRODUCERS", "SOURCES", "Source", "RandomWalk", "Publish", "SqlSource", "RedisChannel", "ZmqSubscriber"]
+__all__ = ["PRODUCERS", "SOURCES", "Source", "RandomWalk", "Publish", "Ticker", "SqlSource", "RedisChannel",
+           "ZmqSubscriber"]

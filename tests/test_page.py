@@ -5,9 +5,10 @@ protocol the server does not send yet (control messages, ``gap`` on a named stre
 a small scripted WebSocket server from the ``websockets`` library plays the server's part.
 
 Every test saves a screenshot under ``test-artifacts/`` and fails on any console error,
-uncaught exception or unhandled promise rejection (the ``page`` fixture), except the
-browser's own "WebSocket connection ... failed" lines a test declares it expects because
-it takes the server away on purpose.
+uncaught exception or unhandled promise rejection (the ``page`` fixture in
+tests/browser.py), except the browser's own "WebSocket connection ... failed" lines a test
+declares it expects because it takes the server away on purpose. The wall of tiles is
+tested in tests/test_tiles.py.
 """
 
 from __future__ import annotations
@@ -15,90 +16,17 @@ from __future__ import annotations
 import json
 import re
 import threading
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import sync_playwright
 from websockets.sync.server import serve
 
-from tests.support import ARTIFACTS, ROOT, free_port, http_request, publish, scaled, wait_until
+from tests.browser import (PAGE_FILE, RECORDER, SOCKET_FAILED, Problems, after_page, browser, page,  # noqa: F401
+                           problems, query, received, sockets)
+from tests.browser import snapshot as save_snapshot
+from tests.support import free_port, http_request, publish, scaled, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(40)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PAGE_FILE = ROOT / "index.html"
-
-# Runs before the page's own script: records every socket URL and every message the page
-# receives (an independent count to check the chart against) and unhandled rejections.
-RECORDER = """
-(() => {
-  window.__sockets = [];
-  window.__received = [];
-  window.__rejections = [];
-  window.addEventListener("unhandledrejection", (e) => window.__rejections.push(String(e.reason)));
-  const Native = window.WebSocket;
-  window.WebSocket = class extends Native {
-    constructor(url, protocols) {
-      super(url, protocols);
-      window.__sockets.push(String(url));
-      window.__lastSocket = this;
-      this.addEventListener("message", (e) => window.__received.push(e.data));
-    }
-  };
-})();
-"""
-
-SOCKET_FAILED = re.compile(r"^WebSocket connection to '.*' failed")
-
-
-class Problems:
-    """Console errors, page errors and rejections seen during a test."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self.allowed: list[re.Pattern] = []
-
-    def allow(self, pattern: re.Pattern) -> None:
-        self.allowed.append(pattern)
-
-    def unexpected(self) -> list[str]:
-        return [line for line in self.seen if not any(p.search(line.split(": ", 1)[1]) for p in self.allowed)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def problems() -> Problems:
-    return Problems()
-
-
-@pytest.fixture
-def page(browser, problems, request):
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    context.add_init_script(RECORDER)
-    page = context.new_page()
-    page.set_default_timeout(scaled(10) * 1000)
-    page.on("console", lambda message: message.type == "error"
-            and problems.seen.append(f"console.error: {message.text}"))
-    page.on("pageerror", lambda error: problems.seen.append(f"pageerror: {error}"))
-    yield page
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / f"page-{request.node.name}.png"
-    try:
-        problems.seen.extend(f"unhandledrejection: {r}" for r in page.evaluate("window.__rejections || []"))
-        page.screenshot(path=str(shot))
-    finally:
-        context.close()
-    assert shot.stat().st_size > 0
-    assert not problems.unexpected(), problems.unexpected()
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -118,25 +46,12 @@ def chart_points(page) -> list[tuple[float, float]]:
     return [tuple(map(float, pair.split(","))) for pair in raw.split()]
 
 
-def received(page) -> list[dict]:
-    return [json.loads(data) for data in page.evaluate("window.__received")]
-
-
-def sockets(page) -> list[str]:
-    return page.evaluate("window.__sockets")
-
-
 def visible(page, element_id: str) -> bool:
     return page.is_visible(f"#{element_id}")
 
 
 def snapshot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"page-{name}.png"))
-
-
-def query(url: str) -> dict[str, str]:
-    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+    save_snapshot(page, f"page-{name}")
 
 
 # --- 1. served page ------------------------------------------------------------------------
@@ -335,8 +250,7 @@ def test_no_console_errors_or_unhandled_rejections_during_a_run(server, page, pr
     try:
         probe.add_init_script(RECORDER)
         other = probe.new_page()
-        other.on("console", lambda m: m.type == "error" and probe_problems.seen.append(f"console.error: {m.text}"))
-        other.on("pageerror", lambda e: probe_problems.seen.append(f"pageerror: {e}"))
+        probe_problems.watch(other)
         other.goto(server.http + "/")
         other.evaluate("() => { Promise.reject(new Error('probe rejection'));"
                        " setTimeout(() => { throw new Error('probe'); }); }")

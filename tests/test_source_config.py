@@ -33,7 +33,7 @@ def refused(table: dict, environ: dict | None = None) -> str:
 
 
 def test_every_source_declares_its_kind_and_keys_and_the_specs_read_them_from_the_classes():
-    assert set(SOURCES) == {"random-walk", "publish", "sql", "redis", "zmq"}
+    assert set(SOURCES) == {"random-walk", "publish", "ticker", "sql", "redis", "zmq"}
     for kind, cls in SOURCES.items():
         assert issubclass(cls, Source) and cls.kind == kind
         assert set(SOURCE_KEYS[kind]) == set(cls.key_names())
@@ -97,7 +97,7 @@ def test_stream_flags_still_work_and_url_sources_need_a_file():
 
 
 @pytest.mark.parametrize("table, environ, message", [
-    ({"source": "kafka"}, {}, "key 'source': unknown source 'kafka'; one of random-walk, publish, sql, redis, zmq"),
+    ({"source": "kafka"}, {}, "key 'source': unknown source 'kafka'; one of random-walk, publish, ticker, sql, redis, zmq"),
     ({"source": 5}, {}, "key 'source': unknown source 5"),
     ({"source": "sql", "url": "sqlite:///x.db"}, {}, "key 'query': missing; a 'sql' source needs it"),
     ({"source": "sql", "query": "SELECT 1"}, {},

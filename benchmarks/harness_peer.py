@@ -1,0 +1,52 @@
+"""dashstream under the load harness's server contract (../shared/bench/README.md).
+
+    ../shared/bench/run.sh --cwd . --server "python benchmarks/harness_peer.py" \
+        --url ws://127.0.0.1:5105/ws/bench --label dashstream --scenario S1,S2,S3,S4
+
+The harness sets PORT, SHAPE and RATE; every scenario uses the stream ``bench`` at
+``/ws/bench``:
+
+* ``RATE=0`` (S1 idle, S4 handshakes): a ``publish`` stream nobody publishes to;
+* ``SHAPE=B`` (S2 broadcast): a shared ``ticker`` stream at RATE messages a second on the
+  peers' fixed-tick schedule (a tick more than one interval late is skipped, no catch-up);
+* ``SHAPE=A`` (S3 private streams): a private random walk per client, waits uniform in
+  [0, 2/RATE).
+
+Everything else is the project's defaults, except what a load test from one address needs:
+the per-address handshake limit off and ``--max-connections 19900`` (the fd limit here is
+20,000). Extra arguments are passed to ``server.py`` (e.g. to compare an option).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def stream_table(shape: str, rate: float) -> str:
+    if rate <= 0:
+        return 'source = "publish"\n'
+    if shape == "A":
+        return f'source = "random-walk"\nshared = false\nmin_wait = 0.0\nmax_wait = {2.0 / rate!r}\n'
+    return f'source = "ticker"\nrate = {rate!r}\n'
+
+
+def main() -> None:
+    shape = os.environ.get("SHAPE", "B").upper()
+    rate = float(os.environ.get("RATE", "10"))
+    port = os.environ.get("PORT", "5105")
+    config = tempfile.NamedTemporaryFile("w", prefix="dashstream-bench-", suffix=".toml", delete=False)
+    config.write("[streams.bench]\n" + stream_table(shape, rate))
+    config.close()
+    args = [sys.executable, str(ROOT / "server.py"), "--host", "127.0.0.1", "--port", port,
+            "--config", config.name, "--handshake-rate", "0", "--max-connections", "19900",
+            "--log-level", os.environ.get("LOG_LEVEL", "info"), *sys.argv[1:]]
+    os.execv(sys.executable, args)
+
+
+if __name__ == "__main__":
+    main()

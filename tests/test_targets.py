@@ -1,0 +1,76 @@
+"""Unit tests of which streams a connection asks for (dashstream/targets.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashstream.httputil import HTTPError
+from dashstream.log import Resume
+from dashstream.targets import (MAX_STREAMS, event_id_resume, multi_stream_targets, parse_query, resume_points,
+                                single_resume, stream_names, wants_control)
+
+KNOWN = ["a", "b", "c", "default"]
+
+
+def refused(function, *args) -> HTTPError:
+    with pytest.raises(HTTPError) as caught:
+        function(*args)
+    return caught.value
+
+
+def test_control_flag():
+    assert wants_control(parse_query("control=1")) and wants_control(parse_query("control=true"))
+    assert wants_control(parse_query("control=YES"))
+    assert not wants_control(parse_query("")) and not wants_control(parse_query("control=0"))
+    assert not wants_control(parse_query("control=on"))
+
+
+def test_single_resume():
+    assert single_resume(parse_query("")) is None
+    assert single_resume(parse_query("seq=41&epoch=e1")) == Resume(41, "e1")
+    assert single_resume(parse_query("seq=0&epoch=e1")) == Resume(0, "e1")
+    for bad in ("seq=4", "epoch=e1", "seq=x&epoch=e1", "seq=-1&epoch=e1", "seq=1&epoch="):
+        error = refused(single_resume, parse_query(bad))
+        assert error.status.startswith("400") and "seq" in error.reason, bad
+
+
+def test_stream_names():
+    assert stream_names("a,b,c", KNOWN) == ["a", "b", "c"]
+    assert stream_names(" a , b ", KNOWN) == ["a", "b"]
+    assert stream_names(",".join(["a"]), KNOWN) == ["a"]
+    assert refused(stream_names, "a,nope", KNOWN).status.startswith("404")
+    assert "nope" in refused(stream_names, "a,nope", KNOWN).reason
+    assert "twice" in refused(stream_names, "a,b,a", KNOWN).reason
+    for bad in ("", "a,", ",a", "a,,b"):
+        assert refused(stream_names, bad, KNOWN).status.startswith("400"), bad
+
+
+def test_at_most_max_streams():
+    many = [f"s{i}" for i in range(MAX_STREAMS + 1)]
+    assert len(stream_names(",".join(many[:MAX_STREAMS]), many)) == MAX_STREAMS
+    error = refused(stream_names, ",".join(many), many)
+    assert error.status.startswith("400") and str(MAX_STREAMS) in error.reason
+
+
+def test_resume_points():
+    assert resume_points("", ["a"]) == {}
+    assert resume_points("a:e1:5,b:e:2:7", ["a", "b"]) == {"a": Resume(5, "e1"), "b": Resume(7, "e:2")}
+    for bad, word in [("a:e1", "NAME:EPOCH:SEQ"), ("a::5", "NAME:EPOCH:SEQ"), (":e:5", "NAME:EPOCH:SEQ"),
+                      ("a:e:x", "NAME:EPOCH:SEQ"), ("a:e:-1", "NAME:EPOCH:SEQ"), ("c:e:1", "not in streams="),
+                      ("a:e:1,a:e:2", "twice")]:
+        error = refused(resume_points, bad, ["a", "b"])
+        assert error.status.startswith("400") and word in error.reason, bad
+
+
+def test_multi_stream_targets():
+    query = parse_query("streams=b,a&resume=a:E:3")
+    assert multi_stream_targets(query, KNOWN) == [("b", None), ("a", Resume(3, "E"))]
+    assert "streams=a,b,c" in refused(multi_stream_targets, parse_query("x=1"), KNOWN).reason
+
+
+def test_event_id_resume():
+    assert event_id_resume(None) is None and event_id_resume("  ") is None
+    assert event_id_resume("e1:41") == Resume(41, "e1")
+    assert event_id_resume(" e:1:41 ") == Resume(41, "e:1")
+    for junk in ("41", "e1:", "e1:x", ":5"):
+        assert event_id_resume(junk) == Resume(-1, ""), junk  # a resume that cannot be honoured
