@@ -24,7 +24,10 @@ WORKDIR /src
 COPY pyproject.toml setup.py README.md server.py index.html ./
 COPY dashstream/ dashstream/
 COPY producer/ producer/
-RUN pip install --no-cache-dir .
+# `[all]`: every optional source's driver (PostgreSQL, Redis, ZeroMQ), so one image serves
+# any streams file; without a driver a default install runs only random-walk and publish.
+# Spelled "./[all]" so that hadolint sees a local path, not an unpinned package.
+RUN pip install --no-cache-dir "./[all]"
 
 WORKDIR /app
 COPY server.py index.html ./

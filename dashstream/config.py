@@ -395,7 +395,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     config = Config(**vars(parser.parse_args(argv)))
     _check_consistency(parser, config)
     try:
-        config = config.replace(streams=tuple(resolve_streams(config)))
+        config = config.replace(streams=tuple(resolve_streams(config, environ)))
         return config.replace(dashboard=resolve_dashboard(config))
     except (StreamConfigError, DashboardError) as error:
         parser.error(str(error))
@@ -411,17 +411,18 @@ def resolve_dashboard(config: Config) -> Dashboard | None:
     return parse_dashboard(table, config.config_file, [spec.name for spec in config.streams])
 
 
-def resolve_streams(config: Config) -> list[StreamSpec]:
+def resolve_streams(config: Config, environ: Mapping[str, str] | None = None) -> list[StreamSpec]:
     """File first, then --stream flags (the command line wins for a name in both); the
-    default stream at / is the private random walk of --min-wait etc. unless redefined."""
+    default stream at / is the private random walk of --min-wait etc. unless redefined.
+    ``environ`` is where a stream's ``url_env`` is looked up (default: the process's)."""
     walk = {"min_wait": config.min_wait, "max_wait": config.max_wait,
             "min_step": config.min_step, "max_step": config.max_step}
     specs: dict[str, StreamSpec] = {}
     if config.config_file:
-        for spec in load_stream_file(config.config_file, walk):
+        for spec in load_stream_file(config.config_file, walk, environ):
             specs[spec.name] = spec
     for text in config.stream:
-        spec = parse_stream_flag(text, walk)
+        spec = parse_stream_flag(text, walk, environ)
         specs[spec.name] = spec
     specs.setdefault(DEFAULT_STREAM, StreamSpec(DEFAULT_STREAM, "random-walk", shared=False, options=walk))
     return list(specs.values())

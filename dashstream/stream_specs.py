@@ -4,22 +4,39 @@ A spec only says *what* a stream is (name, source, options); ``streams.py`` turn
 into running streams. Every error names the file, the stream and the key, because the
 person reading it is editing that file.
 
+The keys a source takes, their checks and defaults, the rules between them and the driver
+it needs are declared by the source class itself (``producer/base.py``), found by name in
+``producer.SOURCES``; this module only applies them, in this order:
+
+1. the table: a known ``source``, then each key known to that source and valid on its own;
+2. defaults for the keys not given, then required keys;
+3. ``resolve``: values that come from elsewhere (``url_env`` → the URL, from the environment);
+4. ``check``: the source's rules between keys (``min_wait <= max_wait``, one of
+   ``channel``/``pattern``, ``listen`` only with PostgreSQL);
+5. the driver: a source whose Python package is not installed is refused with the
+   ``pip install`` line that adds it.
+
 File shape (see streams.example.toml)::
 
     [streams.office]        # subscribe at /ws/office
-    source = "random-walk"  # or "publish"
+    source = "random-walk"  # or "publish", "sql", "redis", "zmq"
     shared = true           # random-walk only: one walk for every screen
     min_wait = 0.5
     history = 100
+    stale_after = 30        # any source: "stale" after 30 s without a value
 """
 
 from __future__ import annotations
 
-import math
+import importlib.util
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+
+from producer import SOURCES
+from producer.base import ConfigProblem, Driver, positive, positive_number
 
 STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_STREAM = "default"
@@ -34,68 +51,34 @@ class StreamSpec:
     name: str
     source: str
     shared: bool
-    # Keyword arguments for the source's producer (e.g. RandomWalk's min_wait).
+    # Keyword arguments for the source class (e.g. RandomWalk's min_wait, a SqlSource's url).
+    # A URL is a producer.base.SecretUrl: its repr hides the password.
     options: Mapping[str, Any] = field(default_factory=dict)
     # Messages kept for resume; None means the server-wide --history.
     history: int | None = None
+    # Seconds without a value after which the source is "stale"; None: never.
+    stale_after: float | None = None
 
 
-# --- value checks: each returns the value or raises ValueError with the reason -----------
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"must be a number >= 0, got {value!r}")
-    return float(value)
-
-
-def _positive_number(value: Any) -> float:
-    if _number(value) <= 0:
-        raise ValueError(f"must be a number > 0, got {value!r}")
-    return float(value)
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"must be an integer >= 0, got {value!r}")
-    return value
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be an integer, got {value!r}")
-    return value
-
-
-def _positive(value: Any) -> int:
-    if _count(value) < 1:
-        raise ValueError(f"must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
-    return value
-
-
-# Per source: the keys a stream of that source accepts (besides `source`), with checks.
-# Adding a source (Redis, SQL, ZeroMQ) means adding its keys here and its producer.
-COMMON_KEYS: dict[str, Callable[[Any], Any]] = {"history": _positive}
+# Keys every source takes (besides `source`), with their checks.
+COMMON_KEYS: dict[str, Callable[[Any], Any]] = {"history": positive, "stale_after": positive_number}
+# Per source: the keys it accepts (besides `source` and COMMON_KEYS), with their checks.
 SOURCE_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "random-walk": {"shared": _flag, "min_wait": _number, "max_wait": _number,
-                    "min_step": _count, "max_step": _count, "start": _integer},
-    "publish": {},
-    "ticker": {"rate": _positive_number, "start": _integer, "step": _integer},
-}
-# Bounds checked as a pair: (low key, high key).
-PAIRED_KEYS = {"random-walk": [("min_wait", "max_wait"), ("min_step", "max_step")]}
-# Sources whose values exist once, for everyone (no private variant).
-ALWAYS_SHARED = {"publish", "ticker"}
+    kind: {key.name: key.check for key in cls.keys} for kind, cls in SOURCES.items()}
+
+
+def driver_installed(driver: Driver) -> bool:
+    """Whether the driver can be imported, without importing it: the server imports drivers
+    only after monkey_patch, and this runs while the configuration is read."""
+    try:
+        return importlib.util.find_spec(driver.module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def spec_from_table(name: str, table: Mapping[str, Any], where: str,
-                    defaults: Mapping[str, Any] | None = None) -> StreamSpec:
+                    defaults: Mapping[str, Any] | None = None,
+                    environ: Mapping[str, str] | None = None) -> StreamSpec:
     """Validate one stream's table. ``where`` prefixes every message (file name)."""
 
     def fail(key: str | None, reason: str) -> StreamConfigError:
@@ -108,9 +91,10 @@ def spec_from_table(name: str, table: Mapping[str, Any], where: str,
         raise fail(None, "must be a table ([streams.NAME])")
     source = table.get("source")
     if source is None:
-        raise fail("source", f"missing; one of {', '.join(SOURCE_KEYS)}")
-    if source not in SOURCE_KEYS:
-        raise fail("source", f"unknown source {source!r}; one of {', '.join(SOURCE_KEYS)}")
+        raise fail("source", f"missing; one of {', '.join(SOURCES)}")
+    if not isinstance(source, str) or source not in SOURCES:
+        raise fail("source", f"unknown source {source!r}; one of {', '.join(SOURCES)}")
+    cls = SOURCES[source]
     allowed = {**COMMON_KEYS, **SOURCE_KEYS[source]}
     values: dict[str, Any] = {}
     for key, value in table.items():
@@ -122,13 +106,27 @@ def spec_from_table(name: str, table: Mapping[str, Any], where: str,
             values[key] = allowed[key](value)
         except ValueError as error:
             raise fail(key, str(error)) from None
-    options = {**{k: v for k, v in (defaults or {}).items() if k in SOURCE_KEYS[source]}, **values}
-    for low, high in PAIRED_KEYS.get(source, []):
-        if low in options and high in options and options[low] > options[high]:
-            raise fail(low, f"{low} ({options[low]}) must not exceed {high} ({options[high]})")
-    history = options.pop("history", None)
-    shared = options.pop("shared", source in ALWAYS_SHARED)
-    return StreamSpec(name=name, source=source, shared=bool(shared), options=options, history=history)
+    history = values.pop("history", None)
+    stale_after = values.pop("stale_after", None)
+    options = {**{key.name: key.default for key in cls.keys if key.default is not None},
+               **{k: v for k, v in (defaults or {}).items() if k in SOURCE_KEYS[source]},
+               **values}
+    for key in cls.keys:
+        if key.required and key.name not in options:
+            raise fail(key.name, f"missing; a {source!r} source needs it ({key.help})")
+    try:
+        options = cls.resolve(options, os.environ if environ is None else environ)
+        cls.check(options)
+    except ConfigProblem as problem:
+        raise fail(problem.key, problem.reason) from None
+    needed = cls.driver(options)
+    if needed is not None and not driver_installed(needed[1]):
+        key, driver = needed
+        raise fail(key, f"needs the Python package {driver.module!r}, which is not installed: {driver.install}")
+    # A source without a `shared` key exists once, for everyone (no private variant).
+    shared = options.pop("shared", True)
+    return StreamSpec(name=name, source=source, shared=bool(shared), options=options, history=history,
+                      stale_after=stale_after)
 
 
 TOP_LEVEL_KEYS = ("streams", "dashboard")
@@ -150,18 +148,21 @@ def read_config_table(path: str) -> dict:
     return document
 
 
-def load_stream_file(path: str, defaults: Mapping[str, Any] | None = None) -> list[StreamSpec]:
+def load_stream_file(path: str, defaults: Mapping[str, Any] | None = None,
+                     environ: Mapping[str, str] | None = None) -> list[StreamSpec]:
     """Read ``[streams.NAME]`` tables from a TOML file."""
     document = read_config_table(path)
     streams = document.get("streams", {})
     if not isinstance(streams, Mapping) or not streams:
         raise StreamConfigError(f"{path}: no streams; define at least one [streams.NAME] table")
-    return [spec_from_table(name, table, path, defaults) for name, table in streams.items()]
+    return [spec_from_table(name, table, path, defaults, environ) for name, table in streams.items()]
 
 
-def parse_stream_flag(text: str, defaults: Mapping[str, Any] | None = None) -> StreamSpec:
+def parse_stream_flag(text: str, defaults: Mapping[str, Any] | None = None,
+                      environ: Mapping[str, str] | None = None) -> StreamSpec:
     """``--stream NAME=SOURCE[:shared]``, e.g. ``office=random-walk:shared`` or ``sales=publish``.
-    (Not a comma: the environment variable lists several specs separated by commas.)"""
+    (Not a comma: the environment variable lists several specs separated by commas.)
+    Sources that need more than a name (a URL, a query) are defined in a file."""
     name, equals, rest = text.partition("=")
     if not equals or not rest:
         raise StreamConfigError(f"--stream: expected NAME=SOURCE[:shared], got {text!r}")
@@ -171,4 +172,4 @@ def parse_stream_flag(text: str, defaults: Mapping[str, Any] | None = None) -> S
         if flag != "shared":
             raise StreamConfigError(f"--stream: unknown flag {flag!r} in {text!r}; the only flag is 'shared'")
         table["shared"] = True
-    return spec_from_table(name, table, "--stream", defaults)
+    return spec_from_table(name, table, "--stream", defaults, environ)

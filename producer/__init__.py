@@ -1,17 +1,32 @@
-"""Data producers: where a stream's values come from.
+"""Data sources: where a stream's values come from.
 
-A producer has one job: it is an iterable that yields dicts of fields (at least
-``variable``) as values become available, blocking in between. It knows nothing
-of sockets, frames, subscribers or sequence numbers; the server numbers and
-stamps what it yields and fans it out. Optional sources (Redis, SQL, ZeroMQ)
-import their library only when chosen, so the default needs no dependency.
+A source has one job: it yields dicts of fields (at least ``variable``) as values become
+available, and says when it is connected or why it cannot be (see ``producer/base.py`` for
+the interface). It knows nothing of sockets, frames, subscribers or sequence numbers; the
+server numbers and stamps what it yields and fans it out, and ``dashstream.supervisor``
+turns its failures into a state and retries.
+
+``SOURCES`` is the one registry: ``source = "NAME"`` in a stream definition picks the class,
+and the class declares its own keys, so ``dashstream/stream_specs.py`` reads them from here.
+Importing this package imports no driver: the Redis, SQL and ZeroMQ sources import theirs
+only when they run (after ``monkey_patch``), so the default install needs none.
 """
 
+from producer.base import Source
+from producer.publish import Publish
 from producer.random_walk import RandomWalk
+from producer.redis_channel import RedisChannel
+from producer.sql import SqlSource
 from producer.ticker import Ticker
+from producer.zmq_sub import ZmqSubscriber
 
-# Source name (as written in a stream definition) → producer class. A stream whose source
-# is not here has no producer: its values arrive from outside (the HTTP publish API).
+SOURCES: dict[str, type[Source]] = {cls.kind: cls for cls in (RandomWalk, Publish, Ticker, SqlSource, RedisChannel,
+                                                              ZmqSubscriber)}
+
+# What dashstream/streams.py iterates today: source name → a class whose instances are
+# iterables of fields (the random walk and the ticker have that shape). Once streams.py runs
+# every source through dashstream/sourcing.py, ``SOURCES`` alone is enough and this goes.
 PRODUCERS = {"random-walk": RandomWalk, "ticker": Ticker}
 
-__all__ = ["PRODUCERS", "RandomWalk", "Ticker"]
+__all__ = ["PRODUCERS", "SOURCES", "Source", "RandomWalk", "Publish", "Ticker", "SqlSource", "RedisChannel",
+           "ZmqSubscriber"]

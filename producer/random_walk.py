@@ -1,20 +1,43 @@
-"""The default producer: a value that grows at random moments, as the tutorial did."""
+"""The default source: a value that grows at random moments, as the tutorial did."""
 
 from __future__ import annotations
 
 import random
 import time
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
+
+from producer.base import UP, ConfigProblem, Health, Key, Source, count, flag, integer, number
 
 
-class RandomWalk:
+class RandomWalk(Source):
     """Yield ``{"variable": n}`` forever: wait uniform in [min_wait, max_wait) s, then add
     a random integer in [min_step, max_step].
+
+    The one source that can be private (``shared = false``, the default): every screen then
+    gets a walk of its own. It needs no driver and cannot fail.
 
     ``sleep`` and ``rng`` are injectable so tests can drive it without waiting. Under the
     server, ``time.sleep`` is eventlet's green sleep (``monkey_patch`` runs first), so a
     walk blocks only its own green thread; killing that thread interrupts the sleep.
     """
+
+    kind = "random-walk"
+    keys = (
+        Key("shared", flag, "one walk for every screen (true) or one per screen (false)", default=False),
+        Key("min_wait", number, "shortest wait between values, seconds"),
+        Key("max_wait", number, "longest wait between values, seconds (exclusive)"),
+        Key("min_step", count, "smallest step added to the value"),
+        Key("max_step", count, "largest step added to the value"),
+        Key("start", integer, "the value before the first step"),
+    )
+    # Bounds checked as a pair: (low key, high key).
+    PAIRS = (("min_wait", "max_wait"), ("min_step", "max_step"))
+
+    @classmethod
+    def check(cls, options: dict[str, Any]) -> None:
+        for low, high in cls.PAIRS:
+            if low in options and high in options and options[low] > options[high]:
+                raise ConfigProblem(low, f"{low} ({options[low]}) must not exceed {high} ({options[high]})")
 
     def __init__(
         self,
@@ -35,6 +58,8 @@ class RandomWalk:
         self.min_step = min_step
         self.max_step = max_step
         self.start = start
+        self.options = {"min_wait": min_wait, "max_wait": max_wait, "min_step": min_step,
+                        "max_step": max_step, "start": start}
         self._rng = rng or random.Random()
         self._sleep = sleep
 
@@ -45,3 +70,7 @@ class RandomWalk:
             self._sleep(self.min_wait + (self.max_wait - self.min_wait) * self._rng.random())
             value += self._rng.randint(self.min_step, self.max_step)
             yield {"variable": value}
+
+    def events(self) -> Iterator[Any]:
+        yield Health(UP)
+        yield from self

@@ -10,11 +10,21 @@ with this source.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
+
+from producer.base import UP, Health, Key, Source, integer, positive_number
 
 
-class Ticker:
-    """Yield ``{"variable": n}`` ``rate`` times a second: start, start + step, ..."""
+class Ticker(Source):
+    """Yield ``{"variable": n}`` ``rate`` times a second: start, start + step, ...
+    Always shared (it has no ``shared`` key); needs no driver and cannot fail."""
+
+    kind = "ticker"
+    keys = (
+        Key("rate", positive_number, "messages per second"),
+        Key("start", integer, "the value before the first tick"),
+        Key("step", integer, "added at every tick"),
+    )
 
     def __init__(self, rate: float = 1.0, start: int = 0, step: int = 1, *,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
@@ -23,6 +33,7 @@ class Ticker:
         self.rate = rate
         self.start = start
         self.step = step
+        self.options = {"rate": rate, "start": start, "step": step}
         self._clock = clock
         self._sleep = sleep
 
@@ -39,3 +50,7 @@ class Ticker:
                 due = now  # fell behind: drop the missed ticks rather than burst
             value += self.step
             yield {"variable": value}
+
+    def events(self) -> Iterator[Any]:
+        yield Health(UP)
+        yield from self

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.services import SourceProcess
 from tests.support import ServerProcess
 
 
@@ -25,6 +26,22 @@ def start_server():
 @pytest.fixture
 def server(start_server) -> ServerProcess:
     return start_server()
+
+
+@pytest.fixture
+def run_sources():
+    """Start ``tests/source_runner.py`` with some streams (see ``SourceProcess``); every runner
+    is stopped after the test, and one that does not stop on SIGTERM fails it."""
+    processes: list[SourceProcess] = []
+
+    def run(streams: dict, **kwargs) -> SourceProcess:
+        process = SourceProcess(streams, **kwargs)
+        processes.append(process)
+        return process
+
+    yield run
+    for process in processes:
+        process.stop()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

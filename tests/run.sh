@@ -2,7 +2,7 @@
 # The README's test command: install everything the suite needs, then run it.
 #   bash tests/run.sh [pytest args...]
 # System programs come from Debian's packages when missing (needs root or sudo);
-# Python packages from pyproject.toml's pinned `test` extra.
+# Python packages from pyproject.toml's pinned `test` and `all` extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,18 +12,56 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # self-signed certificates for the TLS tests
 # tests/test_docker.py makes a fresh venv; Debian's own python3 keeps ensurepip in python3-venv.
 python -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
-# tests/test_nginx.py puts Debian's nginx in front of the server (README: "Behind a reverse
-# proxy"); it runs from a temporary prefix, so the package's own service is not used.
+# The source tests start their own redis-server and PostgreSQL on free ports (tests/services.py);
+# Debian keeps initdb in /usr/lib/postgresql/VERSION/bin, off PATH. The reverse-proxy tests run nginx.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+
+# Services those packages would start at install (and at boot): the tests run their own, so
+# none of the packages' daemons may be left running or enabled.
+daemons=()
+for package in "${need_apt[@]}"; do
+    case "$package" in
+        redis-server) daemons+=(redis-server) ;;
+        postgresql) daemons+=(postgresql) ;;
+        nginx) daemons+=(nginx) ;;
+    esac
+done
+
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "installing system packages: ${need_apt[*]}"
     $sudo apt-get update -qq
+    # policy-rc.d answering 101 ("action forbidden") keeps invoke-rc.d and deb-systemd-invoke
+    # from starting any service while the packages install; ours goes again right after
+    # (a machine that has one already, as a container image often does, keeps its own).
+    policy=/usr/sbin/policy-rc.d
+    made_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# tests/run.sh: no service starts while it installs packages\nexit 101\n' \
+            | $sudo tee "$policy" >/dev/null
+        $sudo chmod 755 "$policy"
+        made_policy=yes
+    fi
     # `env`, not a VAR=value prefix: sudo drops the caller's environment.
+    status=0
     $sudo env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+        apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null || status=$?
+    [ -z "$made_policy" ] || $sudo rm -f "$policy"
+    [ "$status" -eq 0 ] || exit "$status"
+    # Stopped (in case a policy let one start) and disabled (so a reboot does not start it).
+    for daemon in "${daemons[@]}"; do
+        if [ -d /run/systemd/system ]; then
+            $sudo systemctl disable --now "$daemon" >/dev/null 2>&1 || true
+        elif [ -x "/etc/init.d/$daemon" ]; then
+            $sudo service "$daemon" stop >/dev/null 2>&1 || true
+            $sudo update-rc.d "$daemon" disable >/dev/null 2>&1 || true
+        fi
+    done
 fi
 
-python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# The test extra, and every optional driver: the source tests run the real ones.
+python -m pip install --quiet --disable-pip-version-check -e '.[test,all]'
 exec python -m pytest "$@"

@@ -51,11 +51,15 @@ def test_default_stream_takes_the_walk_options():
         "random-walk", False, 2.0, 3.0)
 
 
+# The example file's PostgreSQL stream reads its URL from the environment (url_env).
+EXAMPLE_ENV = {"ORDERS_DATABASE_URL": "postgresql://dashboard:secret@127.0.0.1:5432/shop"}
+
+
 def test_example_file_uses_every_key_of_every_source():
     from dashstream.stream_specs import COMMON_KEYS, SOURCE_KEYS
 
     text = (ROOT / "streams.example.toml").read_text()
-    specs = {spec.name: spec for spec in load_stream_file(str(ROOT / "streams.example.toml"))}
+    specs = {spec.name: spec for spec in load_stream_file(str(ROOT / "streams.example.toml"), environ=EXAMPLE_ENV)}
     assert {spec.source for spec in specs.values()} == set(SOURCE_KEYS)
     assert any(spec.shared and spec.source == "random-walk" for spec in specs.values())
     for key in [*COMMON_KEYS, *(key for keys in SOURCE_KEYS.values() for key in keys)]:

@@ -200,6 +200,28 @@ def test_image_installs_the_whole_package(image):
     assert installed["description"].strip() == (ROOT / "README.md").read_text().strip()
 
 
+def test_every_source_driver_imports_in_the_image_after_monkey_patch(image):
+    """The image installs `[all]`: each driver a source declares imports there, the way the
+    server imports it (after eventlet.monkey_patch), and psycopg2 is made green by it."""
+    from producer import SOURCES
+
+    modules = sorted({driver.module for cls in SOURCES.values() for driver in cls.drivers()})
+    assert modules == ["psycopg2", "redis", "zmq"]
+    script = ("import warnings; warnings.filterwarnings('ignore'); import eventlet; eventlet.monkey_patch(); "
+              "import importlib, json, sys; import psycopg2.extensions, eventlet.green.zmq; "
+              "loaded = {m: importlib.import_module(m).__file__ for m in sys.argv[1:]}; "
+              "print(json.dumps({'loaded': loaded, 'green_psycopg2': psycopg2.extensions.get_wait_callback() "
+              "is not None}))")
+    result = subprocess.run(["python", "-c", script, *modules], cwd=image.path(image.workdir), env=image.run_env(),
+                            capture_output=True, text=True, timeout=scaled(60))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert sorted(report["loaded"]) == modules
+    # Imported from the image's Python, not from the test run's packages.
+    assert all(path.startswith(str(image.venv)) for path in report["loaded"].values()), report
+    assert report["green_psycopg2"] is True
+
+
 def test_healthcheck_passes_on_a_live_server_and_fails_without_one(image, container):
     healthy = run_healthcheck(image, container.port)
     assert healthy.returncode == 0, healthy.stderr

@@ -1,0 +1,223 @@
+"""``sql``: a query run every ``interval`` seconds; its first row is the message.
+
+The row's columns are the fields and it must have ``variable``. A value is published only
+when the row differs from the last one published, so a count that stays put sends nothing.
+Zero rows publish nothing and put the stream ``down`` with that reason; a query error raises
+(the supervisor shows the database's message and retries).
+
+Two databases, chosen by the URL's scheme:
+
+* **SQLite** (``sqlite:///abs/path.db`` or ``sqlite:relative/path.db``): the standard
+  library's ``sqlite3`` runs in C and holds the hub for the query's whole duration, so
+  every query goes through ``eventlet.tpool`` (a real OS thread). A sqlite3 connection
+  refuses to be used from a thread other than its creator's, and tpool may pick any of its
+  threads, so one call opens, queries and closes. The file is opened read-only
+  (``mode=ro``): a typo in the path is an error on the screen, not a new empty database.
+* **PostgreSQL** (``postgresql://user@host:5432/db``): psycopg2 (the ``psycopg2-binary``
+  wheel), which ``eventlet.monkey_patch()`` itself makes cooperative
+  (``eventlet/support/psycopg2_patcher.py`` installs a wait callback that trampolines on
+  the connection's socket). Measured here: three concurrent ``pg_sleep(1)`` took 1.0 s under
+  eventlet and a 50 ms green ticker beside them never waited more than 51 ms. psycopg 3 was
+  not chosen: its C wait function blocks the whole hub (three ``pg_sleep(1)`` took 3 s and
+  stalled everything), and it is green only if its selector wait function is chosen after
+  patching, one easily missed step away from freezing every screen. The source refuses to
+  connect if psycopg2 has no wait callback (the process was not patched) rather than block.
+
+``listen = "channel"`` (PostgreSQL only) opens a second connection that LISTENs on the
+channel: a NOTIFY runs the query at once (many NOTIFYs that arrive together run it once),
+and the ``interval`` poll goes on as a safety net. Notifications sent while the listener
+was disconnected are not replayed by PostgreSQL, so every (re)connect starts with a query.
+(A NOTIFY payload is limited to 8000 bytes; the source ignores payloads: it re-reads.)
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from typing import Any, Callable, Iterator, Mapping
+
+from producer.base import (DOWN, UP, ConfigProblem, Driver, Health, Key, UrlSource, nonempty_text, parse_url,
+                           positive_number, url_keys)
+from producer.values import BadValue, fields_from_row
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+PSYCOPG2 = Driver("psycopg2", "sql")
+# A query that takes longer than this is cancelled by PostgreSQL (the stream goes down with
+# "canceling statement due to statement timeout"): a lock wait must not freeze a screen
+# forever without a word. SQLite's equivalent is the busy timeout on a locked file.
+STATEMENT_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 5
+# A database host that vanished without closing the connection (a pulled cable, a failover
+# that kept the address silent): TCP keepalive finds an idle connection dead in about
+# 10 + 3 * 3 = 19 s (the LISTEN connection is always idle), and TCP_USER_TIMEOUT a query
+# whose bytes are never acknowledged in 20 s; PostgreSQL's statement_timeout cannot, as it
+# runs on the server that is gone.
+LIVENESS = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
+            "tcp_user_timeout": 20_000}
+NO_ROWS = "the query returned no rows"
+
+
+def _listen_channel(value: Any) -> str:
+    channel = nonempty_text(value)
+    if len(channel.encode()) > 63:
+        raise ValueError(f"a PostgreSQL channel name is at most 63 bytes, got {len(channel.encode())}")
+    return channel
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///srv/app/app.db`` → ``/srv/app/app.db``; ``sqlite:data/app.db`` → ``data/app.db``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.netloc or not parts.path:
+        raise ValueError(f"a sqlite URL names a file: sqlite:///absolute/path.db or sqlite:relative/path.db, "
+                         f"got {url!r}")
+    return urllib.parse.unquote(parts.path)
+
+
+def _query_sqlite(path: str, query: str) -> tuple[list[str] | None, tuple | None]:
+    """Runs in a tpool thread: open, query, close, all in that thread."""
+    import sqlite3
+
+    uri = f"file:{urllib.parse.quote(path)}?mode=ro"
+    connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT)
+    try:
+        cursor = connection.execute(query)
+        names = [column[0] for column in cursor.description] if cursor.description else None
+        return names, cursor.fetchone() if names is not None else None
+    finally:
+        connection.close()
+
+
+class SqlSource(UrlSource):
+    kind = "sql"
+    schemes = ("sqlite", *POSTGRES_SCHEMES)
+    keys = (
+        *url_keys(schemes, "sqlite:///srv/app/app.db or postgresql://user@host:5432/db"),
+        Key("query", nonempty_text, "the SELECT whose first row is the message; it must have a 'variable' column",
+            required=True),
+        Key("interval", positive_number, "seconds between runs of the query", default=5.0),
+        Key("listen", _listen_channel, "PostgreSQL only: LISTEN on this channel; a NOTIFY runs the query at once"),
+    )
+
+    def __init__(self, *, url: str, query: str, interval: float = 5.0, listen: str | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(url=url, query=query, interval=interval, listen=listen)
+        self.query = query
+        self.interval = interval
+        self.listen = listen
+        self._sleep = sleep
+        self._last: dict | None = None  # the last row published: kept across reconnects
+        self._connections: list[Any] = []
+
+    @property
+    def is_postgres(self) -> bool:
+        return urllib.parse.urlsplit(str(self.url)).scheme.lower() in POSTGRES_SCHEMES
+
+    @classmethod
+    def check(cls, options: dict[str, Any]) -> None:
+        scheme = parse_url(options["url"], cls.schemes).scheme.lower()
+        if scheme == "sqlite":
+            try:
+                sqlite_path(options["url"])
+            except ValueError as error:
+                raise ConfigProblem("url", str(error)) from None
+        if options.get("listen") is not None and scheme not in POSTGRES_SCHEMES:
+            raise ConfigProblem("listen", f"LISTEN needs a postgresql:// URL, not {scheme}:")
+
+    @classmethod
+    def driver(cls, options: Mapping[str, Any]) -> tuple[str, Driver] | None:
+        scheme = urllib.parse.urlsplit(str(options["url"])).scheme.lower()
+        return ("url", PSYCOPG2) if scheme in POSTGRES_SCHEMES else None
+
+    @classmethod
+    def drivers(cls) -> tuple[Driver, ...]:
+        return (PSYCOPG2,)
+
+    # --- run time ---
+
+    def events(self) -> Iterator[Any]:
+        if self.is_postgres:
+            yield from self._postgres()
+        else:
+            yield from self._sqlite()
+
+    def _sqlite(self) -> Iterator[Any]:
+        from eventlet import tpool  # the hub must not wait for SQLite's C code
+
+        path = sqlite_path(str(self.url))
+        while True:
+            names, row = tpool.execute(_query_sqlite, path, self.query)
+            yield from self._row(names, row)
+            self._sleep(self.interval)
+
+    def _postgres(self) -> Iterator[Any]:
+        import select
+
+        import psycopg2
+        import psycopg2.extensions
+        import psycopg2.sql
+
+        if psycopg2.extensions.get_wait_callback() is None:
+            raise RuntimeError("psycopg2 is not cooperative here (eventlet.monkey_patch() has not run): "
+                               "a query would block every screen")
+        listener = None
+        if self.listen is not None:
+            # LISTEN first, then the first query: a change made between the two is not lost.
+            listener = self._connect(psycopg2)
+            with listener.cursor() as cursor:
+                cursor.execute(psycopg2.sql.SQL("LISTEN {}").format(psycopg2.sql.Identifier(self.listen)))
+        connection = self._connect(psycopg2)
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = %s", (STATEMENT_TIMEOUT_MS,))
+        yield Health(UP)
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(self.query)
+                names = [column[0] for column in cursor.description] if cursor.description else None
+                row = cursor.fetchone() if names is not None else None
+            yield from self._row(names, row)
+            if listener is None:
+                self._sleep(self.interval)
+                continue
+            # select() is eventlet's (green) after monkey_patch: this waits for a NOTIFY or the
+            # interval without holding the hub. A closed connection is "readable" too, and
+            # poll() then raises, which is how a terminated listener is noticed at once.
+            readable, _, _ = select.select([listener], [], [], self.interval)
+            if readable:
+                listener.poll()
+                listener.notifies.clear()  # one query answers any number of NOTIFYs
+
+    def _connect(self, psycopg2: Any) -> Any:
+        connection = psycopg2.connect(str(self.url), connect_timeout=CONNECT_TIMEOUT,
+                                      fallback_application_name="dashstream", **LIVENESS)
+        self._connections.append(connection)
+        # Each query sees the latest committed data, and no transaction stays open between runs.
+        connection.autocommit = True
+        return connection
+
+    def _row(self, names: list[str] | None, row: tuple | None) -> Iterator[Any]:
+        if names is None:
+            yield Health(DOWN, "the query returns no rows at all (is it a SELECT?)")
+            return
+        if row is None:
+            yield Health(DOWN, NO_ROWS)
+            return
+        try:
+            fields = fields_from_row(dict(zip(names, row)))
+        except BadValue as error:
+            # The query's shape is wrong (no 'variable' column, a type JSON cannot carry): every
+            # run would fail the same way, so the screen says so instead of counting rejections.
+            yield Health(DOWN, f"unusable row: {error}")
+            return
+        yield Health(UP)
+        if fields != self._last:
+            self._last = fields
+            yield fields
+
+    def close(self) -> None:
+        connections, self._connections = self._connections, []
+        for connection in connections:
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001 - a broken connection is closed as far as we care
+                pass

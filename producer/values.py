@@ -1,0 +1,112 @@
+"""What a source may hand on as a value: the one check every source (and a publish) shares.
+
+A message from outside (a Redis or ZeroMQ payload) is UTF-8 JSON: an object with
+``variable``, or a bare number, which is taken as ``{"variable": number}``. A SQL row is
+already a mapping of column names to values; ``fields_from_row`` makes those JSON values.
+Anything else is a ``BadValue`` with a reason a person can act on; a source reports it as
+``Rejected`` (counted, logged now and then) and goes on, because one bad message must never
+stop a screen.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import math
+import uuid
+from typing import Any, Mapping
+
+# Set by the server on every message (seq/ts/epoch/gap) or meaning something else on the wire
+# (control messages, the stream name on a multi-stream socket): a source cannot set them.
+RESERVED_FIELDS = frozenset({"seq", "ts", "epoch", "gap", "control", "stream"})
+
+# A payload larger than this is refused before it is parsed: a dashboard value is a few
+# dozen bytes, and the same limit as --max-publish-size's default keeps one stray blob
+# from costing every screen a copy.
+MAX_PAYLOAD_BYTES = 65_536
+
+
+class BadValue(ValueError):
+    """A payload or row that cannot be published; the message says why."""
+
+
+def _no_constants(name: str) -> float:
+    # json.loads accepts NaN, Infinity and -Infinity by default; JSON itself does not, and a
+    # browser's JSON.parse would choke on the frame.
+    raise BadValue(f"{name} is not valid JSON")
+
+
+def _finite_float(literal: str) -> float:
+    # 1e400 is valid JSON that Python reads as inf, which no JSON encoder may write back.
+    value = float(literal)
+    if not math.isfinite(value):
+        raise BadValue(f"{literal} is out of range for a JSON number")
+    return value
+
+
+def parse_payload(data: bytes | str) -> dict[str, Any]:
+    """A message's bytes → the fields to publish, or ``BadValue``."""
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise BadValue(f"payload of {len(data)} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit")
+    try:
+        value = json.loads(data, parse_constant=_no_constants, parse_float=_finite_float)
+    except UnicodeDecodeError:
+        raise BadValue("payload is not UTF-8 text") from None
+    except BadValue:
+        raise
+    except ValueError as error:
+        raise BadValue(f"malformed JSON: {error}") from None
+    if isinstance(value, bool) or not isinstance(value, (dict, int, float)):
+        raise BadValue(f"expected a JSON object with 'variable' or a number, got {_kind(value)}")
+    if not isinstance(value, dict):
+        return {"variable": value}
+    return check_fields(value)
+
+
+def check_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields that can go out as a data message: ``variable`` present, no server field."""
+    if "variable" not in fields:
+        raise BadValue("no 'variable' field")
+    reserved = sorted(RESERVED_FIELDS.intersection(fields))
+    if reserved:
+        raise BadValue(f"field {reserved[0]!r} is set by the server")
+    return dict(fields)
+
+
+def fields_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A SQL row (column → value) → JSON fields. Database types JSON lacks become what a
+    dashboard would show: exact numbers as numbers, times as ISO 8601 text, UUIDs as text."""
+    return check_fields({str(column): _json_value(value, str(column)) for column, value in row.items()})
+
+
+def _json_value(value: Any, column: str) -> Any:
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadValue(f"column {column!r} is {value}, which JSON cannot carry")
+        return value
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise BadValue(f"column {column!r} is {value}, which JSON cannot carry")
+        # numeric(10,0) and count(*) on some drivers: keep integers integral.
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item, column) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_value(item, column) for key, item in value.items()}
+    raise BadValue(f"column {column!r} has a {type(value).__name__} value, which JSON cannot carry")
+
+
+_KINDS = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def _kind(value: Any) -> str:
+    return _KINDS[type(value)]  # every JSON type that is neither an object nor a number
