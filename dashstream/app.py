@@ -226,7 +226,7 @@ class DashApp:
             raise HTTPError("404 Not Found", f"no publish stream named {name!r}")
         fields = read_json_object(environ, self.config.max_publish_size, self.config.header_timeout)
         try:
-            entry = stream.publish(fields)
+            entry = stream.publish_from_outside(fields)
         except BadFields as error:
             raise HTTPError("400 Bad Request", str(error)) from None
         if self.metrics is not None:

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from dashstream.protocol import text_frame
+from producer.values import RESERVED_FIELDS
 
-# Fields the server owns; a producer or publisher cannot set them (400 on publish).
-RESERVED_FIELDS = frozenset({"seq", "ts", "epoch", "gap", "control", "stream"})
+# RESERVED_FIELDS: the fields the server owns; a producer or publisher cannot set them (400
+# on publish). One list for both: a source's value is checked against it before the log.
 
 
 class BadFields(ValueError):

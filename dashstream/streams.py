@@ -125,6 +125,9 @@ class SharedStream(Stream):
         self.log = (log_factory or MemoryLog)(name, history=history, clock=clock, on_entry=self.fanout.deliver)
         self._factory = factory
         self._pump: runtime.GreenThread | None = None
+        # Runs the source (retries, health, stale clock: dashstream/supervisor.py); None for
+        # a stream that runs its own plain loop (the random walk, which cannot fail).
+        self.supervisor = None
 
     def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
         subscription = Subscription(session, self, multi)
@@ -151,6 +154,13 @@ class SharedStream(Stream):
         self.stats.published += 1
         return self.log.append(body)
 
+    def publish_from_outside(self, fields: Mapping[str, Any]) -> Entry:
+        """``POST /publish``: publish, and tell the supervisor a value came (its stale clock)."""
+        entry = self.publish(fields)
+        if self.supervisor is not None:
+            self.supervisor.note_value()
+        return entry
+
     def publish_from_source(self, fields: Mapping[str, Any]) -> None:
         try:
             self.publish(fields)
@@ -159,7 +169,9 @@ class SharedStream(Stream):
             log.warning("stream %r: a value was rejected: %s", self.name, error)
 
     def start(self) -> None:
-        if self._factory is not None and self._pump is None:
+        if self.supervisor is not None:
+            self.supervisor.start()
+        elif self._factory is not None and self._pump is None:
             self._pump = runtime.spawn(self._run)
 
     def _run(self) -> None:
@@ -170,12 +182,16 @@ class SharedStream(Stream):
             log.exception("producer of stream %r failed", self.name)
 
     def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
         if self._pump is not None:
             self._pump.kill()
             self._pump = None
 
     @property
     def producers(self) -> int:
+        if self.supervisor is not None:
+            return int(self.supervisor.running)
         return int(self._pump is not None and not self._pump.dead)
 
     def describe(self) -> dict:
@@ -269,15 +285,19 @@ class PrivateStream(Stream):
 
 def streams_from_config(config, on_pass=None) -> dict[str, Stream]:
     """Running streams for the config's specs (the default stream is always among them)."""
-    from producer import PRODUCERS
+    from dashstream.sourcing import SELF_RUN, source_supervisor
+    from producer import SOURCES
 
     streams: dict[str, Stream] = {}
     for spec in config.streams:
-        producer_class = PRODUCERS.get(spec.source)
-        factory = (lambda cls=producer_class, options=spec.options: cls(**options)) if producer_class else None
-        if spec.shared:
-            streams[spec.name] = SharedStream(spec.name, spec.source, factory,
-                                              history=spec.history or config.history, on_pass=on_pass)
-        else:
+        source_class = SOURCES[spec.source]
+        factory = lambda cls=source_class, options=spec.options: cls(**options)  # noqa: E731
+        if not spec.shared:
+            # A private walk is new for every client: its own loop writes to that client.
             streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_pass=on_pass)
+            continue
+        stream = SharedStream(spec.name, spec.source, factory if spec.source in SELF_RUN else None,
+                              history=spec.history or config.history, on_pass=on_pass)
+        stream.supervisor = source_supervisor(spec, stream)
+        streams[spec.name] = stream
     return streams

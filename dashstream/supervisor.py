@@ -146,6 +146,11 @@ class Supervisor:
         self._threads.clear()
         self._close()
 
+    @property
+    def running(self) -> bool:
+        """The source's own loop runs (a passive source has none)."""
+        return not self.source.passive and bool(self._threads)
+
     def status(self) -> dict:
         """For /streams and metrics."""
         return {"state": self.state, "reason": self.reason, "since": self.since, "rejected": self.rejected}

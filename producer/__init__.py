@@ -23,10 +23,5 @@ from producer.zmq_sub import ZmqSubscriber
 SOURCES: dict[str, type[Source]] = {cls.kind: cls for cls in (RandomWalk, Publish, Ticker, SqlSource, RedisChannel,
                                                               ZmqSubscriber)}
 
-# What dashstream/streams.py iterates today: source name → a class whose instances are
-# iterables of fields (the random walk and the ticker have that shape). Once streams.py runs
-# every source through dashstream/sourcing.py, ``SOURCES`` alone is enough and this goes.
-PRODUCERS = {"random-walk": RandomWalk, "ticker": Ticker}
-
-__all__ = ["PRODUCERS", "SOURCES", "Source", "RandomWalk", "Publish", "Ticker", "SqlSource", "RedisChannel",
+__all__ = ["SOURCES", "Source", "RandomWalk", "Publish", "Ticker", "SqlSource", "RedisChannel",
            "ZmqSubscriber"]
