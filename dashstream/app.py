@@ -253,7 +253,7 @@ class DashApp:
                              control=wants_control(query))
         environ["dashstream.session"] = session
         self.sessions.add(session)
-        connection_log.info("open peer=%s path=%s", session.peer, session.path)
+        connection_log.debug("open peer=%s path=%s", session.peer, session.path)
         session.write(sse_head(self._cors_origin(environ)), count=0)
         session.start()
         stream.subscribe(session, resume)
@@ -314,7 +314,9 @@ class DashApp:
                                    on_message=_echo if echo else None)
         environ["dashstream.session"] = session
         self.sessions.add(session)
-        connection_log.info("open peer=%s path=%s", session.peer, session.path)
+        # Debug: the close line says all of it (peer, path, duration, sent, code), and a line
+        # per handshake is a cost a reconnect storm would pay twice.
+        connection_log.debug("open peer=%s path=%s", session.peer, session.path)
         session.write(reply, count=0)
         session.start(buffered)
         for stream, resume in targets:

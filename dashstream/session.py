@@ -486,8 +486,8 @@ def _close_socket(sock) -> None:
     RST, which could destroy our last frames before the client reads them), then shut down
     and close. Whatever the kernel still holds for the peer is delivered after we let go."""
     try:
-        for _ in range(16):
-            if not sock.recv(65536):
+        for _ in range(4):
+            if not sock.recv_into(runtime.RECV_BUFFER):
                 break
     except (OSError, ValueError):
         pass

@@ -13,6 +13,7 @@ import logging
 import ssl
 from typing import TYPE_CHECKING, Callable
 
+from dashstream.runtime import RECV_BUFFER, RECV_VIEW
 from dashstream.protocol import (CLOSE_POLICY, OP_BINARY, OP_TEXT, PING_FRAME, Failure, FrameReader, Message,
                                  PeerClose, Ping, Pong, close_frame, frame, pong_frame, text_frame)
 from dashstream.session import _CLOSE_FRAME, CLOSED, CLOSING, OPEN, WOULD_BLOCK, Session, SessionContext
@@ -23,7 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("dashstream.connection")
 
-RECV_SIZE = 65536
 
 
 class WebSocketSession(Session):
@@ -106,20 +106,19 @@ class WebSocketSession(Session):
     def _read(self) -> None:
         sock = self.sock
         try:
-            data = sock.recv(RECV_SIZE)
-            if data and isinstance(sock, ssl.SSLSocket):
-                # TLS may hold decrypted bytes that no longer show as a readable socket.
-                while sock.pending():
-                    data += sock.recv(RECV_SIZE)
+            count = sock.recv_into(RECV_BUFFER)
         except WOULD_BLOCK:
             return
         except OSError as error:
             self._lost(error)
             return
-        if not data:
+        if not count:
             self._peer_vanished()
             return
-        self._received(data)
+        self._received(RECV_VIEW[:count])  # the reader copies what it keeps
+        if self.state is not CLOSED and isinstance(sock, ssl.SSLSocket) and sock.pending():
+            # TLS may hold decrypted bytes that no longer show as a readable socket.
+            self._read()
 
     def _received(self, data: bytes) -> None:
         for event in self.reader.receive(data):

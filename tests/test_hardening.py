@@ -253,8 +253,9 @@ def test_a_screen_that_stops_reading_is_closed_as_slow_before_the_write_timeout(
         assert time.monotonic() - started < scaled(20), "never counted as slow"
         value += 1
         assert publish(server.http, "big", {"variable": value, "pad": pad}, TOKEN)[0] == 200
-    assert "slow subscriber" in server.output()
+    wait_until(lambda: "slow subscriber" in server.output(), message="the slow subscriber line")
     wait_until(lambda: server.health()["connections"] == 1, message="the stopped screen dropped")
+    wait_until(lambda: "path=/ws/big duration=" in server.output(), message="its close line")
     assert "write timeout" not in server.output()
     sock.close()
 
