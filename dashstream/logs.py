@@ -30,7 +30,7 @@ a green thread cannot wait in ``write(2)`` without stopping the hub. The writer 
 from ``eventlet.patcher.original('threading')``/``('queue')`` (``runtime.os_threading``,
 ``runtime.os_queue``; what ``eventlet.tpool`` does), and takes its own duplicate of file descriptor 2 so it shares no Python-level lock
 with ``sys.stderr``. Everything the server's thread does per record is non-blocking:
-``put_nowait`` on a queue whose lock is only ever held for a few instructions.
+``put_nowait`` on a bounded ``SimpleQueue``.
 """
 
 from __future__ import annotations
@@ -151,6 +151,45 @@ def _real_sleep() -> Callable[[float], None]:
 
 
 _STOP = object()
+
+
+class BoundedQueue:
+    """``queue.SimpleQueue`` (C: a put is a few hundred nanoseconds and wakes the writer
+    without a Python-level lock) with a bound: ``full()`` and ``put_nowait`` raising
+    ``queue.Full``, as ``queue.Queue(maxsize)`` has. Only the server's thread puts, so
+    checking the size before putting cannot overshoot."""
+
+    def __init__(self, queue_module, maxsize: int) -> None:
+        self._queue = queue_module.SimpleQueue()
+        self._full = queue_module.Full
+        self.Empty = queue_module.Empty
+        self.maxsize = maxsize
+
+    def full(self) -> bool:
+        return self._queue.qsize() >= self.maxsize
+
+    def put_nowait(self, item) -> None:
+        if self._queue.qsize() >= self.maxsize:
+            raise self._full
+        self._queue.put(item)
+
+    def put(self, item, timeout: float | None = None) -> None:
+        """Waits (up to ``timeout``) for room: only ``stop`` uses it, at the very end."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._queue.qsize() >= self.maxsize:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._full
+            time.sleep(0.01)
+        self._queue.put(item)
+
+    def get(self):
+        return self._queue.get()
+
+    def get_nowait(self):
+        return self._queue.get_nowait()
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
 
 
 class DroppingQueueHandler(logging.handlers.QueueHandler):
@@ -373,7 +412,7 @@ def configure_logging(level: str = "info", log_format: str = "text", *, queue_si
     if _pipeline is not None:
         _pipeline.stop()
     threading_module, queue_module = _real_threading()
-    queue = queue_module.Queue(queue_size)
+    queue = BoundedQueue(queue_module, queue_size)
     handler = DroppingQueueHandler(queue, threading_module.RLock)
     writer = LogWriter(queue, threading_module, FORMATTERS[log_format](), fd)
     root = logging.getLogger()
