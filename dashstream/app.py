@@ -251,12 +251,14 @@ class DashApp:
             raise
         session = SSESession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", ""),
                              control=wants_control(query))
-        environ["dashstream.session"] = session
-        self.sessions.add(session)
-        connection_log.debug("open peer=%s path=%s", session.peer, session.path)
-        session.write(sse_head(self._cors_origin(environ)), count=0)
-        session.start()
-        stream.subscribe(session, resume)
+        self._opened(session, environ)
+        try:
+            session.write(sse_head(self._cors_origin(environ)), count=0)
+            session.start()
+            stream.subscribe(session, resume)
+        except BaseException:
+            session.abort()
+            raise
         return written_by_hand()
 
     def _cors_origin(self, environ: dict) -> str | None:
@@ -312,17 +314,24 @@ class DashApp:
                                    control=control, reader=reader,
                                    deflater=Deflater(params) if params is not None else None,
                                    on_message=_echo if echo else None)
+        self._opened(session, environ)
+        try:
+            session.write(reply, count=0)
+            session.start(buffered)
+            for stream, resume in targets:
+                if session.closed:
+                    break
+                stream.subscribe(session, resume, multi)
+        except BaseException:
+            session.abort()  # the socket is ours now: end it, give its capacity back
+            raise
+
+    def _opened(self, session: Session, environ: dict) -> None:
         environ["dashstream.session"] = session
         self.sessions.add(session)
         # Debug: the close line says all of it (peer, path, duration, sent, code), and a line
         # per handshake is a cost a reconnect storm would pay twice.
         connection_log.debug("open peer=%s path=%s", session.peer, session.path)
-        session.write(reply, count=0)
-        session.start(buffered)
-        for stream, resume in targets:
-            if session.closed:
-                break
-            stream.subscribe(session, resume, multi)
 
     def _session_closed(self, session: Session) -> None:
         if session in self.sessions:
