@@ -15,7 +15,6 @@ by every subscriber that needs that form.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import time
 from collections import deque
@@ -156,7 +155,6 @@ class MemoryLog:
         self.stream = stream
         self.epoch = epoch or new_epoch()
         self.seq = 0
-        self.appended = 0
         self.on_entry = on_entry
         self._clock = clock
         self._history: deque[Entry] = deque(maxlen=max(history, 1))
@@ -172,12 +170,8 @@ class MemoryLog:
     def append(self, body: str) -> Entry:
         """Number and stamp a message (``body`` from ``encode_fields``) and deliver it."""
         self.seq += 1
-        ts = self._clock()
-        if not math.isfinite(ts):
-            raise ValueError("clock returned a non-finite time")
-        entry = Entry(self.stream, self.seq, ts, self.epoch, body)
+        entry = Entry(self.stream, self.seq, self._clock(), self.epoch, body)
         self._history.append(entry)
-        self.appended += 1
         if self.on_entry is not None:
             self.on_entry(entry)
         return entry
