@@ -27,8 +27,9 @@ def test_fields_in_order_with_case_insensitive_lookup():
 
 
 def test_values_are_trimmed_and_may_be_empty_or_hold_colons():
-    headers = read(b"A:  spaced \t\r\nB:\r\nC: http://x:80/\nD:x\n\n")
-    assert headers.items() == [("A", "spaced"), ("B", ""), ("C", "http://x:80/"), ("D", "x")]
+    headers = read(b"A:  spaced \t\r\nB:\r\nC: http://x:80/\nD:x\nE: XX\r\nF: form\x0c\r\n\n")
+    assert headers.items() == [("A", "spaced"), ("B", ""), ("C", "http://x:80/"), ("D", "x"), ("E", "XX"),
+                               ("F", "form\x0c")]  # only spaces and tabs are HTTP's optional whitespace
 
 
 def test_the_block_ends_at_an_empty_line_or_the_end():
@@ -40,13 +41,19 @@ def test_latin1_bytes_are_kept():
     assert read(b"X: caf\xe9\r\n\r\n").get("x") == "caf\xe9"
 
 
+NO_NAME = "a header line without a field name and a colon"
+SPACE = "whitespace between a header field name and its colon"
+FOLDED = "a folded header line (obsolete line folding is not accepted)"
+
+
 @pytest.mark.parametrize("line, reason", [
-    (b"no colon here\r\n", "without a field name"), (b": empty name\r\n", "without a field name"),
-    (b"Name : space before colon\r\n", "whitespace between"), (b"Name\t: tab\r\n", "whitespace between"),
-    (b"A: 1\r\n folded\r\n", "folded"), (b"A: 1\r\n\tfolded\r\n", "folded")])
+    (b"no colon here\r\n", NO_NAME), (b": empty name\r\n", NO_NAME),
+    (b"Name : space before colon\r\n", SPACE), (b"Name\t: tab\r\n", SPACE),
+    (b"A: 1\r\n folded\r\n", FOLDED), (b"A: 1\r\n\tfolded\r\n", FOLDED)])
 def test_what_http_forbids_is_refused(line, reason):
-    with pytest.raises(BadHeaders, match=reason):
+    with pytest.raises(BadHeaders) as refused:
         read(line + b"\r\n")
+    assert str(refused.value) == reason
 
 
 def test_at_most_max_headers():
@@ -57,7 +64,8 @@ def test_at_most_max_headers():
 
 @pytest.mark.parametrize("value, media", [(None, "text/plain"), ("", "text/plain"),
                                           ("application/json; charset=utf-8", "application/json"),
-                                          ("Text/HTML", "text/html"), ("nonsense", "text/plain")])
+                                          ("Text/HTML", "text/html"), ("nonsense", "text/plain"),
+                                          ("a/b; x=1; y=2", "a/b")])
 def test_content_type_as_email_message_answers_it(value, media):
     headers = Headers([("Content-Type", value)] if value is not None else [])
     assert headers.get_content_type() == media

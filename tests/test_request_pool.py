@@ -88,12 +88,37 @@ def test_too_many_waiting_are_refused_and_cleaned_up_at_once():
     assert pool.waiting == 3
 
 
-def test_links_run_when_the_request_ends():
+def test_links_run_when_the_request_ends_and_get_the_handle():
     pool, spawner, refused, served = make()
     handle, links = request(pool, served, "a")
     assert links == [] and not handle.done
+    got = []
+    handle.link(lambda h: got.append(h))
     spawner.finish()
-    assert links == ["cleaned"] and handle.done
+    assert links == ["cleaned"] and handle.done and got == [handle]
+    late = []
+    handle.link(lambda h: late.append(h))  # linked after the end: runs at once
+    assert late == [handle]
+
+
+def test_an_address_at_its_limit_waits_while_others_take_the_free_slot():
+    pool, spawner, refused, served = make(size=3, per_address=1)
+    request(pool, served, "a")
+    request(pool, served, "b")
+    request(pool, served, "c")
+    request(pool, served, "a", 1)  # waits: a is at its limit (and the pool is full)
+    request(pool, served, "d")  # waits: the pool is full
+    spawner.finish(2)  # c ends: a still has one running, so d goes first
+    assert pool.address_load("a") == (1, 1) and pool.address_load("d") == (1, 0)
+    spawner.finish(0)  # a's first ends: its waiting one starts
+    assert pool.address_load("a") == (1, 0)
+
+
+def test_defaults_and_addresses_that_are_not_tuples():
+    pool = RequestPool(2, 1, spawn=lambda f: None)
+    assert (pool.waiting_per_address, pool.max_waiting) == (1024, 8192)
+    pool.spawn(lambda c: None, ["/run/socket", object(), "idle"])
+    assert pool.address_load("/run/socket") == (1, 0)
 
 
 def test_ipv6_addresses_of_one_64_share_a_limit():
@@ -118,6 +143,7 @@ def test_a_request_that_fails_still_frees_its_slot():
 
 def test_bad_sizes_are_refused():
     for size, per in ((0, 1), (1, 0)):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError) as refused:
             RequestPool(size, per, spawn=lambda f: None)
+        assert str(refused.value) == "size and per_address must be >= 1"
     assert RequestPool(1, 1, spawn=lambda f: None).waitall() is None

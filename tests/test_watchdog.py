@@ -103,3 +103,72 @@ def test_a_session_past_its_timeout_is_counted_in_metrics():
         keepalive.tick(clock.now)
     assert session.closed_with == (1011, "keepalive ping timeout") and metrics.timeouts == 1
     assert keepalive.tracked == 0
+
+
+def test_ended_and_answered_sessions_do_not_stop_the_tick_for_the_others():
+    clock = Clock()
+    keepalive = Keepalive(1, 1, clock=clock)
+    ended, answered, silent = Session(), Session(), Session()
+    for session in (ended, answered, silent):
+        keepalive.add(session)
+    clock.now += 1
+    keepalive.tick(clock.now)  # all three pinged
+    keepalive.discard(ended)
+    answered.last_pong = answered.ping_sent_at  # a pong stamped in the same instant counts
+    clock.now += 1
+    keepalive.tick(clock.now)
+    assert silent.closed_with == (1011, "keepalive ping timeout") and answered.closed_with is None
+    assert (ended.pings, answered.pings) == (1, 2)  # the ended one is skipped, the others go on
+
+
+def test_an_unanswered_ping_holds_back_only_its_own_session():
+    clock = Clock()
+    keepalive = Keepalive(1, 5, clock=clock)
+    slow, quick = Session(), Session()
+    keepalive.add(slow)
+    keepalive.add(quick)
+    clock.now += 1
+    keepalive.tick(clock.now)
+    quick.last_pong = clock.now + 0.5
+    clock.now += 1
+    keepalive.tick(clock.now)
+    assert (slow.pings, quick.pings) == (1, 2)
+    slow.last_pong = slow.ping_sent_at  # answered at the very instant: counts
+    clock.now += 1
+    keepalive.tick(clock.now)
+    assert slow.pings == 2
+
+
+def test_a_pong_older_than_the_ping_does_not_count(caplog):
+    clock = Clock()
+    keepalive = Keepalive(1, 1, clock=clock)
+    session = Session()
+    keepalive.add(session)
+    clock.now += 1
+    keepalive.tick(clock.now)
+    session.last_pong = session.ping_sent_at - 0.001
+    clock.now += 1
+    with caplog.at_level("WARNING", logger="dashstream.connection"):
+        keepalive.tick(clock.now)
+    assert session.closed_with is not None
+    assert caplog.messages == ["keepalive ping timeout peer=p path=/: no pong within 1s"]
+
+
+def test_bad_periods_are_explained():
+    with pytest.raises(ValueError) as refused:
+        Keepalive(0, 3, clock=Clock())
+    assert str(refused.value) == "need interval > 0 and timeout > 0, got 0, 3"
+
+
+def test_a_failing_pass_is_logged(caplog):
+    clock = Clock()
+    watchdog = Watchdog(resolution=0.1, clock=clock, sleep=lambda s: setattr(watchdog, "running", False))
+
+    class Broken(Session):
+        def check_deadlines(self, now):
+            raise RuntimeError("bug")
+
+    watchdog.watch(Broken())
+    with caplog.at_level("ERROR", logger="dashstream.connection"):
+        watchdog.run()
+    assert caplog.messages == ["watchdog pass failed"]
