@@ -37,6 +37,10 @@ def new_epoch() -> str:
     return secrets.token_hex(6)
 
 
+# Built once: json.dumps with any non-default argument builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def encode_fields(fields: Mapping[str, Any]) -> str:
     """Check and serialize a message's own fields, completely, *before* it is numbered: a
     message that cannot be sent must not take a ``seq`` (screens would see a false hole).
@@ -47,7 +51,7 @@ def encode_fields(fields: Mapping[str, Any]) -> str:
     if reserved:
         raise BadFields(f"field {reserved[0]!r} is set by the server")
     try:
-        return json.dumps(fields, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(fields)
     except ValueError:
         # json.loads reads 1e400 as inf; allow_nan=False refuses to write it back.
         raise BadFields("numbers must be finite (no NaN, Infinity or overflowing values like 1e400)") from None
