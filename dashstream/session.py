@@ -468,6 +468,17 @@ class Session:
     def _stop_reading(self) -> None:
         pass
 
+    def _recv(self) -> int:
+        """Read what the kernel has into the shared buffer: the byte count, 0 at EOF, or -1
+        when there is nothing now or the socket failed (then the session has ended)."""
+        try:
+            return self.sock.recv_into(runtime.RECV_BUFFER)
+        except WOULD_BLOCK:
+            return -1
+        except OSError as error:
+            self._lost(error)
+            return -1
+
     def abort(self) -> None:
         """Drop the connection now (shutdown, after the close deadline)."""
         self._teardown()

@@ -26,8 +26,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from dashstream.log import sse_record
-from dashstream.runtime import RECV_BUFFER
-from dashstream.session import WOULD_BLOCK, Session, SessionContext
+from dashstream.session import Session, SessionContext
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashstream.log import Entry
@@ -77,14 +76,7 @@ class SSESession(Session):
 
     def _on_readable(self, _fileno: int) -> None:
         """An SSE client sends nothing after its request: bytes are ignored, EOF ends it."""
-        try:
-            count = self.sock.recv_into(RECV_BUFFER)
-        except WOULD_BLOCK:
-            return
-        except OSError as error:
-            self._lost(error)
-            return
-        if not count:
+        if not self._recv():
             if self.close_code is None:
                 self.close_code = 1006  # the log's "the client went away"
             self._teardown()

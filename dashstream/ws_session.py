@@ -13,10 +13,10 @@ import logging
 import ssl
 from typing import TYPE_CHECKING, Callable
 
-from dashstream.runtime import RECV_BUFFER, RECV_VIEW
+from dashstream.runtime import RECV_VIEW
 from dashstream.protocol import (CLOSE_POLICY, OP_BINARY, OP_TEXT, PING_FRAME, Failure, FrameReader, Message,
                                  PeerClose, Ping, Pong, close_frame, frame, pong_frame, text_frame)
-from dashstream.session import _CLOSE_FRAME, CLOSED, CLOSING, OPEN, WOULD_BLOCK, Session, SessionContext
+from dashstream.session import _CLOSE_FRAME, CLOSED, CLOSING, OPEN, Session, SessionContext
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashstream.deflate import Deflater
@@ -105,12 +105,8 @@ class WebSocketSession(Session):
 
     def _read(self) -> None:
         sock = self.sock
-        try:
-            count = sock.recv_into(RECV_BUFFER)
-        except WOULD_BLOCK:
-            return
-        except OSError as error:
-            self._lost(error)
+        count = self._recv()
+        if count < 0:
             return
         if not count:
             self._peer_vanished()

@@ -42,6 +42,9 @@ class FakeSocket:
     def recv(self, size: int) -> bytes:
         return b""
 
+    def recv_into(self, buffer) -> int:
+        return 0  # nothing more: EOF
+
     def fileno(self) -> int:
         return -1
 
