@@ -88,11 +88,15 @@ class Stream:
 
     # --- source health --------------------------------------------------------------------
 
-    def set_health(self, state: str, reason: str = "") -> None:
-        """The source is ``up``, ``down`` (why) or ``stale``; tell the control clients."""
+    def set_health(self, state: str, reason: str = "", since: float | None = None) -> None:
+        """The source is ``up``, ``down`` (why) or ``stale`` (since ``since``, the supervisor's
+        clock; default: now); tell the control clients. ``since`` is when the state began: a
+        new reason for the same state (a refused retry after a dropped connection) keeps it."""
         if (state, reason) == (self.state, self.reason):
             return
-        self.state, self.reason, self.since = state, reason, time.time()
+        if since is None:
+            since = self.since if state == self.state else time.time()
+        self.state, self.reason, self.since = state, reason, since
         message = self.health_message()
         for session in self._sessions():
             session.send_control(message)
