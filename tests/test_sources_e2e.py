@@ -13,6 +13,10 @@ are run verbatim from README.md.
 
 from __future__ import annotations
 
+import http.client
+import json
+import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -489,3 +493,46 @@ stale_after = 1.5
         d.check()
     finally:
         replacement.stop()
+
+
+# --- /readyz while shutting down ----------------------------------------------------------------
+
+
+def test_readyz_is_503_while_shutting_down(dash, app_db):
+    """SIGTERM: while the server waits for its sessions to close, a probe on a connection it
+    already had is told 503. (A session that never answers the close frame keeps that window
+    open for the close timeout.)"""
+    d = dash(f"""
+[streams.signups]
+source = "sql"
+url = "sqlite://{app_db}"
+query = "SELECT value AS variable FROM counters"
+interval = 0.5
+""", "--close-timeout", "5")
+    d.wait_up("signups")
+    d.check()
+    probe = http.client.HTTPConnection("127.0.0.1", d.server.port, timeout=scaled(5))
+    try:
+        probe.request("GET", "/readyz")
+        answer = probe.getresponse()
+        assert (answer.status, json.loads(answer.read())) == (200, {"ready": True})
+        silent = socket.create_connection(("127.0.0.1", d.server.port), timeout=scaled(5))  # never answers a close
+        try:
+            silent.sendall(b"GET /ws/signups HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            assert silent.recv(12) == b"HTTP/1.1 101"
+            d.server.signal(signal.SIGTERM)
+
+            def refused() -> bool:
+                probe.request("GET", "/readyz")
+                answer = probe.getresponse()
+                answer.read()
+                return answer.status == 503
+
+            wait_until(refused, timeout=3, interval=0.05, message="/readyz 503 after SIGTERM")
+            assert d.server.proc.poll() is None  # still draining
+        finally:
+            silent.close()
+    finally:
+        probe.close()
+    assert d.server.wait(timeout=10) == 0
