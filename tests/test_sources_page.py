@@ -149,6 +149,8 @@ label = "Sign-ups"
     wait_until(lambda: len(tiles(page)) == 4 and tiles(page)["orders"]["value"] == "17"
                and all(tiles(page)[s]["value"] for s in others), 5, message="four tiles with values")
     assert all(t["state"] == "live" for t in tiles(page).values())
+    # Bright once the screen's own fade-in (connecting → live) is over.
+    wait_until(lambda: all(t["opacity"] == 1 for t in tiles(page).values()), 3, message="four bright values")
 
     kill_and_wait_down(server, redis_server)
     wait_until(lambda: (t := tiles(page)["orders"])["state"] == "source-down" and t["detail"] == offline_line(server),
@@ -162,7 +164,7 @@ label = "Sign-ups"
     wait_until(lambda: tiles(page)["tick"]["value"] != ticks, 3, message="the ticker tile moving")
     seen = tiles(page)
     assert all(seen[s]["state"] == "live" and seen[s]["detail"] is None for s in others), seen
-    assert all(seen[s]["opacity"] == 1 for s in others)
+    assert all(seen[s]["opacity"] == 1 for s in others), seen  # not dimmed: only the orders tile is
     assert text(page, "status") == "live"
     assert streams_info(server)["signups"]["state"] == "up"
     snapshot(page, "sources-wall-down")
