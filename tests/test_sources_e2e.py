@@ -25,7 +25,7 @@ import pytest
 
 from tests.e2e import WATCHED, Recorder, readme_block, readyz, streams_info, wait_stream
 from tests.services import PostgresServer, RedisServer, ZmqPublisher
-from tests.support import scaled, wait_until
+from tests.support import ROOT, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,11 +33,11 @@ pytestmark = pytest.mark.timeout(60)
 class Dash:
     """One server under test, its watcher, and the clients a test opens."""
 
-    def __init__(self, server, clients: list):
+    def __init__(self, server, clients: list, watch: str = "/ws/tick"):
         self.server = server
         self._clients = clients
         self.pid = server.proc.pid
-        self.watcher = self.client("/ws/tick")
+        self.watcher = self.client(watch)
         self.watcher.wait_value(lambda m: True, timeout=5)
 
     def client(self, path: str) -> Recorder:
@@ -536,3 +536,56 @@ interval = 0.5
     finally:
         probe.close()
     assert d.server.wait(timeout=10) == 0
+
+
+# --- streams.example.toml against real services --------------------------------------------------
+
+
+def test_the_example_config_runs_against_real_services(start_server, tmp_path, postgres, redis_server):
+    """streams.example.toml as shipped, but for where its services are (tests never use a
+    service's default port, nor /srv): every source comes up and sends what the file says."""
+    publisher = ZmqPublisher().start()
+    try:
+        db = tmp_path / "app.db"
+        sqlite_run(db, "CREATE TABLE signups (day TEXT)", "INSERT INTO signups VALUES (date('now'))",
+                   "INSERT INTO signups VALUES (date('now'))", "INSERT INTO signups VALUES ('2001-01-01')")
+        postgres.execute("DROP TABLE IF EXISTS orders CASCADE")
+        postgres.execute("CREATE TABLE orders (id serial PRIMARY KEY, placed_at timestamptz NOT NULL DEFAULT now())")
+        postgres.execute(readme_block("sql", "pg_notify('orders_changed'"))  # what its `listen` waits for
+        postgres.execute("INSERT INTO orders DEFAULT VALUES")
+        example = (ROOT / "streams.example.toml").read_text()
+        for shipped, here in [("sqlite:///srv/app/app.db", f"sqlite://{db}"),
+                              ("redis://127.0.0.1:6379/0", redis_server.url), ("tcp://127.0.0.1:5557", publisher.url)]:
+            assert shipped in example, shipped
+            example = example.replace(shipped, here)
+        path = tmp_path / "example.toml"
+        path.write_text(example)
+        server = start_server("--config", str(path), "--publish-token", "example-token",
+                              env={"ORDERS_DATABASE_URL": postgres.url})
+        d = Dash(server, clients := [], watch="/ws/pattern")  # the example's own ticker, 2 a second
+        try:
+            defined = ["default", "office", "sales", "signups", "orders_db", "orders", "regions", "sensors", "pattern"]
+            assert list(streams_info(server)) == defined
+            for name in defined:
+                d.wait_up(name)
+            assert readyz(server) == (200, {"ready": True})
+            wall = d.client("/ws?streams=signups,orders_db,orders,regions,sensors,pattern")
+            wall.wait_value(lambda m: m["stream"] == "signups" and m["variable"] == 2)
+            _, latest = wall.wait_value(lambda m: m["stream"] == "orders_db" and m["variable"] == 1)
+            assert isinstance(latest["latest"], str) and "T" in latest["latest"]  # timestamptz as ISO 8601
+            postgres.execute("INSERT INTO orders DEFAULT VALUES")  # orders_db listens
+            wall.wait_value(lambda m: m["stream"] == "orders_db" and m["variable"] == 2, timeout=3)
+            wait_until(lambda: redis_server.subscribers("orders") == 1, message="orders subscribed")
+            redis_server.publish("orders", '{"variable": 5}')
+            redis_server.publish("orders.eu", "6")
+            wall.wait_value(lambda m: m["stream"] == "orders" and m["variable"] == 5)
+            wall.wait_value(lambda m: m["stream"] == "regions" and m["variable"] == 6)
+            publisher.send(["temp.kitchen", '{"variable": 21.5, "unit": "C"}'])
+            wall.wait_value(lambda m: m["stream"] == "sensors" and m["variable"] == 21.5)
+            wall.wait_value(lambda m: m["stream"] == "pattern")
+            d.check()
+        finally:
+            for client in clients:
+                client.close()
+    finally:
+        publisher.stop()
