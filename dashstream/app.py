@@ -173,10 +173,9 @@ class DashApp:
 
     def _readyz(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "GET", "HEAD")
+        # (While shutting down every request, this one too, is answered 503 before routing.)
         down = sorted(name for name, stream in self.streams.items() if stream.state == DOWN)
-        if self.draining:
-            status, payload = "503 Service Unavailable", {"ready": False, "reason": "shutting down"}
-        elif down:
+        if down:
             status, payload = "503 Service Unavailable", {"ready": False, "reason": "source down",
                                                           "streams_down": down}
         else:
