@@ -24,6 +24,8 @@ def test_extension_header_parsing():
     ("permessage-deflate; client_no_context_takeover", DeflateParams(client_no_context_takeover=True)),
     ("permessage-deflate; server_max_window_bits=\"9\"", DeflateParams(server_max_window_bits=9)),
     ("permessage-deflate; server_max_window_bits=8", DeflateParams(server_max_window_bits=9)),
+    ("permessage-deflate; client_max_window_bits=15; server_max_window_bits=15", DeflateParams()),
+    (", permessage-deflate; client_max_window_bits=8", DeflateParams(client_max_window_bits=9)),
     ("x-webkit-deflate-frame, permessage-deflate; bogus, permessage-deflate; client_max_window_bits=9",
      DeflateParams(client_max_window_bits=9)),  # the first acceptable offer
 ])
@@ -34,10 +36,24 @@ def test_acceptable_offers(offer, params):
 @pytest.mark.parametrize("offer", [None, "", "x-other", "permessage-deflate; client_max_window_bits=abc",
                                    "permessage-deflate; server_max_window_bits", "permessage-deflate; server_max_window_bits=16",
                                    "permessage-deflate; server_max_window_bits=7", "permessage-deflate; server_max_window_bits=010",
-                                   "permessage-deflate; server_no_context_takeover=1", "permessage-deflate; bogus",
+                                   "permessage-deflate; server_no_context_takeover=1",
+                                   "permessage-deflate; client_no_context_takeover=yes", "permessage-deflate; bogus",
                                    "permessage-deflate; client_max_window_bits=15; client_max_window_bits=15"])
 def test_offers_that_are_declined(offer):
     assert negotiate(offer) is None
+
+
+@pytest.mark.parametrize("offer, reason", [
+    ("permessage-deflate; server_max_window_bits", "needs a value"),
+    ("permessage-deflate; client_max_window_bits=16", "window bits must be 8-15, got '16'"),
+    ("permessage-deflate; a; a", "a given twice"),
+    ("permessage-deflate; zz; yy", "unknown parameter yy"),
+    ("permessage-deflate; client_no_context_takeover=1", "client_no_context_takeover takes no value"),
+])
+def test_a_declined_offer_says_why_at_debug(caplog, offer, reason):
+    with caplog.at_level("DEBUG", logger="dashstream.http"):
+        assert negotiate(offer) is None
+    assert caplog.messages == [f"permessage-deflate offer declined: {reason}"]
 
 
 def test_responses():
@@ -72,7 +88,7 @@ def test_inflater_never_yields_more_than_allowed():
     (payload,) = client_compress([b"\0" * 100_000])
     with pytest.raises(Violation) as too_big:
         inflater.decompress(payload, 1000)
-    assert too_big.value.code == 1009
+    assert (too_big.value.code, too_big.value.reason) == (1009, "message too big after decompression")
     with pytest.raises(Violation):  # a limit of 0 is "nothing", not zlib's "no limit"
         Inflater(DeflateParams()).decompress(client_compress([b"ab" * 10])[0], 0)
     assert Inflater(DeflateParams()).decompress(client_compress([b"ab" * 10])[0], 20) == b"ab" * 10

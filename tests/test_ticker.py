@@ -51,10 +51,23 @@ def test_a_late_tick_is_sent_at_once_and_missed_ones_are_skipped():
     assert next(ticks) == {"variable": 1}
     clock.now += 0.15  # half an interval late for the next tick: sent at once, no sleep
     assert next(ticks) == {"variable": 2} and clock.slept == [0.1]
+    assert next(ticks) == {"variable": 3} and clock.slept == [0.1, 0.05]  # the fixed schedule holds
+    clock.now += 0.1  # exactly one interval late: still sent at once, schedule kept
+    assert next(ticks) == {"variable": 4} and clock.slept == [0.1, 0.05]
+    assert next(ticks) == {"variable": 5} and clock.slept == [0.1, 0.05, 0.1]
     clock.now += 1.0  # ten intervals late: one value now, then the schedule restarts from now
-    assert next(ticks) == {"variable": 3}
-    assert next(ticks) == {"variable": 4}
+    assert next(ticks) == {"variable": 6}
+    assert next(ticks) == {"variable": 7}
     assert clock.slept[-1] == 0.1
+
+
+def test_a_tick_exactly_due_does_not_sleep():
+    clock = Clock()
+    ticks = iter(Ticker(rate=10, clock=clock, sleep=clock.sleep))
+    next(ticks)
+    clock.now += 0.1  # the next tick is due this very instant
+    next(ticks)
+    assert clock.slept == [0.1]
 
 
 def test_defaults_and_the_rate_check():

@@ -172,3 +172,16 @@ def test_a_failing_pass_is_logged(caplog):
     with caplog.at_level("ERROR", logger="dashstream.connection"):
         watchdog.run()
     assert caplog.messages == ["watchdog pass failed"]
+
+
+def test_a_session_that_ended_with_a_ping_outstanding_is_left_alone():
+    clock = Clock()
+    keepalive = Keepalive(1, 1, clock=clock)
+    session = Session()
+    keepalive.add(session)
+    clock.now += 1
+    keepalive.tick(clock.now)
+    keepalive.discard(session)  # it closed before the answer could come
+    clock.now += 2
+    keepalive.tick(clock.now)
+    assert session.closed_with is None and session.pings == 1
