@@ -235,8 +235,11 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             return connection, buffered  # the TLS state lives in this object: keep it
         # A plain socket: take the file descriptor from the green wrapper, so nothing
         # eventlet does with the wrapper later (close on garbage collection) can touch it.
-        sock = _original_socket.socket(fileno=connection.fd.detach())
-        sock.setblocking(False)
+        fd = connection.fd
+        # Family, type and protocol given, so the socket object is made without asking the
+        # kernel; the descriptor is already non-blocking (eventlet set it), so send and recv
+        # raise BlockingIOError instead of waiting, as the session expects.
+        sock = _original_socket.socket(fd.family, fd.type, fd.proto, fileno=fd.detach())
         return sock, buffered
 
     def send_error(self, code, message=None, explain=None):

@@ -77,6 +77,7 @@ class SSESession(Session):
     def _on_readable(self, _fileno: int) -> None:
         """An SSE client sends nothing after its request: bytes are ignored, EOF ends it."""
         if not self._recv():
+            self.peer_done = True
             if self.close_code is None:
                 self.close_code = 1006  # the log's "the client went away"
             self._teardown()

@@ -139,6 +139,7 @@ class WebSocketSession(Session):
             self._failed(event)
 
     def _peer_closed(self, event: PeerClose) -> None:
+        self.peer_done = True
         if self.state is OPEN:
             # The peer starts the close: answer with its own code (RFC 6455 5.5.1), and as
             # the server close the TCP connection once our answer is out.
@@ -166,6 +167,7 @@ class WebSocketSession(Session):
             return
         self.close(failure.code, failure.reason)
         if failure.peer_closed and self.state is CLOSING:
+            self.peer_done = True
             # The peer's own close frame broke the rules: it will not send another, so
             # waiting for one would only make it wait for ours. Close once this is out.
             self._close_when_flushed = True
@@ -174,6 +176,7 @@ class WebSocketSession(Session):
 
     def _peer_vanished(self) -> None:
         """EOF without a close frame (or after our close frame, before an answer)."""
+        self.peer_done = True
         if self.state is OPEN:
             self.close_code = 1006
         self._teardown()

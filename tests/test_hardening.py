@@ -191,6 +191,7 @@ def test_refused_publishes_leave_no_hole_and_resume_no_duplicate(watched):
         assert sock.recv(4096).startswith(b"HTTP/1.1 400")
     status, answer = publish(server.http, "sales", {"variable": 2}, TOKEN)
     assert status == 200 and json.loads(answer)["seq"] == 2
+    wait_until(lambda: len(listener.seqs) >= 2, message="the second publish on the listener")
     listener.check(more=0)
     assert listener.seqs == [1, 2]
     listener.close()
