@@ -485,3 +485,135 @@ def test_a_reader_needs_a_positive_message_size():
     with pytest.raises(ValueError) as refused:
         FrameReader(max_message_size=0)
     assert str(refused.value) == "max_message_size must be >= 1"
+
+
+# --- header boundaries, RSV bits and what the reader keeps (found by mutation testing) ---------
+
+
+@pytest.mark.parametrize("header", [
+    b"\x81\x00",  # the shortest header there is
+    b"\x82\x7e\x00\x7e",  # 16-bit length, complete at its 4th byte
+    b"\x82\x7f" + struct.pack("!Q", 70000),  # 64-bit length, complete at its 10th byte
+], ids=["7-bit", "16-bit", "64-bit"])
+def test_an_unmasked_header_fails_as_soon_as_its_last_byte_arrives(header):
+    reader = FrameReader()
+    assert reader.receive(header[:-1]) == []  # one byte short: still waiting
+    (failure,) = reader.receive(header[-1:])
+    assert (failure.code, failure.reason) == (1002, "client frames must be masked")
+
+
+@pytest.mark.parametrize("rsv, inflater, opcode, reason", [
+    (4, False, 0x1, "RSV bits set without a negotiated extension"),  # RSV1 needs permessage-deflate
+    (2, False, 0x1, "RSV bits set without a negotiated extension"),
+    (1, False, 0x2, "RSV bits set without a negotiated extension"),
+    (2, True, 0x1, "RSV bits set without a negotiated extension"),  # deflate gives RSV1 a meaning, not 2 or 3
+    (1, True, 0x2, "RSV bits set without a negotiated extension"),
+    (5, True, 0x1, "RSV bits set without a negotiated extension"),
+    (4, True, 0x9, "RSV bits set without a negotiated extension"),  # never on a control frame
+    (4, True, 0x1, None),
+    (4, True, 0x2, None),
+])
+def test_rsv_bits_are_refused_unless_permessage_deflate_gives_rsv1_a_meaning(rsv, inflater, opcode, reason):
+    reader = FrameReader(inflater=Inflater(DeflateParams()) if inflater else None)
+    events = reader.receive(frame(opcode, deflated(b"ok"), rsv=rsv))
+    if reason is None:
+        assert events == [Message(opcode == 0x1, b"ok")]
+    else:
+        assert [(e.code, e.reason) for e in events] == [(1002, reason)]
+
+
+def test_a_control_frame_of_exactly_125_bytes_is_allowed():
+    (ping,) = FrameReader().receive(frame(0x9, b"p" * 125))
+    assert isinstance(ping, Ping) and ping.data == b"p" * 125
+
+
+@pytest.mark.parametrize("frames, complaint", [
+    ([], "the header alone"),
+    ([text(b"abcdef", fin=False)], "with the fragment before it"),
+    ([text(b"abcd", fin=False), frame(0x0, b"efgh", fin=False)], "with both fragments before it"),
+], ids=["one frame", "two fragments", "three fragments"])
+def test_a_message_too_big_is_refused_from_a_frame_header_before_its_payload(frames, complaint):
+    reader = FrameReader(max_message_size=10)
+    assert reader.receive(b"".join(frames)) == []
+    sent = sum(len(f) - 6 for f in frames)  # payload bytes so far (6: a short masked header)
+    opcode = 0x0 if frames else 0x2
+    header = frame(opcode, b"x" * (11 - sent))[:6]  # the payload itself never arrives
+    (failure,) = reader.receive(header)
+    assert (failure.code, failure.reason) == (1009, "message exceeds 10 bytes"), complaint
+
+
+def test_a_deflated_message_too_big_says_so_with_the_limit():
+    reader = FrameReader(max_message_size=29, inflater=Inflater(DeflateParams()))
+    (failure,) = reader.receive(text(deflated(b"z" * 30), rsv=4))
+    assert (failure.code, failure.reason) == (1009, "message exceeds 29 bytes")
+
+
+class RecordingInflater:
+    """Decompresses nothing (returns its input) and records the limits it is given."""
+
+    def __init__(self, tail: bytes = b""):
+        self.limits: list[tuple[str, int]] = []
+        self.tail = tail
+
+    def decompress(self, data: bytes, limit: int) -> bytes:
+        self.limits.append(("decompress", limit))
+        return data
+
+    def finish(self, limit: int) -> bytes:
+        self.limits.append(("finish", limit))
+        return self.tail
+
+
+def test_the_inflater_is_only_ever_asked_for_what_is_left_of_the_limit():
+    inflater = RecordingInflater(tail=b"!")
+    reader = FrameReader(max_message_size=100, inflater=inflater)
+    events = reader.receive(text(b"a" * 30, rsv=4, fin=False) + frame(0x0, b"b" * 20, fin=False)
+                            + frame(0x0, b"c" * 5))
+    assert events == [Message(True, b"a" * 30 + b"b" * 20 + b"c" * 5 + b"!")]
+    assert inflater.limits == [("decompress", 100), ("decompress", 70), ("decompress", 50), ("finish", 45)]
+
+
+def test_an_empty_close_has_an_empty_reason():
+    (close,) = FrameReader().receive(frame(0x8, b""))
+    assert (close.code, close.received, close.reason) == (1000, 1005, "")
+
+
+@pytest.mark.parametrize("close", [
+    frame(0x8, b""),  # read normally
+    frame(0x8, b"\x03"),  # a bad close frame: the peer closed all the same
+], ids=["good close", "bad close"])
+def test_after_the_peer_close_the_reader_is_finished_and_keeps_nothing(close):
+    reader = FrameReader()
+    reader.receive(close)
+    assert reader.failed and not reader.in_frame
+    assert reader.receive(text(b"more") + b"\x81") == []
+    assert reader.failed and not reader.in_frame  # nothing buffered after the close
+
+
+def test_after_a_failure_a_close_of_exactly_125_bytes_is_read():
+    reader = FrameReader(max_message_size=5)
+    reader.receive(frame(0x2, b"x" * 10))
+    (close,) = reader.receive(frame(0x8, close_payload(4003, b"r" * 123)))
+    assert (type(close), close.code, close.received) == (PeerClose, 4003, 4003)
+
+
+def test_after_a_failure_an_unmasked_close_is_read_as_it_is():
+    """The reader only looks for the peer's code now; an unmasked close still says it."""
+    reader = FrameReader(max_message_size=5)
+    reader.receive(frame(0x2, b"x" * 10))
+    (close,) = reader.receive(frame(0x8, close_payload(4001, b"bye"), masked=False))
+    assert (close.code, close.received) == (4001, 4001)
+    assert reader.failed and not reader.in_frame
+    assert reader.receive(text(b"more")) == [] and not reader.in_frame
+
+
+def test_a_compressed_binary_frame_sets_rsv1_and_keeps_its_opcode():
+    assert protocol_frame(0x2, b"x", rsv1=True)[0] == 0xC2 and protocol_frame(0x8, b"", rsv1=True)[0] == 0xC8
+
+
+def test_a_violation_carries_its_reason_as_its_message():
+    """So that one escaping by mistake says what broke in the traceback."""
+    from dashstream.protocol import Violation
+
+    violation = Violation(1002, "reserved opcode 0x3")
+    assert (str(violation), violation.code, violation.reason) == ("reserved opcode 0x3", 1002, "reserved opcode 0x3")
