@@ -331,10 +331,13 @@ def _shown_default(option: Option) -> str:
     if option.default_text is not None:
         return option.default_text
     if option.parse is None:
-        return "off" if option.default is option.switch_value else "on"
+        # Whether the feature is on without the switch: --no-echo says "on", --compression "off".
+        return "on" if option.default else "off"
     if option.default in (None, ()):
         return "none"
     return str(option.default)
+
+
 class _Repeated(argparse.Action):
     """A repeatable option whose first use on the command line *replaces* the default
     (built-in or from the environment) and later uses add to it: argparse's ``append``
