@@ -101,7 +101,7 @@ def spec_from_table(name: str, table: Mapping[str, Any], where: str,
         if key == "source":
             continue
         if key not in allowed:
-            raise fail(key, f"unknown key for source {source!r}; allowed: {', '.join(sorted(allowed)) or 'none'}")
+            raise fail(key, f"unknown key for source {source!r}; allowed: {', '.join(sorted(allowed))}")
         try:
             values[key] = allowed[key](value)
         except ValueError as error:
