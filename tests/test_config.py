@@ -27,9 +27,13 @@ def refusal(capsys):
     """``refusal(argv, environ)``: parse_config must exit 2 with a usage line; returns the
     error line (the last line of stderr) without the ``python server.py: error: `` prefix."""
 
-    def refuse(argv, environ=None, prog="python server.py") -> str:
+    def refuse(argv, environ=None, prog=None) -> str:
         with pytest.raises(SystemExit) as exited:
-            parse_config(argv, environ or {}, prog=prog)
+            if prog is None:
+                parse_config(argv, environ or {})
+            else:
+                parse_config(argv, environ or {}, prog=prog)
+        prog = prog or "python server.py"
         assert exited.value.code == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert lines[0].startswith(f"usage: {prog} [-h] "), lines
@@ -233,7 +237,7 @@ def test_a_repeatable_option_replaces_its_built_in_default():
 
 
 def test_a_repeatable_option_from_the_environment_is_comma_separated_and_replaced_by_the_command_line():
-    env = {"DASHSTREAM_TRUSTED_PROXY": " 10.0.0.0/8 ,, fd00::/8 ,"}
+    env = {"DASHSTREAM_TRUSTED_PROXY": " 10.0.0.0/8 ,, fd00::/8 , ,"}  # empty and blank items are skipped
     assert parse_config([], env).trusted_proxies == ("10.0.0.0/8", "fd00::/8")
     config = parse_config(["--trusted-proxy", "192.0.2.0/24", "--trusted-proxy", "::1"], env)
     assert config.trusted_proxies == ("192.0.2.0/24", "::1/128")
@@ -382,6 +386,28 @@ def test_a_key_of_another_certificate_is_refused_with_openssls_reason(refusal, k
         "a PEM certificate and its matching key?")
 
 
+def test_a_binary_file_passes_the_readable_check_and_fails_as_tls_material(refusal, tmp_path, key_pairs):
+    der = tmp_path / "cert.der"
+    der.write_bytes(b"\x30\x82\xff\xfe" + bytes(range(256)))  # not UTF-8: read as bytes, not as text
+    assert refusal(["--certfile", str(der)]) == (
+        "--certfile needs --keyfile too (TLS needs both the certificate and its key)")
+
+
+def test_a_file_that_vanishes_before_the_tls_check_is_refused_with_the_os_error(refusal, monkeypatch, key_pairs):
+    """The files are read twice (the readable check, then OpenSSL): a file removed in between
+    gives a plain OSError, which has no ``reason``."""
+    cert, key = key_pairs[0]
+
+    class Context:
+        def load_cert_chain(self, certfile, keyfile):
+            raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr("dashstream.config.ssl.create_default_context", lambda purpose: Context())
+    assert refusal(["--certfile", cert, "--keyfile", key]) == (
+        f"--certfile/--keyfile: cannot use {cert} with {key} ([Errno 2] No such file or directory): "
+        "a PEM certificate and its matching key?")
+
+
 def test_swapped_tls_files_are_refused_with_the_error_when_openssl_gives_no_reason(refusal, key_pairs):
     cert, key = key_pairs[0]
     message = refusal(["--certfile", key, "--keyfile", cert])
@@ -423,6 +449,16 @@ def test_a_file_may_redefine_the_default_stream(tmp_path):
     path = write(tmp_path, '[streams.default]\nsource = "publish"\n')
     assert parse_config(["--config", path], {}).streams == (StreamSpec("default", "publish", shared=True),)
     assert parse_config(["--stream", "default=publish"], {}).streams == (StreamSpec("default", "publish", shared=True),)
+
+
+def test_a_streams_url_env_is_read_from_the_environment_parse_config_is_given(refusal, tmp_path, monkeypatch):
+    path = write(tmp_path, '[streams.feed]\nsource = "zmq"\nurl_env = "FEED_URL"\n')
+    monkeypatch.delenv("FEED_URL", raising=False)
+    config = parse_config(["--config", path], {"FEED_URL": "tcp://10.0.0.9:5557"})
+    assert str(config.streams[0].options["url"]) == "tcp://10.0.0.9:5557"
+    monkeypatch.setenv("FEED_URL", "tcp://10.0.0.8:5557")  # the process's, but another environment was given
+    assert refusal(["--config", path], {}) == (
+        f"{path}: stream 'feed', key 'url_env': environment variable FEED_URL is not set")
 
 
 def test_resolve_streams_reads_url_env_from_the_environment_it_is_given(tmp_path):
