@@ -138,7 +138,8 @@ def test_command_line_wins_over_environment_which_wins_over_default():
 def test_the_process_environment_is_read_when_none_is_given(monkeypatch, tmp_path):
     monkeypatch.setenv("DASHSTREAM_PORT", "6001")
     monkeypatch.setenv("ORDERS_FEED", "tcp://127.0.0.1:5557")  # a stream's url_env: the same environment
-    monkeypatch.setenv("DASHSTREAM_CONFIG", write(tmp_path, '[streams.orders]\nsource = "zmq"\nurl_env = "ORDERS_FEED"\n'))
+    path = write(tmp_path, '[streams.orders]\nsource = "zmq"\nurl_env = "ORDERS_FEED"\n')
+    monkeypatch.setenv("DASHSTREAM_CONFIG", path)
     config = parse_config([])
     assert config.port == 6001
     assert str({spec.name: spec for spec in config.streams}["orders"].options["url"]) == "tcp://127.0.0.1:5557"
