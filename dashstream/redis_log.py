@@ -153,7 +153,9 @@ class RedisLog:
     def receive(self, entry: Entry) -> None:
         """The tail read ``entry`` (log order). Delivers it unless the mirror has it."""
         if entry.epoch != self.epoch:
-            hole = True  # numbering restarted between two reads
+            # The numbering restarted between two reads (or, from no epoch, the stream's
+            # first entry: nothing was missed then).
+            hole = self.epoch is not None
             self.epoch = entry.epoch
             self._recent.clear()
         elif entry.seq <= self.seq:
