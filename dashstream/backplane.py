@@ -69,6 +69,7 @@ class BackplaneHealth:
         self.state = DOWN
         self.reason = "connecting"
         self.since = clock()
+        self._told = False  # the first state found is always reported, even "down"
 
     @property
     def up(self) -> bool:
@@ -77,8 +78,9 @@ class BackplaneHealth:
     def set(self, state: str, reason: str = "") -> bool:
         """Enter ``state``; only a change of state counts (a retry failing with other words
         is the same outage). Returns whether it changed."""
-        if state == self.state:
+        if state == self.state and self._told:
             return False
+        self._told = True
         self.state, self.reason, self.since = state, reason, self.clock()
         if state == UP:
             self.log.info("backplane %s is up", self.name)

@@ -126,6 +126,15 @@ def test_a_change_of_state_reaches_every_control_client_once(caplog):
     assert health.describe() == {"state": "up", "since": 104.0, "reason": ""}
 
 
+def test_the_first_state_is_reported_even_when_it_is_down(caplog):
+    health = BackplaneHealth("redis://h/0", clock=Clock())
+    with caplog.at_level(logging.INFO, logger="dashstream.backplane"):
+        assert health.set("down", "Connection refused") is True
+        assert health.set("down", "again") is False
+    assert health.reason == "Connection refused"
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+
+
 def test_a_client_that_connects_while_down_is_told_at_once():
     health = BackplaneHealth("x", clock=Clock())
     early, plain = Session(), Session(control=False)
