@@ -502,6 +502,8 @@ class RedisBackplane:
     def _give_back(self, producer: LeasedProducer) -> None:
         leased = self._leased[producer.name]
         leased.keeper.holding = False
+        if not self.health.up:
+            return  # nobody can take it now; it expires by itself within the TTL
         try:
             with runtime.Timeout(0.5):
                 self._release(keys=[leased.lease_key, CONTROL], args=[self.instance, producer.name, CONTROL_MAXLEN])
@@ -541,7 +543,10 @@ class RedisBackplane:
             action = leased.keeper.asked(at, bool(granted), _text(holder) if holder else None,
                                          int(remaining) / 1000, me=self.instance)
         if action == START:
-            leased.producer.begin(self._last_fields(leased.stream))
+            last = self._last_fields(leased.stream)
+            # The tail may have lost Redis meanwhile (it stops producers): then wait for it.
+            if self.health.up and leased.keeper.holding:
+                leased.producer.begin(last)
         elif action == STOP:
             leased.producer.end(f"the lease is held by {leased.keeper.holder or 'nobody we can see'}")
 

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.browser import after_page, browser, page, problems  # noqa: F401 - fixtures
 from tests.fleet import Fleet, Recorder, cpu_seconds, publish, ready, stream_info, streams
 from tests.support import assert_refused_option, http_get, http_request, scaled, wait_until
 
@@ -357,6 +358,27 @@ def test_the_lease_holder_stops_producing_while_redis_is_away_and_one_instance_r
     watcher.wait_data(count + 10, timeout=20)
     one_walk(watcher.data)
     assert a.health()["producers"] + b.health()["producers"] == 1
+
+
+@pytest.mark.browser
+def test_the_page_says_when_the_backplane_is_down_and_keeps_its_value(fleet, page):
+    f = fleet(*PUBLISH, persist=True)
+    a, b = f.instances
+    publish(a, "sales", {"variable": 41})
+    page.goto(b.http + "/?stream=sales")
+    page.wait_for_function("document.getElementById('variable').textContent === '41'")
+    f.redis.kill()
+    page.wait_for_selector("#backplane:not([hidden])", timeout=scaled(10) * 1000)
+    assert page.text_content("#backplane").startswith("server cannot reach its data backplane since ")
+    assert page.text_content("#variable") == "41" and page.evaluate("document.body.dataset.state") == "live"
+    from tests.browser import snapshot
+
+    snapshot(page, "backplane-down")
+    f.redis.restart()
+    page.wait_for_selector("#backplane", state="hidden", timeout=scaled(15) * 1000)
+    wait_until(lambda: publish(a, "sales", {"variable": 42})[0] == 200, message="publishing again")
+    page.wait_for_function("document.getElementById('variable').textContent === '42'")
+    assert page.is_hidden("#gap")
 
 
 # --- options -----------------------------------------------------------------------------------------------
