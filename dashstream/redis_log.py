@@ -38,9 +38,10 @@ class LogStore(Protocol):
     def append(self, log: "RedisLog", body: str, ts: float) -> tuple[int, str]:
         """Number and store ``body``: ``(seq, epoch)``; raises ``LogUnavailable``."""
 
-    def read(self, log: "RedisLog", after: int) -> tuple[str | None, int, Entry | None, list[Entry]]:
+    def read(self, log: "RedisLog", after: int | None) -> tuple[str | None, int, Entry | None, list[Entry]]:
         """Atomically: the stream's epoch and seq in Redis, its newest entry, and the entries
-        after seq ``after`` (at most the history); raises ``LogUnavailable``."""
+        after seq ``after`` (at most the history; none asked for when ``after`` is None);
+        raises ``LogUnavailable``."""
 
 
 def mark_missed(subscriptions: Iterable[Any], entry: Entry) -> None:
@@ -105,7 +106,7 @@ class RedisLog:
         if self._mirror_answers(resume):
             return owed(self._recent, self.seq, self.epoch, resume)
         try:
-            epoch, seq, newest, after = self.store.read(self, resume.seq if resume is not None else 0)
+            epoch, seq, newest, after = self.store.read(self, resume.seq if resume is not None else None)
         except LogUnavailable:
             return self._without_redis(resume)
         history = after or ([newest] if newest is not None else [])
@@ -119,13 +120,17 @@ class RedisLog:
         return resume.epoch == self.epoch and resume.seq <= self.seq
 
     def _without_redis(self, resume: Resume | None) -> tuple[list[Entry], bool]:
-        """Redis cannot be asked (the backplane is down): the best honest answer."""
-        if resume is not None and resume.epoch == self.epoch and resume.seq > self.seq:
+        """Redis cannot be asked (the backplane is down): the best honest answer. (A resume
+        the mirror could answer never gets here.)"""
+        latest = [self.last] if self._recent else []
+        if resume is None:
+            return latest, False
+        if resume.epoch == self.epoch:
             # The client saw entries this tail has not read yet: nothing is owed now, and the
             # tail brings what follows when it catches up (streams.py positions the
             # subscription at the client's seq, so nothing is sent twice).
             return [], False
-        return owed(self._recent, self.seq, self.epoch, resume)
+        return latest, True
 
     # --- the tail's side: keeping the mirror ----------------------------------------------------
 
@@ -139,9 +144,9 @@ class RedisLog:
         load, another epoch, the stream gone): the mirror is replaced, and subscribers get
         the newest entry (a new epoch, so the gap signal; or, on the first load, the last
         value for screens that joined while Redis was away)."""
-        first = not self.synced
         self.synced = True
-        if not first and epoch is not None and epoch == self.epoch and seq >= self.seq:
+        # (Before the first load the mirror's epoch is None, so the first load replaces it.)
+        if epoch is not None and epoch == self.epoch and seq >= self.seq:
             return self.seq
         self.epoch, self.seq = epoch, seq
         self._recent.clear()

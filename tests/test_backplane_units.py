@@ -38,6 +38,7 @@ def test_memory_is_the_one_process_default(url):
     ("redis://cache:99999/0", "cannot parse URL"),
     ("redis:///0", "names no host"),
     ("redis://cache/zero", "the path is the database number"),
+    ("redis://cache/X1", "the path is the database number"),
     ("unix://", "names no socket"),
     ("memory://x", "memory:// takes nothing"),
 ])
@@ -45,6 +46,14 @@ def test_bad_urls_say_why(url, reason):
     with pytest.raises(ValueError) as error:
         parse_backplane_url(url)
     assert reason in str(error.value)
+
+
+def test_a_redis_url_makes_a_redis_backplane_without_connecting_yet():
+    from dashstream.redis_backplane import RedisBackplane
+
+    made = make_backplane("redis://127.0.0.1:1/0", "me:1:ab")
+    assert isinstance(made, RedisBackplane) and (made.url, made.instance) == ("redis://127.0.0.1:1/0", "me:1:ab")
+    assert made.health_fields() == {"instance": "me:1:ab", "backplane": "down"}
 
 
 def test_a_password_never_appears_in_the_reason():

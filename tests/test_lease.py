@@ -24,9 +24,11 @@ def keeper(seed: int = 1) -> LeaseKeeper:
 
 
 def test_a_new_keeper_asks_at_once_and_needs_a_positive_ttl():
-    assert keeper().due(0.0) and not keeper().holding
+    k = keeper()
+    assert k.due(0.0) and k.holding is False and k.holder is None and k.ttl == TTL and k.renew_every == 2.0
+    assert LeaseKeeper(0.5).renew_every == pytest.approx(0.5 / 3)
     for ttl in (0, -1, float("nan")):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="ttl must be > 0"):
             LeaseKeeper(ttl)
 
 
@@ -50,6 +52,12 @@ def test_another_holder_stops_ours_and_we_ask_again_when_its_lease_would_expire(
     assert 5.0 <= k.next_at <= 5.0 + TAKEOVER_JITTER
 
 
+def test_a_lease_about_to_expire_is_asked_for_right_away():
+    k = keeper()
+    k.asked(1.0, False, holder="b", remaining=0.0)
+    assert 1.0 <= k.next_at <= 1.0 + TAKEOVER_JITTER
+
+
 def test_an_unknown_remaining_time_waits_a_third_of_the_ttl():
     for remaining in (None, -1.0, -2.0):
         k = keeper()
@@ -69,7 +77,7 @@ def test_backplane_down_stops_and_asks_as_soon_as_it_is_back():
     k = keeper()
     assert k.lost() is None
     k.asked(0.0, True, me="a")
-    assert k.lost() == STOP and not k.holding and k.due(0.0)
+    assert k.lost() == STOP and k.holding is False and k.due(0.0)
 
 
 def test_recheck_asks_at_once_but_never_later_than_planned():
@@ -190,7 +198,7 @@ class Handle:
 
 
 def producer():
-    calls = {"register": 0, "release": 0, "run": []}
+    calls = {"register": 0, "release": 0, "run": [], "who": []}
     handles: list[Handle] = []
 
     def run(last):
@@ -198,18 +206,26 @@ def producer():
         handles.append(Handle())
         return handles[-1]
 
-    made = LeasedProducer("s", run, register=lambda p: calls.__setitem__("register", calls["register"] + 1),
-                          release=lambda p: calls.__setitem__("release", calls["release"] + 1))
+    def register(p):
+        calls["register"] += 1
+        calls["who"].append(p)
+
+    def release(p):
+        calls["release"] += 1
+        calls["who"].append(p)
+
+    made = LeasedProducer("s", run, register=register, release=release)
     return made, calls, handles
 
 
 def test_start_only_registers_and_the_producer_runs_between_begin_and_end():
     made, calls, handles = producer()
+    assert made.name == "s" and made.started is False
     made.begin({"variable": 1})
     assert calls["run"] == [] and not made.running  # not started: the lease loop is ahead of us
     made.start()
     made.start()
-    assert calls["register"] == 1 and not made.running
+    assert calls["register"] == 1 and calls["who"] == [made] and not made.running
     made.begin({"variable": 1})
     made.begin({"variable": 2})  # already running: no second producer
     assert calls["run"] == [{"variable": 1}] and made.running
@@ -220,7 +236,7 @@ def test_start_only_registers_and_the_producer_runs_between_begin_and_end():
     made.note_value()  # nothing running: nothing to tell
 
 
-def test_stop_gives_the_lease_back_only_if_it_ran_here():
+def test_stop_gives_the_lease_back_only_if_it_ran_here(caplog):
     made, calls, handles = producer()
     made.start()
     made.stop()
@@ -228,8 +244,27 @@ def test_stop_gives_the_lease_back_only_if_it_ran_here():
     made.stop()
     made.start()
     made.begin(None)
-    made.stop()
-    assert calls["release"] == 1 and handles[0].stopped and not made.started
+    with caplog.at_level(logging.INFO, logger="dashstream.backplane"):
+        made.stop()
+    assert calls["release"] == 1 and calls["who"] == [made, made, made] and handles[0].stopped
+    assert made.started is False
+    assert [r.getMessage() for r in caplog.records] == ["stream 's': producer stopped here (stopping)"]
+
+
+def test_begin_says_so_and_a_handle_without_note_value_is_fine(caplog):
+    class Bare:
+        running = True
+
+        def stop(self):
+            pass
+
+    made = LeasedProducer("s", lambda last: Bare(), register=lambda p: None, release=lambda p: None)
+    made.start()
+    with caplog.at_level(logging.INFO, logger="dashstream.backplane"):
+        made.begin(None)
+    made.note_value()
+    assert [r.getMessage() for r in caplog.records] == [
+        "stream 's': this instance holds the lease and runs its producer"]
 
 
 def test_running_follows_the_handle():
@@ -246,5 +281,6 @@ def test_a_handle_that_fails_to_stop_is_logged_not_raised(caplog):
     made.begin(None)
     with caplog.at_level(logging.INFO, logger="dashstream.backplane"):
         made.end("lost")
-    assert not made.running and "stopping the producer failed" in caplog.text
-    assert "producer stopped here (lost)" in caplog.text
+    assert not made.running
+    assert [r.getMessage() for r in caplog.records] == ["stream 's': producer stopped here (lost)",
+                                                        "stream 's': stopping the producer failed"]

@@ -35,6 +35,7 @@ class FakeStore:
         self.entries: list[Entry] = []
         self.down = False
         self.reads = 0
+        self.asked_after: list[int | None] = []
         self.epochs = iter(f"E{n}" for n in range(1, 100))
         self.before_read = None  # runs inside read(): what other green threads did meanwhile
 
@@ -49,6 +50,8 @@ class FakeStore:
 
     def read(self, log, after):
         self.reads += 1
+        self.asked_after.append(after)
+        assert isinstance(log, RedisLog)
         if self.before_read is not None:
             self.before_read()
         if self.down:
@@ -103,10 +106,18 @@ def seqs(entries) -> list[int]:
 # --- appending and the tail -----------------------------------------------------------------------
 
 
+def test_a_new_log_knows_nothing_until_the_tail_loads_it():
+    store = FakeStore()
+    log = RedisLog("s", history=5, store=store)
+    assert (log.epoch, log.seq, log.last, log.synced, log.fenced, log.appended) == (None, 0, None, False, False, 0)
+    assert RedisLog("s", store=store, fenced=True).fenced is True
+
+
 def test_append_numbers_in_redis_but_only_the_tail_delivers():
     store, log, tail, delivered, _ = make()
     appended = publish(log, 1, 2)
     assert seqs(appended) == [1, 2] and appended[0].epoch == "E1" and delivered == []
+    assert appended[0].stream == "s" and log.appended == 2
     tail.read()
     assert seqs(delivered) == [1, 2] and log.seq == 2 and log.last.seq == 2 and log.epoch == "E1"
     # every instance builds the same text from what Redis keeps
@@ -124,7 +135,7 @@ def test_an_unavailable_store_numbers_nothing():
 def test_the_clock_must_be_finite():
     store, log, *_ = make()
     log._clock = lambda: float("nan")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-finite"):
         publish(log, 1)
     assert store.seq == 0
 
@@ -134,7 +145,8 @@ def test_receive_skips_what_the_mirror_has_and_finds_holes():
     publish(log, 1, 2)
     tail.read()
     log.receive(store.copy(store.entries[0]))  # again: ignored
-    assert seqs(delivered) == [1, 2] and holes == []
+    log.receive(store.copy(store.entries[1]))  # the last one again, too
+    assert seqs(delivered) == [1, 2] and holes == [] and seqs(log.backlog(Resume(0, "E1"))[0]) == [1, 2]
     publish(log, 3, 4, 5, 6, 7)  # Redis trimmed 3 and 4 before this tail read them
     tail.read()
     assert seqs(delivered) == [1, 2, 5, 6, 7] and seqs(holes) == [5]
@@ -163,6 +175,8 @@ def test_resync_with_the_same_epoch_goes_on_from_our_last_seq():
     publish(log, 1, 2)
     tail.read()
     publish(log, 3, 4)  # published while this tail was disconnected
+    assert log.resync(store.epoch, 2, list(store.entries[:2])) == 2  # nothing new: nothing happens
+    assert seqs(delivered) == [1, 2] and holes == []
     assert log.resync(store.epoch, store.seq, list(store.entries)) == 2
     assert seqs(delivered) == [1, 2]  # XREAD from 2 brings 3 and 4, once
     tail.cursor = 2
@@ -266,9 +280,27 @@ def test_before_the_first_load_redis_is_asked_and_its_absence_means_nothing_yet(
     log = RedisLog("s", history=5, clock=Clock(), on_entry=lambda e: None, store=store)
     log.append(encode_fields({"variable": 1}))
     assert seqs(log.backlog(None)[0]) == [1] and store.reads == 1
+    assert seqs(log.backlog(Resume(0, "E1"))[0]) == [1]
+    assert store.asked_after == [None, 0]  # no range asked for without a resume
     store.down = True
     assert log.backlog(None) == ([], False)
     assert log.backlog(Resume(1, "E1")) == ([], True)
+
+
+def test_before_the_first_load_an_empty_redis_owes_nothing():
+    store = FakeStore()
+    log = RedisLog("s", history=5, store=store)
+    assert log.backlog(None) == ([], False)
+    assert log.backlog(Resume(3, "E9")) == ([], True)
+
+
+def test_without_redis_a_stream_never_loaded_owes_nothing_but_a_resume_gets_the_gap():
+    store = FakeStore()
+    store.down = True
+    log = RedisLog("s", history=5, store=store)
+    log.resync(None, 0, [])
+    assert log.backlog(None) == ([], False)
+    assert log.backlog(Resume(3, "E1")) == ([], True)
 
 
 def test_history_size_and_remote_flag():
@@ -286,9 +318,10 @@ class Sub:
 
 
 def test_only_subscribers_of_that_epoch_that_miss_something_get_the_gap():
-    behind, just_before, ahead, other, fresh = Sub("E", 3), Sub("E", 9), Sub("E", 12), Sub("F", 3), Sub(None, 0)
-    mark_missed([behind, just_before, ahead, other, fresh], Entry("s", 10, 1.0, "E", "{}"))
-    assert [s.gap for s in (behind, just_before, ahead, other, fresh)] == [True, False, False, False, False]
+    subs = behind, two_before, just_before, ahead, other, fresh = (
+        Sub("E", 3), Sub("E", 8), Sub("E", 9), Sub("E", 12), Sub("F", 3), Sub(None, 0))
+    mark_missed(subs, Entry("s", 10, 1.0, "E", "{}"))
+    assert [s.gap for s in subs] == [True, True, False, False, False, False]
 
 
 # --- how entries are kept in Redis ----------------------------------------------------------------------
@@ -298,7 +331,7 @@ def test_an_entry_round_trips_through_its_redis_fields_with_the_same_text():
     entry = Entry("s", 42, 1796000000.1234567, "abc", '{"variable":1.5,"unit":"kg"}')
     fields = {key.encode(): value.encode() for key, value in entry_fields(entry.body, entry.ts, entry.epoch).items()}
     again = entry_from_redis("s", b"42-0", fields)
-    assert (again.seq, again.ts, again.epoch, again.text) == (42, entry.ts, "abc", entry.text)
+    assert (again.stream, again.seq, again.ts, again.epoch, again.text) == ("s", 42, entry.ts, "abc", entry.text)
     assert entry_from_redis("s", "7-0", {b"b": "{}", b"t": "1.5", b"e": "x"}).seq == 7
     assert json.loads(again.text)["seq"] == 42
 
