@@ -35,8 +35,9 @@ class BadFields(ValueError):
 
 class LogUnavailable(Exception):
     """The log cannot take an entry now (a shared log whose backplane is down, or a producer
-    that no longer holds its stream's lease); nothing was numbered. ``retry_after``: seconds
-    a publisher should wait (an HTTP 503's ``Retry-After``)."""
+    that no longer holds its stream's lease): nothing was numbered, except after a timeout,
+    when it cannot be known (the reason says so). ``retry_after``: seconds a publisher
+    should wait (an HTTP 503's ``Retry-After``)."""
 
     def __init__(self, reason: str, retry_after: int = 2):
         super().__init__(reason)

@@ -442,6 +442,10 @@ class RedisBackplane:
                 raise LogUnavailable("this instance no longer holds the stream's lease", RETRY_AFTER) from None
             self._limited(("refused", name), "backplane: Redis refused an append to stream %r: %s", name, error)
             raise LogUnavailable(f"Redis refused the message: {error}", RETRY_AFTER) from None
+        except redis.TimeoutError:
+            # The command may have reached Redis and run: a timeout cannot tell.
+            raise LogUnavailable("the backplane (Redis) did not answer in time; the message may or may not have "
+                                 "been published", RETRY_AFTER) from None
         except REDIS_ERRORS as error:
             raise LogUnavailable(f"the backplane (Redis) is unreachable: {self._reason(error)}", RETRY_AFTER) from None
         return int(seq), _text(epoch)

@@ -326,6 +326,34 @@ def test_redis_restarted_empty_starts_a_new_epoch_and_screens_get_the_gap_signal
         resumed.close()
 
 
+def test_a_redis_that_stops_answering_is_noticed_within_the_socket_timeout(fleet, recorders):
+    """SIGSTOP: the connection stays open but nothing comes back. The tail's XREAD BLOCK
+    (2 s) has a socket timeout above it (5 s): down within that, not after a minute of
+    redis-py retries; a publish meanwhile fails within the command timeout (3 s)."""
+    f = fleet(*PUBLISH)
+    a, b = f.instances
+    control = recorders(b.ws + "/ws/sales", control=True)
+    publish(a, "sales", {"variable": 1})
+    control.wait_data(1)
+    f.redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        frozen = time.monotonic()
+        started = time.monotonic()
+        status, headers, body = publish(a, "sales", {"variable": 2})
+        assert status == 503 and headers.get("Retry-After") and time.monotonic() - started < 4
+        # the command is in Redis's socket buffer: it may still run, and the answer says so
+        assert b"may or may not have been published" in body
+        control.wait_control(lambda m: m.get("control") == "backplane" and m["state"] == "down", timeout=10)
+        assert time.monotonic() - frozen < 8
+    finally:
+        f.redis.proc.send_signal(signal.SIGCONT)
+    control.wait_control(lambda m: m.get("control") == "backplane" and m["state"] == "up", timeout=15)
+    wait_until(lambda: publish(a, "sales", {"variable": 3})[0] == 200, message="publishing again")
+    wait_until(lambda: control.data[-1]["variable"] == 3, message="the value after the outage")
+    seqs = control.seqs()
+    assert seqs == list(range(1, len(seqs) + 1)) and not any("gap" in m for m in control.data)
+
+
 def test_a_stream_whose_keys_vanish_under_a_connected_tail_restarts_with_the_gap_signal(fleet, recorders):
     """FLUSHALL (or the keys' TTL) while the instances stay connected: the tail would wait
     for ids above its cursor forever; the append script tells it the epoch is new."""
