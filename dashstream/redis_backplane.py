@@ -50,7 +50,7 @@ from dashstream.backplane import DOWN, INSTALL, UP, BackplaneHealth
 from dashstream.lease import START, STOP, LeaseKeeper, LeasedProducer, continued_options
 from dashstream.log import Entry, LogUnavailable, new_epoch
 from dashstream.logs import LogLimiter, suppressed_note
-from dashstream.redis_log import RedisLog, entry_from_redis, mark_missed
+from dashstream.redis_log import RedisLog, entry_from_redis, fresh_part, mark_missed
 from dashstream.session import ControlMessage
 from dashstream.supervisor import STARTING, Backoff, describe_error
 from producer.base import redact_url, scrub
@@ -85,6 +85,10 @@ RETRY_AFTER = 2  # seconds, for 503 answers while the backplane is down
 # from Redis meanwhile) is not acted on: the screens would reload for no reason they can see.
 RELOAD_MAX_AGE = 60.0
 RECONNECT = dict(first=0.5, cap=5.0)
+# An instance that falls further behind a stream than this (seconds between the oldest and
+# newest entry of one read) delivers only the newest part (redis_log.fresh_part). Not for
+# the first read after a (re)connect: catching up from the log is what that read is for.
+MAX_TAIL_LAG = 1.0
 
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
@@ -201,6 +205,7 @@ class RedisBackplane:
         self._control_id: str | None = None
         self._leased: dict[str, _Leased] = {}
         self._synced = False  # the tail's view is current on its present connection
+        self._catching_up = False  # the next read is the first since a (re)connect
         self._stopping = False
         self._threads: list[Any] = []
         self._wake = runtime.Event()
@@ -362,6 +367,7 @@ class RedisBackplane:
             newest = replies[-1]
             self._control_id = _text(newest[0][0]) if newest else "0-0"
         self._synced = True
+        self._catching_up = True
 
     def _queue_read_state(self, pipe, stream) -> None:
         pipe.hmget(stream_key(stream.name, "meta"), "e", "s")
@@ -396,15 +402,24 @@ class RedisBackplane:
             stream = self._by_key.get(key)
             if stream is None:
                 continue
+            self._cursor[key] = _text(items[-1][0])
+            entries = []
             for entry_id, fields in items:
-                self._cursor[key] = _text(entry_id)
                 try:
-                    stream.log.receive(entry_from_redis(stream.name, entry_id, fields))
+                    entries.append(entry_from_redis(stream.name, entry_id, fields))
                 except (KeyError, ValueError) as error:  # someone else's entry in our key
                     self._limited("bad-entry", "backplane: stream %r: skipped an entry it cannot read: %r",
                                   stream.name, error)
+            delivered = entries if self._catching_up else fresh_part(entries, MAX_TAIL_LAG)
+            if len(delivered) < len(entries):
+                self._limited(("behind", stream.name), "backplane: stream %r: this instance fell %.1f s behind; "
+                              "skipped %d stale message(s), its screens get the gap signal", stream.name,
+                              entries[-1].ts - entries[0].ts, len(entries) - len(delivered))
+            for entry in delivered:
+                stream.log.receive(entry)
             if stream.source == "publish" and stream.supervisor is not None:
                 stream.supervisor.note_value()  # every instance's stale clock sees the value
+        self._catching_up = False
 
     def _on_control(self, entry_id: str, fields: dict) -> None:
         kind = fields.get("type")
@@ -416,8 +431,11 @@ class RedisBackplane:
         elif kind == "health" and stream is not None:
             self._apply_health(stream, fields)
         elif kind == "epoch" and stream is not None:
-            if stream.log.epoch != fields.get("epoch"):
-                self._resync_one(stream)  # its numbering restarted under a tail that kept its connection
+            # Its numbering restarted under a tail that kept its connection: entries 1.. of the
+            # new epoch sit below our cursor, so read them. (A mirror without an epoch tails
+            # from 0: XREAD brings them in order, and a resync here would race it.)
+            if stream.log.epoch is not None and stream.log.epoch != fields.get("epoch"):
+                self._resync_one(stream)
         elif kind == "lease" and stream is not None and stream.name in self._leased:
             self._leased[stream.name].keeper.recheck(runtime.monotonic())
             self._wake_leases()

@@ -142,8 +142,9 @@ class RedisLog:
         Same epoch, not behind us: the tail goes on from our last seq (XREAD brings what we
         missed; ``receive`` finds a hole if Redis trimmed past it). Anything else (first
         load, another epoch, the stream gone): the mirror is replaced, and subscribers get
-        the newest entry (a new epoch, so the gap signal; or, on the first load, the last
-        value for screens that joined while Redis was away)."""
+        what Redis holds of that numbering, in order: every entry is news to them (those of
+        an older epoch get the gap signal with the first; screens that joined while Redis
+        was away or the stream was empty get all of it, the last value at least)."""
         self.synced = True
         # (Before the first load the mirror's epoch is None, so the first load replaces it.)
         if epoch is not None and epoch == self.epoch and seq >= self.seq:
@@ -151,8 +152,8 @@ class RedisLog:
         self.epoch, self.seq = epoch, seq
         self._recent.clear()
         self._recent.extend(recent)
-        if recent:
-            self._deliver(recent[-1], hole=True)
+        for index, entry in enumerate(recent):
+            self._deliver(entry, hole=index == 0)
         return self.seq
 
     def receive(self, entry: Entry) -> None:
@@ -178,6 +179,20 @@ class RedisLog:
             self.on_hole(entry)
         if self.on_entry is not None:
             self.on_entry(entry)
+
+
+def fresh_part(entries: list[Entry], max_lag: float) -> list[Entry]:
+    """What an instance that fell behind still delivers of one read: the entries within
+    ``max_lag`` seconds of the newest (their own ``ts``, all from the producer's clock, so
+    skew between instances does not matter). A single process that cannot keep up slows its
+    producer (a tick is skipped, nothing is numbered); through Redis the producer runs on
+    at its pace, so a slow instance drops the stale part instead of showing every screen
+    values seconds old, and its subscribers get the gap signal (``receive`` sees the hole),
+    as a slow screen does when its queue overflows."""
+    if len(entries) < 2 or entries[-1].ts - entries[0].ts <= max_lag:
+        return entries
+    newest = entries[-1].ts
+    return [entry for entry in entries if newest - entry.ts <= max_lag]
 
 
 # --- how an entry is kept in a Redis Stream -------------------------------------------------------

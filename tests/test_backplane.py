@@ -255,6 +255,30 @@ def test_the_takeover_after_a_graceful_stop_is_immediate(fleet, recorders):
     one_walk(watcher.data)
 
 
+def test_an_instance_that_fell_behind_skips_to_fresh_values_with_the_gap_signal(fleet, recorders):
+    """Frozen for 2.5 s (SIGSTOP) while the walk goes on at another instance: on waking, the
+    instance does not show its screens 2.5 s of stale values in a burst; it skips to the
+    last second's and tells them (gap), and is live again at once."""
+    f = fleet(*WALK)
+    index = holder_index(f)
+    behind = f.instances[1 - index]
+    watcher = recorders(behind.ws + "/ws/office")
+    watcher.wait_data(10)
+    behind.signal(signal.SIGSTOP)
+    try:
+        time.sleep(scaled(2.5))
+    finally:
+        behind.signal(signal.SIGCONT)
+    marked = wait_until(lambda: next((m for m in watcher.data if m.get("gap")), None), timeout=10,
+                        message="the gap signal after the skip")
+    after = watcher.data[watcher.data.index(marked):]
+    skipped = marked["seq"] - watcher.data[watcher.data.index(marked) - 1]["seq"] - 1
+    assert skipped > 5, skipped
+    assert after[-1]["ts"] - marked["ts"] >= 0 and all(later["seq"] == earlier["seq"] + 1
+                                                      for earlier, later in zip(after, after[1:]))
+    assert "fell" in behind.output() and "behind" in behind.output()
+
+
 # --- backplane outage ---------------------------------------------------------------------------------------
 
 

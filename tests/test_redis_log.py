@@ -11,7 +11,7 @@ import pytest
 
 from dashstream.fanout import Fanout, Subscription
 from dashstream.log import Entry, LogUnavailable, Resume, encode_fields
-from dashstream.redis_log import RedisLog, entry_fields, entry_from_redis, mark_missed
+from dashstream.redis_log import RedisLog, entry_fields, entry_from_redis, fresh_part, mark_missed
 from dashstream.streams import SharedStream
 
 pytestmark = pytest.mark.timeout(20)
@@ -206,7 +206,9 @@ def test_resync_into_a_new_epoch_delivers_its_newest_entry_after_the_hole_signal
     store.lose_everything()
     publish(log, 5, 6)  # the new numbering started before this tail came back
     assert log.resync(store.epoch, store.seq, [store.copy(e) for e in store.entries]) == 2
-    assert log.epoch == "E2" and seqs(holes) == [2] and delivered[-1].seq == 2 and delivered[-1].epoch == "E2"
+    # every entry of the new numbering, in order; the first after the hole signal
+    assert log.epoch == "E2" and seqs(holes) == [1] and seqs(delivered) == [1, 2, 3, 1, 2]
+    assert {e.epoch for e in delivered[3:]} == {"E2"}
     assert seqs(log.backlog(Resume(1, "E2"))[0]) == [2]
 
 
@@ -215,7 +217,20 @@ def test_resync_with_a_seq_behind_ours_is_a_restart_too():
     publish(log, 1, 2, 3)
     tail.read()
     assert log.resync("E1", 1, [store.copy(store.entries[0])]) == 1
-    assert log.seq == 1 and seqs(holes) == [1]
+    assert log.seq == 1 and seqs(holes) == [1] and seqs(delivered) == [1, 2, 3, 1]
+
+
+def test_a_screen_that_joined_an_empty_stream_gets_every_entry_of_its_first_numbering():
+    """The tail learns of the first entries by a resync (e.g. the epoch notice came first):
+    a screen that joined while the stream was empty must not miss any of them silently."""
+    store = FakeStore()
+    stream, tail = shared(store)
+    session = FakeSession()
+    stream.subscribe(session, None)
+    for value in range(3):
+        stream.publish({"variable": value})
+    stream.log.resync(store.epoch, store.seq, [store.copy(e) for e in store.entries])
+    assert session.received == [(1, False), (2, False), (3, False)]
 
 
 def test_the_first_load_gives_waiting_screens_the_last_value():
@@ -322,6 +337,30 @@ def test_only_subscribers_of_that_epoch_that_miss_something_get_the_gap():
         Sub("E", 3), Sub("E", 8), Sub("E", 9), Sub("E", 12), Sub("F", 3), Sub(None, 0))
     mark_missed(subs, Entry("s", 10, 1.0, "E", "{}"))
     assert [s.gap for s in subs] == [True, True, False, False, False, False]
+
+
+# --- an instance that fell behind ------------------------------------------------------------------------
+
+
+def at(*times: float) -> list[Entry]:
+    return [Entry("s", seq, ts, "E", "{}") for seq, ts in enumerate(times, 1)]
+
+
+def test_a_read_spanning_more_than_the_lag_keeps_only_its_newest_part():
+    assert seqs(fresh_part(at(10.0, 10.5, 11.0), 1.0)) == [1, 2, 3]  # exactly the lag: all
+    assert seqs(fresh_part(at(9.0, 10.0, 10.5, 11.1), 1.0)) == [3, 4]
+    assert seqs(fresh_part(at(5.0, 11.0), 1.0)) == [2]
+    assert seqs(fresh_part(at(5.0), 1.0)) == [1] and fresh_part([], 1.0) == []
+
+
+def test_what_is_skipped_reaches_the_screens_as_the_gap_signal():
+    store, log, tail, delivered, holes = make(history=10)
+    publish(log, 1)
+    tail.read()
+    behind = [Entry("s", seq, ts, "E1", "{}") for seq, ts in ((2, 1.0), (3, 2.0), (4, 3.5))]
+    for entry in fresh_part(behind, 1.0):
+        log.receive(entry)
+    assert seqs(delivered) == [1, 4] and seqs(holes) == [4]
 
 
 # --- how entries are kept in Redis ----------------------------------------------------------------------
