@@ -189,7 +189,7 @@ def fresh_part(entries: list[Entry], max_lag: float) -> list[Entry]:
     at its pace, so a slow instance drops the stale part instead of showing every screen
     values seconds old, and its subscribers get the gap signal (``receive`` sees the hole),
     as a slow screen does when its queue overflows."""
-    if len(entries) < 2 or entries[-1].ts - entries[0].ts <= max_lag:
+    if not entries:
         return entries
     newest = entries[-1].ts
     return [entry for entry in entries if newest - entry.ts <= max_lag]

@@ -349,6 +349,7 @@ def at(*times: float) -> list[Entry]:
 def test_a_read_spanning_more_than_the_lag_keeps_only_its_newest_part():
     assert seqs(fresh_part(at(10.0, 10.5, 11.0), 1.0)) == [1, 2, 3]  # exactly the lag: all
     assert seqs(fresh_part(at(9.0, 10.0, 10.5, 11.1), 1.0)) == [3, 4]
+    assert seqs(fresh_part(at(9.0, 10.0, 10.5, 11.0), 1.0)) == [2, 3, 4]  # 1.0 behind the newest: kept
     assert seqs(fresh_part(at(5.0, 11.0), 1.0)) == [2]
     assert seqs(fresh_part(at(5.0), 1.0)) == [1] and fresh_part([], 1.0) == []
 
