@@ -7,7 +7,9 @@ its own.
 
 The redis-server (no persistence, a fresh temporary directory, a free port) is started in
 the same session as the server, so the harness counts its CPU with the server's (the
-backplane's whole cost) and stops it with the server (it signals the session). The stream
+backplane's whole cost) and stops it with the server (it signals the session). It runs on
+the server's core unless ``REDIS_CPU=N`` pins it elsewhere (on 2 cores the other one is the
+load client's); ``BACKPLANE=redis://...`` uses a Redis that is already running instead. The stream
 ``bench`` is the same as harness_peer.py's; with RATE > 0 its producer (the ticker) runs
 under the lease, on this one instance, and every message goes through Redis: the Lua
 append, then the instance's own tail, then the fan-out.
@@ -39,7 +41,8 @@ def free_port() -> int:
 def start_redis() -> str:
     port = free_port()
     folder = tempfile.mkdtemp(prefix="dashstream-bench-redis-")
-    subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+    pin = ["taskset", "-c", os.environ["REDIS_CPU"]] if os.environ.get("REDIS_CPU") else []
+    subprocess.Popen([*pin, shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
                       "--dir", folder, "--save", "", "--appendonly", "no", "--daemonize", "no",
                       "--logfile", os.path.join(folder, "redis.log")],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

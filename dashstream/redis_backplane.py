@@ -145,16 +145,27 @@ def _text(value: Any) -> str:
 
 
 class _Pump:
-    """A self-run producer (the random walk) in a green thread: the SharedStream pump's loop."""
+    """A self-run producer (the random walk) in a green thread: the SharedStream pump's loop,
+    except that a value Redis did not take is not skipped over: the walk starts again from
+    the last value it did publish, so the stream stays one walk (a step of the walk never
+    goes missing; a screen sees the next value one step on from the last)."""
 
-    def __init__(self, stream: Any, factory):
+    RETRY = 0.1  # seconds before the walk goes on after a value was not published
+
+    def __init__(self, stream: Any, make, last_fields):
         self.stream = stream
-        self.thread = runtime.spawn(self._run, factory)
+        self.thread = runtime.spawn(self._run, make, last_fields)
 
-    def _run(self, factory) -> None:
+    def _run(self, make, last_fields) -> None:
         try:
-            for fields in factory():
-                self.stream.publish_from_source(fields)
+            while True:
+                for fields in make(last_fields):
+                    if self.stream.publish_from_source(fields) is None:
+                        break
+                    last_fields = fields
+                else:
+                    return
+                runtime.sleep(self.RETRY)
         except Exception:  # noqa: BLE001 - a broken producer must not take the server down
             log.exception("producer of stream %r failed", self.stream.name)
 
@@ -193,10 +204,16 @@ class RedisBackplane:
         options = dict(socket_connect_timeout=CONNECT_TIMEOUT, socket_keepalive=True,
                        retry=Retry(NoBackoff(), 0), health_check_interval=0,
                        client_name=f"dashstream:{instance}".replace(" ", "_"))
-        # Two clients: the tail's blocking XREAD holds a connection for seconds at a time.
+        self._options = options
+        # The pool serves whatever runs concurrently (publish requests, backlog reads,
+        # presence, leases). The tail, and each leased producer, run in one green thread
+        # each and get a connection of their own without a pool: redis-py's pool checkout
+        # costs more than the round trip here (108-148 µs a PING pooled, 47 µs not; raw
+        # socket 25 µs; BENCHMARKS.md), and those two run once per message.
         self.commands = redis.Redis.from_url(str(url), socket_timeout=COMMAND_TIMEOUT, **options)
-        self.tail_client = redis.Redis.from_url(str(url), socket_timeout=TAIL_TIMEOUT, **options)
+        self.tail_client: Any = None  # made by the tail (redis-py connects such a client at once)
         self._append = self.commands.register_script(APPEND)
+        self._producer_appends: dict[str, Any] = {}  # stream -> APPEND on its producer's own connection
         self._lease = self.commands.register_script(LEASE)
         self._release = self.commands.register_script(RELEASE)
         self.streams: dict[str, Any] = {}  # shared streams whose logs are in Redis
@@ -244,9 +261,11 @@ class RedisBackplane:
         from producer import SOURCES
 
         cls = SOURCES[spec.source]
-        options = continued_options(cls.key_names(), spec.options, last_fields)
+        self._refresh_producer_connection(stream)
         if spec.source in SELF_RUN:
-            return _Pump(stream, lambda: cls(**options))
+            return _Pump(stream, lambda last: cls(**continued_options(cls.key_names(), spec.options, last)),
+                         last_fields)
+        options = continued_options(cls.key_names(), spec.options, last_fields)
         supervisor = source_supervisor(dataclasses.replace(spec, options=options), stream)
         supervisor.on_health = lambda state, reason, since: self._share_health(stream, state, reason, since)
         supervisor.start()
@@ -281,9 +300,10 @@ class RedisBackplane:
                 pipe.execute()
         except (*REDIS_ERRORS, runtime.Timeout, redis.RedisError):
             pass
-        for client in (self.commands, self.tail_client):
+        for client in (self.commands, self.tail_client, *(s.registered_client for s in self._producer_appends.values())):
             try:
-                client.close()
+                if client is not None:
+                    client.close()
             except Exception:  # noqa: BLE001 - closing a dead connection
                 pass
 
@@ -346,7 +366,7 @@ class RedisBackplane:
     def _sync(self) -> None:
         """(Re)connect: read each stream's epoch, seq and newest entries, the producers'
         states and, the first time, where the control stream ends."""
-        self.tail_client.ping()
+        self._tail_connection().ping()
         self._check_policy()
         names = list(self.streams)
         pipe = self.commands.pipeline(transaction=False)
@@ -391,7 +411,7 @@ class RedisBackplane:
     def _read_once(self) -> None:
         wanted = dict(self._cursor)
         wanted[CONTROL] = self._control_id
-        reply = self.tail_client.xread(wanted, count=TAIL_COUNT, block=BLOCK_MS)
+        reply = self._tail_connection().xread(wanted, count=TAIL_COUNT, block=BLOCK_MS)
         for key, items in reply or ():
             key = _text(key)
             if key == CONTROL:
@@ -450,7 +470,7 @@ class RedisBackplane:
         args = [body, repr(ts), log_.history_size, KEY_TTL_MS, new_epoch(),
                 self.instance if log_.fenced else "", name, CONTROL_MAXLEN]
         try:
-            seq, epoch = self._append(keys=keys, args=args)
+            seq, epoch = self._appender(log_)(keys=keys, args=args)
         except redis.ResponseError as error:
             if str(error).startswith("NOTHOLDER"):
                 leased = self._leased.get(name)
@@ -467,6 +487,36 @@ class RedisBackplane:
         except REDIS_ERRORS as error:
             raise LogUnavailable(f"the backplane (Redis) is unreachable: {self._reason(error)}", RETRY_AFTER) from None
         return int(seq), _text(epoch)
+
+    def _refresh_producer_connection(self, stream) -> None:
+        """A producer's own connection may be left from before Redis restarted (a single
+        connection is not checked before use as the pool's are): make it answer now, so the
+        producer's first value is not lost to it."""
+        try:
+            self._appender(stream.log).registered_client.ping()
+        except (*REDIS_ERRORS, redis.RedisError):
+            pass  # reconnected on the next command, or the tail finds the outage
+
+    def _single(self, timeout: float):
+        """A client with one connection of its own, connected now (raises if Redis is away;
+        once made, it reconnects by itself on its next command after a failure)."""
+        return redis.Redis.from_url(str(self.url), socket_timeout=timeout, single_connection_client=True,
+                                    **self._options)
+
+    def _tail_connection(self):
+        if self.tail_client is None:
+            self.tail_client = self._single(TAIL_TIMEOUT)
+        return self.tail_client
+
+    def _appender(self, log_: RedisLog):
+        """The APPEND script on the right connection: a leased producer's own (only its green
+        thread appends to that stream), else the pool's (publish requests run at once)."""
+        if not log_.fenced:
+            return self._append
+        script = self._producer_appends.get(log_.stream)
+        if script is None:
+            script = self._producer_appends[log_.stream] = self._single(COMMAND_TIMEOUT).register_script(APPEND)
+        return script
 
     def read(self, log_: RedisLog, after: int | None) -> tuple[str | None, int, Entry | None, list[Entry]]:
         if not self.health.up:

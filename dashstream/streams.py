@@ -170,9 +170,10 @@ class SharedStream(Stream):
             self.supervisor.note_value()
         return entry
 
-    def publish_from_source(self, fields: Mapping[str, Any]) -> None:
+    def publish_from_source(self, fields: Mapping[str, Any]) -> Entry | None:
+        """A producer's value: the entry, or None when it was rejected or not published."""
         try:
-            self.publish(fields)
+            return self.publish(fields)
         except BadFields as error:
             self.stats.rejected += 1
             log.warning("stream %r: a value was rejected: %s", self.name, error)
@@ -180,6 +181,7 @@ class SharedStream(Stream):
             # The backplane is down or the lease moved: the backplane says so (once) and
             # stops this producer; the value is not numbered.
             log.debug("stream %r: a value was not published: %s", self.name, error.reason)
+        return None
 
     def start(self) -> None:
         if self.supervisor is not None:
