@@ -51,7 +51,6 @@ from dashstream.lease import START, STOP, LeaseKeeper, LeasedProducer, continued
 from dashstream.log import Entry, LogUnavailable, new_epoch
 from dashstream.logs import LogLimiter, suppressed_note
 from dashstream.redis_log import RedisLog, entry_from_redis, fresh_part, mark_missed
-from dashstream.session import ControlMessage
 from dashstream.supervisor import STARTING, Backoff, describe_error
 from producer.base import redact_url, scrub
 
@@ -679,6 +678,8 @@ class RedisBackplane:
         """/streams: subscribers summed over the fleet, who runs each producer, and this
         instance's own counts beside them."""
         try:
+            if not self.health.up:
+                raise redis.ConnectionError("down")  # known: do not wait for a timeout
             fleet, holders = self._fleet()
         except (*REDIS_ERRORS, redis.RedisError):
             fleet, holders = {self.instance: self._local_counts()}, {

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from dashstream.fanout import Fanout, Subscription
+from dashstream.fanout import Fanout
 from dashstream.log import Entry, LogUnavailable, Resume, encode_fields
 from dashstream.redis_log import RedisLog, entry_fields, entry_from_redis, fresh_part, mark_missed
 from dashstream.streams import SharedStream
