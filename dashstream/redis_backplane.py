@@ -588,6 +588,8 @@ class RedisBackplane:
     def _lease_loop(self) -> None:
         presence_due = 0.0
         while not self._stopping:
+            # A fresh event before the work: a wake-up sent while we work is not lost.
+            self._wake = runtime.Event()
             now = runtime.monotonic()
             if self.health.up:
                 for leased in list(self._leased.values()):
@@ -599,7 +601,6 @@ class RedisBackplane:
             now = runtime.monotonic()
             due = [leased.keeper.next_at for leased in self._leased.values() if leased.producer.started]
             wait = min([presence_due, *due]) - now if self.health.up else PRESENCE_INTERVAL
-            self._wake = runtime.Event()
             self._wake.wait(min(max(wait, 0.01), PRESENCE_INTERVAL))
 
     def _ask(self, leased: _Leased) -> None:
