@@ -206,9 +206,10 @@ class RedisBackplane:
         self._options = options
         # The pool serves whatever runs concurrently (publish requests, backlog reads,
         # presence, leases). The tail, and each leased producer, run in one green thread
-        # each and get a connection of their own without a pool: redis-py's pool checkout
-        # costs more than the round trip here (108-148 µs a PING pooled, 47 µs not; raw
-        # socket 25 µs; BENCHMARKS.md), and those two run once per message.
+        # each and get a connection of their own without a pool: redis-py's pool costs
+        # about as much again as the rest of a command (a PING 108-148 µs pooled, 47-74 µs
+        # on its own connection, 25-29 µs by hand: benchmarks/redis_command_cost.py), and
+        # those two run once per message.
         self.commands = redis.Redis.from_url(str(url), socket_timeout=COMMAND_TIMEOUT, **options)
         self.tail_client: Any = None  # made by the tail (redis-py connects such a client at once)
         self._append = self.commands.register_script(APPEND)
