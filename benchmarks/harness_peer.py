@@ -14,7 +14,8 @@ The harness sets PORT, SHAPE and RATE; every scenario uses the stream ``bench`` 
 
 Everything else is the project's defaults, except what a load test from one address needs:
 the per-address handshake limit off and ``--max-connections 19900`` (the fd limit here is
-20,000). Extra arguments are passed to ``server.py`` (e.g. to compare an option).
+20,000). Extra arguments are passed to ``server.py`` (e.g. to compare an option);
+``--entry SCRIPT`` first runs another entry point instead (``benchmarks/nagle_on_server.py``).
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ def main() -> None:
     config = tempfile.NamedTemporaryFile("w", prefix="dashstream-bench-", suffix=".toml", delete=False)
     config.write("[streams.bench]\n" + stream_table(shape, rate))
     config.close()
-    args = [sys.executable, str(ROOT / "server.py"), "--host", "127.0.0.1", "--port", port,
+    extra = sys.argv[1:]
+    entry = ROOT / "server.py"
+    if extra[:1] == ["--entry"]:
+        entry, extra = ROOT / extra[1], extra[2:]
+    args = [sys.executable, str(entry), "--host", "127.0.0.1", "--port", port,
             "--config", config.name, "--handshake-rate", "0", "--max-connections", "19900",
-            "--log-level", os.environ.get("LOG_LEVEL", "info"), *sys.argv[1:]]
+            "--log-level", os.environ.get("LOG_LEVEL", "info"), *extra]
     os.execv(sys.executable, args)
 
 

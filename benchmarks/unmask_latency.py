@@ -9,7 +9,7 @@ bounded in count and in time. Rounds alternate quiet and abusive phases so drift
 shared machine hits both alike.
 
 Also measures raw unmasking speed: eventlet 0.41.3's byte-by-byte ``_apply_mask``
-against ``dashstream.websocket._xor_mask``.
+against ``dashstream.protocol.xor_mask``.
 
     python benchmarks/unmask_latency.py [--clients 20] [--seconds 5] [--rounds 2]
 
@@ -148,7 +148,7 @@ def unmask_speed(size: int) -> dict:
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     from eventlet.websocket import RFC6455WebSocket
 
-    from dashstream.websocket import _xor_mask
+    from dashstream.protocol import xor_mask as _xor_mask
 
     data, mask = os.urandom(size), os.urandom(4)
     figures = {}

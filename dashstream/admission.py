@@ -19,6 +19,7 @@ Order of the checks, and why:
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import math
@@ -216,6 +217,7 @@ def token_matches(expected: str, presented: Iterable[str]) -> bool:
 # --- per-address handshake rate ------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every connection; addresses repeat
 def client_key(address: str) -> str:
     """The unit a rate limit applies to: an IPv4 address, or an IPv6 /64 (one host usually
     owns a whole /64, so per-address limits would be trivial to dodge)."""

@@ -180,11 +180,10 @@ class DashApp:
 
     def _readyz(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "GET", "HEAD")
+        # (While shutting down every request, this one too, is answered 503 before routing.)
         down = sorted(name for name, stream in self.streams.items() if stream.state == DOWN)
         backplane_down = self.backplane.not_ready()
-        if self.draining:
-            status, payload = "503 Service Unavailable", {"ready": False, "reason": "shutting down"}
-        elif backplane_down:
+        if backplane_down:
             status, payload = "503 Service Unavailable", {"ready": False, "reason": backplane_down}
         elif down:
             status, payload = "503 Service Unavailable", {"ready": False, "reason": "source down",
@@ -271,13 +270,15 @@ class DashApp:
             raise
         session = SSESession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", ""),
                              control=wants_control(query))
-        environ["dashstream.session"] = session
-        self.sessions.add(session)
-        connection_log.info("open peer=%s path=%s", session.peer, session.path)
-        session.write(sse_head(self._cors_origin(environ)), count=0)
-        session.start()
-        self.backplane.welcome(session)
-        stream.subscribe(session, resume)
+        self._opened(session, environ)
+        try:
+            session.write(sse_head(self._cors_origin(environ)), count=0)
+            session.start()
+            self.backplane.welcome(session)
+            stream.subscribe(session, resume)
+        except BaseException:
+            session.abort()
+            raise
         return written_by_hand()
 
     def _cors_origin(self, environ: dict) -> str | None:
@@ -333,17 +334,26 @@ class DashApp:
                                    control=control, reader=reader,
                                    deflater=Deflater(params) if params is not None else None,
                                    on_message=_echo if echo else None)
+        self._opened(session, environ)
+        try:
+            session.write(reply, count=0)
+            session.start(buffered)
+            if not echo:
+                self.backplane.welcome(session)
+            for stream, resume in targets:
+                if session.closed:
+                    break
+                stream.subscribe(session, resume, multi)
+        except BaseException:
+            session.abort()  # the socket is ours now: end it, give its capacity back
+            raise
+
+    def _opened(self, session: Session, environ: dict) -> None:
         environ["dashstream.session"] = session
         self.sessions.add(session)
-        connection_log.info("open peer=%s path=%s", session.peer, session.path)
-        session.write(reply, count=0)
-        session.start(buffered)
-        if not echo:
-            self.backplane.welcome(session)
-        for stream, resume in targets:
-            if session.closed:
-                break
-            stream.subscribe(session, resume, multi)
+        # Debug: the close line says all of it (peer, path, duration, sent, code), and a line
+        # per handshake is a cost a reconnect storm would pay twice.
+        connection_log.debug("open peer=%s path=%s", session.peer, session.path)
 
     def _session_closed(self, session: Session) -> None:
         if session in self.sessions:

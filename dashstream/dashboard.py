@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
 from dashstream.targets import MAX_STREAMS
+from producer.base import flag, text
 
 
 class DashboardError(ValueError):
@@ -55,21 +56,10 @@ class Dashboard:
         return {"title": self.title, "columns": self.columns, "tiles": [asdict(tile) for tile in self.tiles]}
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {value!r}")
-    return value
-
-
 def _number(value: Any) -> float:
+    """Any finite number: a threshold may be negative (producer.base.number may not)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"must be a number, got {value!r}")
-    return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
     return value
 
 
@@ -81,8 +71,8 @@ def _bounded_int(low: int, high: int):
     return check
 
 
-_TILE_KEYS = {"stream": _text, "label": _text, "unit": _text, "decimals": _bounded_int(0, 10),
-              "warn": _number, "crit": _number, "below": _flag, "chart": _flag}
+_TILE_KEYS = {"stream": text, "label": text, "unit": text, "decimals": _bounded_int(0, 10),
+              "warn": _number, "crit": _number, "below": flag, "chart": flag}
 _DASHBOARD_KEYS = {"title", "columns", "tiles"}
 
 

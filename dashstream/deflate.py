@@ -10,10 +10,13 @@ and the handshake goes on without compression, as RFC 7692 section 5 allows.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from dataclasses import dataclass
 
 from dashstream.protocol import CLOSE_TOO_BIG, Violation
+
+log = logging.getLogger("dashstream.http")
 
 EXTENSION = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"  # RFC 7692 7.2.1: removed from the end of every compressed message
@@ -103,8 +106,9 @@ def negotiate(header: str | None) -> DeflateParams | None:
             continue
         try:
             return _parse_offer(params)
-        except ValueError:
-            continue  # declined; a later, valid offer may still be taken
+        except ValueError as error:
+            log.debug("permessage-deflate offer declined: %s", error)
+            continue  # a later, valid offer may still be taken
     return None
 
 

@@ -34,6 +34,7 @@ while a remote client forwarded by a local nginx is limited by its own address.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ def parse_network(text: str) -> Network:
         raise ValueError(f"{text!r} has host bits set; did you mean {widened}?") from None
 
 
+@functools.lru_cache(maxsize=4096)  # the same few addresses come again and again
 def parse_address(text: str) -> Address | None:
     """An address as proxies write it, or ``None`` if it is not one.
 
@@ -142,11 +144,18 @@ class ProxyPolicy:
                 network = parse_network(network)
             parsed.append(network)
         self.networks: tuple[Network, ...] = tuple(parsed)
+        self._trusted: dict = {}  # address -> trusted, asked for every request
 
     def trusts(self, address: Address | None) -> bool:
         if address is None:
             return False
-        return any(address in network for network in self.networks)
+        known = self._trusted.get(address)
+        if known is None:
+            known = any(address in network for network in self.networks)
+            if len(self._trusted) >= 4096:
+                self._trusted.clear()  # a crude bound: the same few addresses come back
+            self._trusted[address] = known
+        return known
 
     def resolve(self, peer: str, x_forwarded_for: str | Sequence[str] | None = None,
                 x_real_ip: str | None = None) -> Client:
@@ -180,9 +189,13 @@ class ProxyPolicy:
         return self.resolve(peer, x_forwarded_for, x_real_ip).address
 
     def from_environ(self, environ) -> Client:
-        """``resolve`` for a WSGI request (eventlet joins repeated headers with commas)."""
-        return self.resolve(environ.get("REMOTE_ADDR", ""), environ.get("HTTP_X_FORWARDED_FOR"),
-                            environ.get("HTTP_X_REAL_IP"))
+        """``resolve`` for a WSGI request (eventlet joins repeated headers with commas),
+        worked out once per request and kept in the environ."""
+        client = environ.get("dashstream.client")
+        if client is None:
+            client = environ["dashstream.client"] = self.resolve(
+                environ.get("REMOTE_ADDR", ""), environ.get("HTTP_X_FORWARDED_FOR"), environ.get("HTTP_X_REAL_IP"))
+        return client
 
 
 def rate_limited(client: Client) -> bool:

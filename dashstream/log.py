@@ -15,7 +15,6 @@ by every subscriber that needs that form.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import time
 from collections import deque
@@ -50,6 +49,10 @@ def new_epoch() -> str:
     return secrets.token_hex(6)
 
 
+# Built once: json.dumps with any non-default argument builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def encode_fields(fields: Mapping[str, Any]) -> str:
     """Check and serialize a message's own fields, completely, *before* it is numbered: a
     message that cannot be sent must not take a ``seq`` (screens would see a false hole).
@@ -60,7 +63,7 @@ def encode_fields(fields: Mapping[str, Any]) -> str:
     if reserved:
         raise BadFields(f"field {reserved[0]!r} is set by the server")
     try:
-        return json.dumps(fields, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(fields)
     except ValueError:
         # json.loads reads 1e400 as inf; allow_nan=False refuses to write it back.
         raise BadFields("numbers must be finite (no NaN, Infinity or overflowing values like 1e400)") from None
@@ -168,7 +171,6 @@ class MemoryLog:
         self.stream = stream
         self.epoch = epoch or new_epoch()
         self.seq = 0
-        self.appended = 0
         self.on_entry = on_entry
         self._clock = clock
         self._history: deque[Entry] = deque(maxlen=max(history, 1))
@@ -184,12 +186,8 @@ class MemoryLog:
     def append(self, body: str) -> Entry:
         """Number and stamp a message (``body`` from ``encode_fields``) and deliver it."""
         self.seq += 1
-        ts = self._clock()
-        if not math.isfinite(ts):
-            raise ValueError("clock returned a non-finite time")
-        entry = Entry(self.stream, self.seq, ts, self.epoch, body)
+        entry = Entry(self.stream, self.seq, self._clock(), self.epoch, body)
         self._history.append(entry)
-        self.appended += 1
         if self.on_entry is not None:
             self.on_entry(entry)
         return entry

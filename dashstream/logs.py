@@ -30,7 +30,7 @@ a green thread cannot wait in ``write(2)`` without stopping the hub. The writer 
 from ``eventlet.patcher.original('threading')``/``('queue')`` (``runtime.os_threading``,
 ``runtime.os_queue``; what ``eventlet.tpool`` does), and takes its own duplicate of file descriptor 2 so it shares no Python-level lock
 with ``sys.stderr``. Everything the server's thread does per record is non-blocking:
-``put_nowait`` on a queue whose lock is only ever held for a few instructions.
+``put_nowait`` on a bounded ``SimpleQueue``.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ QUEUE_SIZE = 10_000
 EXIT_FLUSH_SECONDS = 2.0
 # Lines written per write(2): a flood costs a few system calls, not one per line.
 BATCH = 512
+# Seconds the writer lets records gather after the first of a batch arrives.
+BATCH_WAIT = 0.05
 
 log = logging.getLogger("dashstream.logs")
 
@@ -141,7 +143,53 @@ def _real_threading():
     return runtime.os_threading, runtime.os_queue
 
 
+def _real_sleep() -> Callable[[float], None]:
+    """``time.sleep`` as it was before monkey_patch: the writer is a real thread."""
+    from eventlet import patcher
+
+    return patcher.original("time").sleep
+
+
 _STOP = object()
+
+
+class BoundedQueue:
+    """``queue.SimpleQueue`` (C: a put is a few hundred nanoseconds and wakes the writer
+    without a Python-level lock) with a bound: ``full()`` and ``put_nowait`` raising
+    ``queue.Full``, as ``queue.Queue(maxsize)`` has. Only the server's thread puts, so
+    checking the size before putting cannot overshoot."""
+
+    def __init__(self, queue_module, maxsize: int) -> None:
+        self._queue = queue_module.SimpleQueue()
+        self._full = queue_module.Full
+        self.Empty = queue_module.Empty
+        self.maxsize = maxsize
+
+    def full(self) -> bool:
+        return self._queue.qsize() >= self.maxsize
+
+    def put_nowait(self, item) -> None:
+        if self._queue.qsize() >= self.maxsize:
+            raise self._full
+        self._queue.put(item)
+
+    def put(self, item, timeout: float | None = None) -> None:
+        """Waits (up to ``timeout``) for room: only ``stop`` uses it, at the very end."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._queue.qsize() >= self.maxsize:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._full
+            time.sleep(0.01)
+        self._queue.put(item)
+
+    def get(self):
+        return self._queue.get()
+
+    def get_nowait(self):
+        return self._queue.get_nowait()
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
 
 
 class DroppingQueueHandler(logging.handlers.QueueHandler):
@@ -224,8 +272,10 @@ class LogWriter:
     """The real OS thread that takes records off the queue and writes them, in batches,
     to its own copy of a file descriptor (stderr by default)."""
 
-    def __init__(self, queue, threading_module, formatter: logging.Formatter, fd: int) -> None:
+    def __init__(self, queue, threading_module, formatter: logging.Formatter, fd: int,
+                 pause: Callable[[float], None] | None = None) -> None:
         self.queue = queue
+        self._pause = pause or _real_sleep()
         self.formatter = formatter
         self._empty = queue.Empty if hasattr(queue, "Empty") else Exception
         self._file = open(os.dup(fd), "wb", buffering=0)  # FileIO: C-level write, never green
@@ -236,6 +286,10 @@ class LogWriter:
     def _run(self) -> None:
         while True:
             batch = [self.queue.get()]
+            # Let a batch gather before taking the GIL for long: on one core, a writer that
+            # wakes for every line keeps taking the interpreter from the server between its
+            # lines; one wake per BATCH_WAIT costs a handful of switches a second.
+            self._pause(BATCH_WAIT)
             try:
                 while len(batch) < BATCH and batch[-1] is not _STOP:
                     batch.append(self.queue.get_nowait())
@@ -358,7 +412,7 @@ def configure_logging(level: str = "info", log_format: str = "text", *, queue_si
     if _pipeline is not None:
         _pipeline.stop()
     threading_module, queue_module = _real_threading()
-    queue = queue_module.Queue(queue_size)
+    queue = BoundedQueue(queue_module, queue_size)
     handler = DroppingQueueHandler(queue, threading_module.RLock)
     writer = LogWriter(queue, threading_module, FORMATTERS[log_format](), fd)
     root = logging.getLogger()
@@ -369,6 +423,8 @@ def configure_logging(level: str = "info", log_format: str = "text", *, queue_si
     # Neither format shows thread or process, and under eventlet looking them up for each
     # record (threading.current_thread() is green) is a third of a record's cost.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    # Nor file, line or function: finding the caller walks the stack for every record.
+    logging._srcfile = None
     # logging's last resort would write to sys.stderr from the caller's thread.
     logging.lastResort = None
     stderr = None

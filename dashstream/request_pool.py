@@ -64,13 +64,13 @@ class RequestPool:
         self._running_by_address: dict[str, int] = {}
         self._waiting: OrderedDict[str, deque] = OrderedDict()
         self.waiting = 0
-        self._idle: list = []  # callbacks for waitall()
 
     # --- the interface wsgi.server uses ---------------------------------------------------
 
     def spawn(self, function: Callable, conn_state: list) -> _Handle:
         handle = _Handle()
-        address = client_key(str(conn_state[0][0])) if conn_state and conn_state[0] else ""
+        peer = conn_state[0]  # (host, port, ...) for TCP
+        address = client_key(str(peer[0] if isinstance(peer, tuple) and peer else peer))
         if self._may_start(address):
             self._start(address, function, conn_state, handle)
             return handle
@@ -119,8 +119,6 @@ class RequestPool:
     def _start_waiting(self) -> None:
         """Fill free slots from the waiting addresses, in turn."""
         for address in list(self._waiting):
-            if self.running >= self.size:
-                return
             if not self._may_start(address):
                 continue
             queue = self._waiting.pop(address)

@@ -36,6 +36,13 @@ os_threading = patcher.original("threading")
 os_queue = patcher.original("queue")
 
 
+# One receive buffer for every socket: callbacks run one at a time in the hub's OS thread,
+# and what is read is parsed (copied) before the next read. ``sock.recv(65536)`` would
+# instead allocate 64 KiB and shrink it for every read, the biggest cost of a handshake.
+RECV_BUFFER = bytearray(65536)
+RECV_VIEW = memoryview(RECV_BUFFER)
+
+
 def cooperative_yield() -> None:
     """Let the hub run other work (accepts, reads, timers) in the middle of a long loop."""
     eventlet.sleep(0)

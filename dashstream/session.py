@@ -30,7 +30,6 @@ import errno
 import itertools
 import json
 import logging
-import socket
 import ssl
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
@@ -117,7 +116,7 @@ class Session:
                  "close_code", "close_reason", "subscriptions", "on_end", "keepalive", "next_ping", "ping_sent_at",
                  "last_pong", "_pending", "_pending_data", "_pending_bytes", "_head_sent", "_behind_since",
                  "_progress_at", "_write_watch", "_closing_since", "_close_sent_at", "_close_when_flushed",
-                 "_watched", "_dropping_since", "_last_drop", "__weakref__")
+                 "_watched", "_dropping_since", "_last_drop", "peer_done", "__weakref__")
 
     kind = "session"
     expects_pong = False
@@ -156,6 +155,7 @@ class Session:
         # Drops that keep coming (each within slow_timeout of the last) since this time.
         self._dropping_since: float | None = None
         self._last_drop = 0.0
+        self.peer_done = False  # the peer's close frame or EOF was read: nothing more will come
 
     # --- what the fan-out calls -------------------------------------------------------------
 
@@ -461,12 +461,23 @@ class Session:
             self.keepalive.discard(self)
             self.keepalive = None
         self._pending = None
-        _close_socket(self.sock)
+        _close_socket(self.sock, drain=not self.peer_done)
         if self.ctx.on_closed is not None:
             self.ctx.on_closed(self)
 
     def _stop_reading(self) -> None:
         pass
+
+    def _recv(self) -> int:
+        """Read what the kernel has into the shared buffer: the byte count, 0 at EOF, or -1
+        when there is nothing now or the socket failed (then the session has ended)."""
+        try:
+            return self.sock.recv_into(runtime.RECV_BUFFER)
+        except WOULD_BLOCK:
+            return -1
+        except OSError as error:
+            self._lost(error)
+            return -1
 
     def abort(self) -> None:
         """Drop the connection now (shutdown, after the close deadline)."""
@@ -481,20 +492,19 @@ class Session:
 _CLOSE_FRAME = "close-frame"  # the tag of our close frame among pending items
 
 
-def _close_socket(sock) -> None:
-    """Close without a reset: drain what the peer sent (unread bytes make the kernel send
-    RST, which could destroy our last frames before the client reads them), then shut down
-    and close. Whatever the kernel still holds for the peer is delivered after we let go."""
-    try:
-        for _ in range(16):
-            if not sock.recv(65536):
-                break
-    except (OSError, ValueError):
-        pass
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except (OSError, ValueError):
-        pass
+def _close_socket(sock, drain: bool) -> None:
+    """Close without a reset. ``drain``: the peer may have sent bytes we never read, and
+    unread bytes make the kernel answer the close with RST, which can destroy our last frames
+    before the client reads them; so read (and drop) what is there first. A peer whose close
+    frame or EOF we saw has nothing left unread. Whatever the kernel still holds for the peer
+    is delivered after we let go (close sends FIN after it, no shutdown needed)."""
+    if drain:
+        try:
+            for _ in range(4):
+                if not sock.recv_into(runtime.RECV_BUFFER):
+                    break
+        except (OSError, ValueError):
+            pass
     try:
         sock.close()
     except OSError:

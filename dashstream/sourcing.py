@@ -36,7 +36,7 @@ def source_supervisor(spec: Any, stream: Any, spawn=None, sleep=None) -> Supervi
     return Supervisor(
         spec.name, source,
         on_value=stream.publish_from_source,
-        on_health=lambda state, reason, since: stream.set_health(state, reason),
+        on_health=lambda state, reason, since: stream.set_health(state, reason, since),
         on_rejected=count_rejected,
         stale_after=spec.stale_after,
         spawn=spawn or runtime.spawn, sleep=sleep or runtime.sleep)

@@ -26,7 +26,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from dashstream.log import sse_record
-from dashstream.session import WOULD_BLOCK, Session, SessionContext
+from dashstream.session import Session, SessionContext
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashstream.log import Entry
@@ -76,14 +76,8 @@ class SSESession(Session):
 
     def _on_readable(self, _fileno: int) -> None:
         """An SSE client sends nothing after its request: bytes are ignored, EOF ends it."""
-        try:
-            data = self.sock.recv(4096)
-        except WOULD_BLOCK:
-            return
-        except OSError as error:
-            self._lost(error)
-            return
-        if not data:
+        if not self._recv():
+            self.peer_done = True
             if self.close_code is None:
                 self.close_code = 1006  # the log's "the client went away"
             self._teardown()

@@ -89,11 +89,14 @@ class Stream:
     # --- source health --------------------------------------------------------------------
 
     def set_health(self, state: str, reason: str = "", since: float | None = None) -> None:
-        """The source is ``up``, ``down`` (why) or ``stale``; tell the control clients.
-        ``since``: when it entered the state, if another instance saw it first (backplane)."""
+        """The source is ``up``, ``down`` (why) or ``stale`` (since ``since``, the supervisor's
+        clock; default: now); tell the control clients. ``since`` is when the state began: a
+        new reason for the same state (a refused retry after a dropped connection) keeps it."""
         if (state, reason) == (self.state, self.reason):
             return
-        self.state, self.reason, self.since = state, reason, time.time() if since is None else since
+        if since is None:
+            since = self.since if state == self.state else time.time()
+        self.state, self.reason, self.since = state, reason, since
         message = self.health_message()
         for session in self._sessions():
             session.send_control(message)
@@ -129,6 +132,7 @@ class SharedStream(Stream):
         # Runs the source (retries, health, stale clock: dashstream/supervisor.py); None for
         # a stream that runs its own plain loop (the random walk, which cannot fail).
         self.supervisor = None
+        self._rejection_logged = float("-inf")
 
     def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
         subscription = Subscription(session, self, multi)
@@ -176,7 +180,10 @@ class SharedStream(Stream):
             return self.publish(fields)
         except BadFields as error:
             self.stats.rejected += 1
-            log.warning("stream %r: a value was rejected: %s", self.name, error)
+            now = time.monotonic()
+            if now - self._rejection_logged >= 60:  # at most a line a minute: a broken source repeats
+                self._rejection_logged = now
+                log.warning("stream %r: a value was rejected (%d so far): %s", self.name, self.stats.rejected, error)
         except LogUnavailable as error:
             # The backplane is down or the lease moved: the backplane says so (once) and
             # stops this producer; the value is not numbered.

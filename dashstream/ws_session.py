@@ -13,9 +13,10 @@ import logging
 import ssl
 from typing import TYPE_CHECKING, Callable
 
+from dashstream.runtime import RECV_VIEW
 from dashstream.protocol import (CLOSE_POLICY, OP_BINARY, OP_TEXT, PING_FRAME, Failure, FrameReader, Message,
                                  PeerClose, Ping, Pong, close_frame, frame, pong_frame, text_frame)
-from dashstream.session import _CLOSE_FRAME, CLOSED, CLOSING, OPEN, WOULD_BLOCK, Session, SessionContext
+from dashstream.session import _CLOSE_FRAME, CLOSED, CLOSING, OPEN, Session, SessionContext
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashstream.deflate import Deflater
@@ -23,7 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("dashstream.connection")
 
-RECV_SIZE = 65536
 
 
 class WebSocketSession(Session):
@@ -105,21 +105,16 @@ class WebSocketSession(Session):
 
     def _read(self) -> None:
         sock = self.sock
-        try:
-            data = sock.recv(RECV_SIZE)
-            if data and isinstance(sock, ssl.SSLSocket):
-                # TLS may hold decrypted bytes that no longer show as a readable socket.
-                while sock.pending():
-                    data += sock.recv(RECV_SIZE)
-        except WOULD_BLOCK:
+        count = self._recv()
+        if count < 0:
             return
-        except OSError as error:
-            self._lost(error)
-            return
-        if not data:
+        if not count:
             self._peer_vanished()
             return
-        self._received(data)
+        self._received(RECV_VIEW[:count])  # the reader copies what it keeps
+        if self.state is not CLOSED and isinstance(sock, ssl.SSLSocket) and sock.pending():
+            # TLS may hold decrypted bytes that no longer show as a readable socket.
+            self._read()
 
     def _received(self, data: bytes) -> None:
         for event in self.reader.receive(data):
@@ -144,6 +139,7 @@ class WebSocketSession(Session):
             self._failed(event)
 
     def _peer_closed(self, event: PeerClose) -> None:
+        self.peer_done = True
         if self.state is OPEN:
             # The peer starts the close: answer with its own code (RFC 6455 5.5.1), and as
             # the server close the TCP connection once our answer is out.
@@ -171,6 +167,7 @@ class WebSocketSession(Session):
             return
         self.close(failure.code, failure.reason)
         if failure.peer_closed and self.state is CLOSING:
+            self.peer_done = True
             # The peer's own close frame broke the rules: it will not send another, so
             # waiting for one would only make it wait for ours. Close once this is out.
             self._close_when_flushed = True
@@ -179,6 +176,7 @@ class WebSocketSession(Session):
 
     def _peer_vanished(self) -> None:
         """EOF without a close frame (or after our close frame, before an answer)."""
+        self.peer_done = True
         if self.state is OPEN:
             self.close_code = 1006
         self._teardown()

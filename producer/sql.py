@@ -66,12 +66,15 @@ def _listen_channel(value: Any) -> str:
 
 
 def sqlite_path(url: str) -> str:
-    """``sqlite:///srv/app/app.db`` → ``/srv/app/app.db``; ``sqlite:data/app.db`` → ``data/app.db``."""
+    """``sqlite:///srv/app/app.db`` → ``/srv/app/app.db``; ``sqlite:data/app.db`` → ``data/app.db``.
+    SQLAlchemy spells an absolute path with four slashes (``sqlite:////srv/app/app.db``): the
+    same file. (Left as ``//srv``, it became the authority of SQLite's ``file:`` URI.)"""
     parts = urllib.parse.urlsplit(url)
     if parts.netloc or not parts.path:
         raise ValueError(f"a sqlite URL names a file: sqlite:///absolute/path.db or sqlite:relative/path.db, "
                          f"got {url!r}")
-    return urllib.parse.unquote(parts.path)
+    path = urllib.parse.unquote(parts.path)
+    return "/" + path.lstrip("/") if path.startswith("//") else path
 
 
 def _query_sqlite(path: str, query: str) -> tuple[list[str] | None, tuple | None]:

@@ -57,6 +57,10 @@ def parse_payload(data: bytes | str) -> dict[str, Any]:
         raise
     except ValueError as error:
         raise BadValue(f"malformed JSON: {error}") from None
+    except RecursionError:
+        # json.loads gives up on deep nesting ('[' * 2000 is 2 KB) with RecursionError, which is
+        # not a ValueError: uncaught, one such message would take the source's connection down.
+        raise BadValue("payload is nested too deeply") from None
     if isinstance(value, bool) or not isinstance(value, (dict, int, float)):
         raise BadValue(f"expected a JSON object with 'variable' or a number, got {_kind(value)}")
     if not isinstance(value, dict):

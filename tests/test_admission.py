@@ -516,7 +516,9 @@ def test_https_serves_page_and_health(tls_server):
     with urllib.request.urlopen(f"https://127.0.0.1:{server.port}/", timeout=5, context=_trusting(cert)) as page:
         assert page.status == 200 and b"<html" in page.read().lower()
     assert _https_health(server, cert)["connections"] >= 1
-    assert "page https://127.0.0.1" in server.output() and "websocket wss://127.0.0.1" in server.output()
+    # Logging is asynchronous: the line may follow the server's readiness by a moment.
+    wait_until(lambda: "page https://127.0.0.1" in server.output() and "websocket wss://127.0.0.1" in server.output(),
+               message="the ready line with https:// and wss://")
     watcher.check(more=5)
 
 

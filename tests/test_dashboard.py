@@ -66,6 +66,30 @@ def test_every_mistake_names_the_file_the_tile_and_the_key(table, expected):
     assert expected in error_of(**table)
 
 
+def test_the_layout_as_the_page_reads_it():
+    layout = parsed(title="T", columns=12, tiles=[{"stream": "orders", "decimals": 10}]).to_json()
+    assert layout == {"title": "T", "columns": 12, "tiles": [
+        {"stream": "orders", "label": "orders", "unit": "", "decimals": 10, "warn": None, "crit": None,
+         "below": False, "chart": True}]}
+    assert parsed(columns=1, tiles=[{"stream": "orders", "decimals": 0}]).columns == 1
+
+
+def test_whole_messages():
+    assert error_of(theme=1, tiles=[]) == ("wall.toml: [dashboard], key 'theme': unknown key; "
+                                           "allowed: columns, tiles, title")
+    assert error_of(tiles=[{"stream": "orders", "size": 2}]) == (
+        "wall.toml: tile 1 ('orders'), key 'size': unknown key; allowed: below, chart, crit, decimals, label, "
+        "stream, unit, warn")
+    assert error_of(tiles=[{"stream": "x"}]) == (
+        "wall.toml: tile 1 ('x'), key 'stream': no stream named 'x'; defined: default, orders, signups")
+    assert error_of(tiles=[{"stream": "orders", "warn": 9, "crit": 3}]) == (
+        "wall.toml: tile 1 ('orders'), key 'crit': crit (3) must be above warn (9); set below = true if low "
+        "values are the bad ones")
+    assert error_of(tiles=[{"stream": "orders", "warn": 3, "crit": 3, "below": True}]) == (
+        "wall.toml: tile 1 ('orders'), key 'crit': with below = true (low is bad) crit (3) must be below warn (3)")
+    assert error_of(tiles=[{"stream": "orders", "decimals": 2.0}]).endswith("must be an integer from 0 to 10, got 2.0")
+
+
 def test_warn_alone_or_crit_alone_is_fine():
     assert parsed(tiles=[{"stream": "orders", "warn": 3}]).tiles[0].warn == 3
     assert parsed(tiles=[{"stream": "orders", "crit": 3, "below": True}]).tiles[0].crit == 3
@@ -74,8 +98,10 @@ def test_warn_alone_or_crit_alone_is_fine():
 
 def test_at_most_one_connections_worth_of_tiles():
     many = [f"s{i}" for i in range(MAX_STREAMS + 1)]
-    with pytest.raises(DashboardError, match=f"at most {MAX_STREAMS}"):
+    with pytest.raises(DashboardError) as refused:
         parse_dashboard({"tiles": [{"stream": name} for name in many]}, "w.toml", many)
+    assert str(refused.value) == (f"w.toml: [dashboard] has {MAX_STREAMS + 1} tiles; at most {MAX_STREAMS} "
+                                  "(the streams one connection may carry)")
     assert len(parse_dashboard({"tiles": [{"stream": n} for n in many[:MAX_STREAMS]]}, "w.toml", many).tiles) == 16
 
 

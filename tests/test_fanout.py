@@ -18,6 +18,8 @@ class FakeSession:
         self.subscriptions = []
 
     def send_entry(self, entry, subscription, gap=False):
+        assert subscription in self.subscriptions or subscription.session is self
+        self.by = subscription
         self.received.append((entry.seq, gap))
 
     def send_backlog(self, entries, subscription):
@@ -122,6 +124,32 @@ def test_an_epoch_change_under_a_subscriber_is_delivered_with_the_gap_flag():
     stream.log = MemoryLog("s", epoch="F", on_entry=stream.fanout.deliver)  # the log lost its state
     stream.publish(2)
     assert session.received == [(1, False), (1, True)]
+
+
+def test_a_subscription_knows_its_session_stream_and_form():
+    stream = Stream(Fanout())
+    session, subscription = stream.subscribe()
+    stream.publish(1)
+    assert session.by is subscription and subscription.stream is stream and subscription.multi is False
+    assert Subscription(session, stream, multi=True).multi is True
+    assert (subscription.epoch, subscription.last_seq) == ("E", 1)
+    fresh = Subscription(session, stream)
+    assert (fresh.epoch, fresh.last_seq, fresh.gap, fresh.priming) == (None, 0, False, None)
+
+
+def test_live_entries_that_came_after_the_backlog_was_read_follow_it():
+    stream = Stream(Fanout())
+    stream.publish(1)
+    session = FakeSession()
+    subscription = Subscription(session, stream)
+    subscription.priming = []
+    stream.fanout.add(subscription)
+    backlog = stream.log.backlog(Resume(0, "E"))  # read (from another server, say): has 1 only
+    stream.publish(2)
+    stream.publish(3)
+    subscription.backlog(*backlog)
+    subscription.start()
+    assert seqs(session) == [1, 2, 3]
 
 
 def test_priming_holds_live_entries_until_the_backlog_is_sent():

@@ -226,7 +226,12 @@ def test_bad_frame_fails_the_connection_with_its_code(healthy_after, path, case)
         assert reason, "a close for a protocol error says why"
         if path == "/echo":
             assert seen == [], "nothing of a bad message is echoed"
-        client.finish_close()  # the server completes the handshake and closes TCP
+        if frames[-1][0] & 0xF == 0x8:
+            # The bad frame was the client's own close: it will not send another, so the
+            # server closes TCP at once instead of waiting for one (Autobahn 7.3.6).
+            assert client.sock.recv(1) == b""
+        else:
+            client.finish_close()  # the server completes the handshake and closes TCP
     finally:
         client.close()
 

@@ -191,6 +191,7 @@ def test_refused_publishes_leave_no_hole_and_resume_no_duplicate(watched):
         assert sock.recv(4096).startswith(b"HTTP/1.1 400")
     status, answer = publish(server.http, "sales", {"variable": 2}, TOKEN)
     assert status == 200 and json.loads(answer)["seq"] == 2
+    wait_until(lambda: len(listener.seqs) >= 2, message="the second publish on the listener")
     listener.check(more=0)
     assert listener.seqs == [1, 2]
     listener.close()
@@ -253,8 +254,9 @@ def test_a_screen_that_stops_reading_is_closed_as_slow_before_the_write_timeout(
         assert time.monotonic() - started < scaled(20), "never counted as slow"
         value += 1
         assert publish(server.http, "big", {"variable": value, "pad": pad}, TOKEN)[0] == 200
-    assert "slow subscriber" in server.output()
+    wait_until(lambda: "slow subscriber" in server.output(), message="the slow subscriber line")
     wait_until(lambda: server.health()["connections"] == 1, message="the stopped screen dropped")
+    wait_until(lambda: "path=/ws/big duration=" in server.output(), message="its close line")
     assert "write timeout" not in server.output()
     sock.close()
 

@@ -271,7 +271,7 @@ def test_client_that_stops_answering_pings_is_closed_1011_and_cleaned_up(start_s
     wait_until(lambda: server.health()["connections"] == 0, message="connections back to 0")
     wait_until(lambda: server.health()["producers"] == 0, message="producers back to 0")
     wait_until(lambda: "code=1011 reason='keepalive ping timeout'" in server.output(), message="close line")
-    assert "keepalive ping timeout peer=127.0.0.1:" in server.output()
+    wait_until(lambda: "keepalive ping timeout peer=127.0.0.1:" in server.output(), message="the timeout line")
     assert "Traceback" not in server.output()
 
 
@@ -379,7 +379,7 @@ def test_client_that_stops_reading_is_dropped_after_the_write_timeout_others_una
     except ConnectionResetError:
         pass
     stalled.close()
-    assert "code=1006 reason='write timeout'" in server.output()
+    wait_until(lambda: "code=1006 reason='write timeout'" in server.output(), message="the write timeout line")
     assert "Traceback" not in server.output()
 
 

@@ -61,19 +61,33 @@ def test_an_empty_body_still_makes_valid_json():
     assert json.loads(entry.gap_text()) == {"gap": True, "seq": 3, "ts": 1.5, "epoch": "E"}
 
 
+FINITE = "numbers must be finite (no NaN, Infinity or overflowing values like 1e400)"
+
+
 @pytest.mark.parametrize("fields, reason", [
-    ({"unit": "kg"}, "'variable'"),
-    ({"variable": 1, "seq": 2}, "'seq'"),
-    ({"variable": 1, "control": "reload"}, "'control'"),
-    ({"variable": 1, "stream": "x"}, "'stream'"),
-    ({"variable": 1, "gap": False}, "'gap'"),
-    ({"variable": float("inf")}, "finite"),
-    ({"variable": float("nan")}, "finite"),
-    ({"variable": object()}, "JSON"),
+    ({"unit": "kg"}, "the object must have a 'variable' field"),
+    ({"variable": 1, "seq": 2}, "field 'seq' is set by the server"),
+    ({"variable": 1, "control": "reload"}, "field 'control' is set by the server"),
+    ({"variable": 1, "stream": "x"}, "field 'stream' is set by the server"),
+    ({"variable": 1, "gap": False, "epoch": 1}, "field 'epoch' is set by the server"),  # the first, sorted
+    ({"variable": float("inf")}, FINITE),
+    ({"variable": float("nan")}, FINITE),
 ])
 def test_fields_that_cannot_be_a_message_are_refused_with_a_reason(fields, reason):
-    with pytest.raises(BadFields, match=reason):
+    with pytest.raises(BadFields) as refused:
         encode_fields(fields)
+    assert str(refused.value) == reason
+
+
+def test_a_value_json_cannot_write_is_refused():
+    with pytest.raises(BadFields, match="not JSON-serializable"):
+        encode_fields({"variable": object()})
+
+
+def test_epochs_are_fresh_twelve_hex_digits():
+    epochs = {MemoryLog("s").epoch for _ in range(20)}
+    assert len(epochs) == 20 and all(len(e) == 12 and int(e, 16) >= 0 for e in epochs)
+    assert MemoryLog("s").history_size == 100
 
 
 def test_deep_nesting_is_refused_not_a_crash():
@@ -82,8 +96,9 @@ def test_deep_nesting_is_refused_not_a_crash():
     for _ in range(5000):
         node["x"] = {}
         node = node["x"]
-    with pytest.raises(BadFields, match="nested too deeply"):
+    with pytest.raises(BadFields) as refused:
         encode_fields(deep)
+    assert str(refused.value) == "the object is nested too deeply"
 
 
 def test_a_refused_message_takes_no_number():

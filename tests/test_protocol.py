@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from dashstream.deflate import DeflateParams, Inflater
 from dashstream.protocol import (Failure, FrameReader, Message, PeerClose, Ping, Pong, close_frame, text_frame,
-                                 xor_mask)
+                                 valid_close_code, xor_mask)
+from dashstream.protocol import frame as protocol_frame
 from dashstream.session import SessionContext
 from dashstream.ws_session import WebSocketSession
 from tests.test_frames import (INVALID_CLOSE_CODES, VALID_CLOSE_CODES, close_payload, frame, is_valid_close_code,
@@ -41,6 +42,9 @@ class FakeSocket:
 
     def recv(self, size: int) -> bytes:
         return b""
+
+    def recv_into(self, buffer) -> int:
+        return 0  # nothing more: EOF
 
     def fileno(self) -> int:
         return -1
@@ -350,3 +354,134 @@ def test_valid_fragmented_messages_arrive_intact(messages, splits, chunk_sizes):
     received, ended, sock, failures = run_frames(data, chunk_sizes=chunk_sizes)
     assert received == messages and not ended and not failures
     assert server_close_code(sock) is None
+
+
+# --- exact rules, boundaries and reasons (found by mutation testing) ----------------------------
+
+
+@pytest.mark.parametrize("data, code, reason", [
+    (text(b"x", rsv=2), 1002, "RSV bits set without a negotiated extension"),
+    (frame(0x3, b"x"), 1002, "reserved opcode 0x3"),
+    (text(b"x", masked=False), 1002, "client frames must be masked"),
+    (bytes([0x82, 0xFF]) + struct.pack("!Q", 1 << 63) + b"mask", 1002, "payload length with the most significant bit set"),
+    (frame(0x9, b"x", fin=False), 1002, "fragmented control frame"),
+    (frame(0x9, b"p" * 126), 1002, "control frame payload over 125 bytes"),
+    (frame(0x0, b"x"), 1002, "continuation frame without a message to continue"),
+    (text(b"a", fin=False) + text(b"b"), 1002, "new data frame inside a fragmented message"),
+    (frame(0x8, b"\x03"), 1002, "close frame payload of one byte"),
+    (frame(0x8, close_payload(1004)), 1002, "invalid close code 1004"),
+    (frame(0x8, close_payload(1000, b"\xff")), 1002, "close reason is not valid UTF-8"),
+    (text(b"\xff"), 1007, "text message is not valid UTF-8"),
+    (text(b"\xed\xa0", fin=False), 1007, "text message is not valid UTF-8"),
+    (text(b"ab\xce"), 1007, "text message is not valid UTF-8"),
+    (frame(0x2, b"x" * 11), 1009, "message exceeds 10 bytes"),
+])
+def test_each_violation_has_its_code_and_reason(data, code, reason):
+    (failure,) = FrameReader(max_message_size=10).receive(data)
+    assert (failure.code, failure.reason) == (code, reason)
+    assert failure.peer_closed is (data[0] & 0xF == 0x8)
+
+
+def test_messages_of_exactly_the_limit_pass_across_fragments_and_messages():
+    reader = FrameReader(max_message_size=10, max_fragments=3)
+    for _ in range(2):  # the second message starts from zero again
+        events = reader.receive(text(b"abcd", fin=False) + frame(0x0, b"efg", fin=False) + frame(0x0, b"hij"))
+        assert events == [Message(True, b"abcdefghij")]
+    (failure,) = reader.receive(text(b"abcdef", fin=False) + frame(0x0, b"ghijk"))
+    assert failure.reason == "message exceeds 10 bytes"
+
+
+def test_at_most_max_fragments_on_every_message():
+    reader = FrameReader(max_fragments=2)
+    for _ in range(2):
+        assert reader.receive(text(b"a", fin=False) + frame(0x0, b"b")) == [Message(True, b"ab")]
+    (failure,) = reader.receive(text(b"a", fin=False) + frame(0x0, b"b", fin=False) + frame(0x0, b"c"))
+    assert (failure.code, failure.reason) == (1009, "message in more than 2 fragments")
+
+
+def test_a_deflated_message_is_limited_after_decompression_across_fragments():
+    compressed = deflated(b"z" * 30)
+    half = len(compressed) // 2
+    reader = FrameReader(max_message_size=30, inflater=Inflater(DeflateParams()))
+    assert reader.receive(text(compressed[:half], rsv=4, fin=False) + frame(0x0, compressed[half:])) == [
+        Message(True, b"z" * 30)]
+    reader = FrameReader(max_message_size=29, inflater=Inflater(DeflateParams()))
+    (failure,) = reader.receive(text(compressed[:half], rsv=4, fin=False) + frame(0x0, compressed[half:]))
+    assert failure.code == 1009
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 127, 65535, 65536])
+def test_frames_of_every_length_form_parse_one_byte_at_a_time(size):
+    payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    reader = FrameReader(max_message_size=1 << 20)
+    data = frame(0x2, payload)
+    events = []
+    for at in range(0, min(len(data), 20)):
+        events += reader.receive(data[at:at + 1])
+    events += reader.receive(data[20:])
+    assert events == [Message(False, payload)]
+
+
+@pytest.mark.parametrize("size, header", [(125, b"\x82\x7d"), (126, b"\x82\x7e\x00\x7e"),
+                                          (65535, b"\x82\x7e\xff\xff"),
+                                          (65536, b"\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00")])
+def test_server_frames_use_the_shortest_length_form(size, header):
+    built = protocol_frame(0x2, b"x" * size)
+    assert built[:len(header)] == header and len(built) == len(header) + size
+    assert parse_frames(built)[0][3] == b"x" * size
+
+
+def test_a_compressed_frame_sets_rsv1():
+    assert protocol_frame(0x1, b"x", rsv1=True)[0] == 0xC1 and protocol_frame(0x1, b"x")[0] == 0x81
+
+
+def test_close_frames_cut_long_reasons_at_123_bytes_without_splitting_a_character():
+    payload = parse_frames(close_frame(1000, "a" * 122 + "é"))[0][3]
+    assert payload == b"\x03\xe8" + b"a" * 122  # the 2-byte é would make 124: dropped whole
+    assert parse_frames(close_frame(1000, "a" * 123))[0][3] == b"\x03\xe8" + b"a" * 123
+    assert parse_frames(close_frame(4000))[0][3] == b"\x0f\xa0"
+
+
+@pytest.mark.parametrize("code, valid", [(999, False), (1000, True), (1004, False), (1011, True), (1014, True),
+                                         (1015, False), (2999, False), (3000, True), (4999, True), (5000, False)])
+def test_valid_close_codes(code, valid):
+    assert valid_close_code(code) is valid
+
+
+def test_after_a_failure_the_peer_close_is_read_even_in_pieces_and_short():
+    reader = FrameReader(max_message_size=5)
+    reader.receive(frame(0x2, b"x" * 10))
+    whole = frame(0x8, close_payload(4002, b"r" * 100))
+    assert reader.receive(whole[:50]) == []  # waits for the whole close frame
+    (close,) = reader.receive(whole[50:])
+    assert (close.code, close.received, close.reason) == (4002, 4002, "")
+    for payload, received in ((b"", 1005), (b"\x03", 1005)):
+        reader = FrameReader(max_message_size=5)
+        reader.receive(frame(0x2, b"x" * 10))
+        (close,) = reader.receive(frame(0x8, payload))
+        assert close.received == received and close.code == received
+    reader = FrameReader(max_message_size=5)
+    reader.receive(frame(0x2, b"x" * 10))
+    assert reader.receive(frame(0x8, b"c" * 126)) == []  # over 125: not a close that can be read, skipped
+    assert [type(e) for e in reader.receive(frame(0x8, close_payload(1000)))] == [PeerClose]
+
+
+def test_nothing_comes_out_of_an_empty_read_or_after_the_close():
+    reader = FrameReader()
+    assert reader.receive(b"") == [] and not reader.failed
+    reader.receive(frame(0x8, b""))
+    assert reader.failed and reader.receive(text(b"x")) == []
+
+
+def test_events_compare_and_failures_default_to_an_open_peer():
+    assert Message(True, b"a") == Message(True, b"a") and Message(True, b"a") != Message(False, b"a")
+    assert Message(True, b"a") != "a" and repr(Message(True, b"a")) == "Message(text=True, data=b'a')"
+    assert Failure(1002, "x").peer_closed is False
+    assert repr(Failure(1002, "x")) == "Failure(1002, 'x', peer_closed=False)"
+
+
+def test_a_reader_needs_a_positive_message_size():
+    assert FrameReader(max_message_size=1).max_message_size == 1
+    with pytest.raises(ValueError) as refused:
+        FrameReader(max_message_size=0)
+    assert str(refused.value) == "max_message_size must be >= 1"

@@ -61,6 +61,9 @@ class ScriptedSocket:
     def recv(self, size):
         return b""
 
+    def recv_into(self, buffer):
+        return 0  # nothing more: EOF
+
     def fileno(self):
         return 42
 

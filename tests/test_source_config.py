@@ -169,6 +169,18 @@ def test_sqlite_needs_no_driver(monkeypatch):
     assert spec({"source": "sql", "url": "sqlite:///x.db", "query": "q"}).source == "sql"
 
 
+@pytest.mark.parametrize("url, path", [
+    ("sqlite:///srv/app/app.db", "/srv/app/app.db"),
+    ("sqlite:////srv/app/app.db", "/srv/app/app.db"),  # SQLAlchemy's spelling: not 'invalid uri authority'
+    ("sqlite:data/app.db", "data/app.db"),
+    ("sqlite:///srv/my%20app.db", "/srv/my app.db"),
+])
+def test_sqlite_urls_name_the_file(url, path):
+    from producer.sql import sqlite_path
+
+    assert sqlite_path(url) == path
+
+
 def without_drivers(tmp_path) -> str:
     """server.py as a user without any driver installed would run it."""
     wrapper = tmp_path / "server_without_drivers.py"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dashstream.sourcing import source_supervisor
@@ -46,6 +48,12 @@ def test_a_supervised_source_feeds_the_stream_its_values_states_and_rejections(m
     supervisor._handle(Health("down", "the query returned no rows"))
     assert (stream.state, stream.reason) == ("down", "the query returned no rows")
     assert stream.describe()["state"] == "down"
+    # The stream's since is the supervisor's: when the state began, kept when only the reason changes.
+    went_down = stream.since
+    assert went_down == supervisor.since
+    supervisor._handle(Health("down", "no such table: t"))
+    assert (stream.reason, stream.since) == ("no such table: t", went_down)
+    assert json.loads(stream.health_message().text)["since"] == went_down
 
 
 def test_the_random_walk_runs_on_its_own():

@@ -43,6 +43,10 @@ def test_objects_with_variable_and_bare_numbers_are_accepted(payload, fields):
     (b"null", "expected a JSON object with 'variable' or a number, got null"),
     (b'{"value": 5}', "no 'variable' field"),
     (b"{}", "no 'variable' field"),
+    # 4 KB of nesting: json.loads raises RecursionError (not a ValueError), which escaped and
+    # took the source's connection down.
+    (b'{"variable": ' + b"[" * 2000 + b"]" * 2000 + b"}", "payload is nested too deeply"),
+    (b"[" * 30_000, "payload is nested too deeply"),
 ])
 def test_anything_else_is_refused_with_a_reason(payload, reason):
     with pytest.raises(BadValue) as refused:
