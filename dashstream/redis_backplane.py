@@ -428,11 +428,11 @@ class RedisBackplane:
                 try:
                     entries.append(entry_from_redis(stream.name, entry_id, fields))
                 except (KeyError, ValueError) as error:  # someone else's entry in our key
-                    self._limited("bad-entry", "backplane: stream %r: skipped an entry it cannot read: %r",
+                    self._limited("bad-entry", "stream %r: skipped an entry it cannot read: %r",
                                   stream.name, error)
             delivered = entries if self._catching_up else fresh_part(entries, MAX_TAIL_LAG)
             if len(delivered) < len(entries):
-                self._limited(("behind", stream.name), "backplane: stream %r: this instance fell %.1f s behind; "
+                self._limited(("behind", stream.name), "stream %r: this instance fell %.1f s behind; "
                               "skipped %d stale message(s), its screens get the gap signal", stream.name,
                               entries[-1].ts - entries[0].ts, len(entries) - len(delivered))
             for entry in delivered:
@@ -478,7 +478,7 @@ class RedisBackplane:
                     leased.keeper.recheck(runtime.monotonic())
                     self._wake_leases()
                 raise LogUnavailable("this instance no longer holds the stream's lease", RETRY_AFTER) from None
-            self._limited(("refused", name), "backplane: Redis refused an append to stream %r: %s", name, error)
+            self._limited(("refused", name), "Redis refused an append to stream %r: %s", name, error)
             raise LogUnavailable(f"Redis refused the message: {error}", RETRY_AFTER) from None
         except redis.TimeoutError:
             # The command may have reached Redis and run: a timeout cannot tell.
@@ -554,7 +554,7 @@ class RedisBackplane:
                       approximate=False)
             pipe.execute()
         except (*REDIS_ERRORS, redis.RedisError) as error:
-            log.debug("backplane: could not share the state of stream %r: %s", stream.name, error)
+            log.debug("could not share the state of stream %r: %s", stream.name, error)
 
     def _apply_health(self, stream, fields: Mapping) -> None:
         fields = {_text(k): _text(v) for k, v in fields.items()}
@@ -610,7 +610,7 @@ class RedisBackplane:
             granted, holder, remaining = self._lease(keys=[leased.lease_key],
                                                      args=[self.instance, int(self.lease_ttl * 1000)])
         except (*REDIS_ERRORS, redis.RedisError) as error:
-            log.debug("backplane: lease of stream %r: %s", leased.stream.name, error)
+            log.debug("lease of stream %r: %s", leased.stream.name, error)
             action = leased.keeper.asked(at, None)
         else:
             action = leased.keeper.asked(at, bool(granted), _text(holder) if holder else None,
@@ -648,7 +648,7 @@ class RedisBackplane:
             pipe.sadd(INSTANCES, self.instance)
             pipe.execute()
         except (*REDIS_ERRORS, redis.RedisError) as error:
-            log.debug("backplane: presence not written: %s", error)
+            log.debug("presence not written: %s", error)
 
     def _fleet(self) -> tuple[dict[str, dict[str, int]], dict[str, str | None]]:
         """Every live instance's counts (ours live, not as last written) and every leased
