@@ -9,7 +9,7 @@ Routing (eventlet's examples/websocket.py shape: one app, split by path):
     WS   /echo            echo diagnostic endpoint (unless --no-echo)
     GET  /sse/NAME        the stream NAME as Server-Sent Events
     GET  /healthz         JSON health of the process, including open connections
-    GET  /readyz          200 when ready to serve data; 503 while shutting down or a source is down
+    GET  /readyz          200 when ready to serve data; 503 while shutting down, a source or the backplane is down
     GET  /streams         JSON: every stream, its subscribers, state and last message
     GET  /metrics         Prometheus text format (optionally behind --metrics-token)
     GET  /dashboard.json  the wall of tiles from [dashboard] (404 without one)
@@ -24,6 +24,11 @@ request gets the headers of the GET answer and no body.
 After the upgrade the connection is a session (``ws_session.py``) that this app keeps in
 ``sessions`` (for health, reload and shutdown) until it ends.
 
+With several instances sharing streams through Redis (``--backplane``), the backplane
+(``backplane.py``) answers for the fleet: a publish or a reload reaches every instance's
+screens, /streams sums the subscribers over instances, and while Redis is away publish and
+reload answer 503 and /readyz 503.
+
 Logging never includes the query string: it may carry the subscriber token.
 """
 
@@ -35,12 +40,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from dashstream.admission import Admission
+from dashstream.backplane import MemoryBackplane
 from dashstream.config import Config
 from dashstream.deflate import Deflater, Inflater
 from dashstream.forwarded import ProxyPolicy
 from dashstream.httputil import (HTTPError, read_json_object, require_bearer, require_method, respond,
                                  respond_json)
-from dashstream.log import BadFields
+from dashstream.log import BadFields, LogUnavailable
 from dashstream.logs import LogLimiter, suppressed_note
 from dashstream.metrics import Metrics, metrics_response
 from dashstream.protocol import FrameReader, Message
@@ -64,9 +70,10 @@ class DashApp:
     """Routes requests; owns the set of open sessions."""
 
     def __init__(self, config: Config, streams: dict[str, Stream], index_path: Path, context: SessionContext,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, backplane=None):
         self.config = config
         self.streams = streams
+        self.backplane = backplane or MemoryBackplane()
         self.index_path = index_path
         self.context = context
         context.on_closed = self._session_closed
@@ -169,13 +176,16 @@ class DashApp:
     def health(self) -> dict:
         return {"status": "ok", "connections": len(self.sessions),
                 "producers": sum(stream.producers for stream in self.streams.values()),
-                "uptime": round(time.time() - self.started, 3)}
+                "uptime": round(time.time() - self.started, 3), **self.backplane.health_fields()}
 
     def _readyz(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "GET", "HEAD")
         # (While shutting down every request, this one too, is answered 503 before routing.)
         down = sorted(name for name, stream in self.streams.items() if stream.state == DOWN)
-        if down:
+        backplane_down = self.backplane.not_ready()
+        if backplane_down:
+            status, payload = "503 Service Unavailable", {"ready": False, "reason": backplane_down}
+        elif down:
             status, payload = "503 Service Unavailable", {"ready": False, "reason": "source down",
                                                           "streams_down": down}
         else:
@@ -185,7 +195,7 @@ class DashApp:
     def _streams(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "GET", "HEAD")
         return respond_json(start_response, "200 OK",
-                            {"streams": [stream.describe() for stream in self.streams.values()]})
+                            self.backplane.describe_streams([stream.describe() for stream in self.streams.values()]))
 
     def _dashboard(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "GET", "HEAD")
@@ -210,10 +220,18 @@ class DashApp:
     def _reload(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "POST")
         require_bearer(environ, self.config.publish_token, "reload")
+        try:
+            reloaded = self.backplane.reload(self.reload_here)
+        except LogUnavailable as error:
+            raise _unavailable(error) from None
+        return respond_json(start_response, "200 OK", {"reloaded": reloaded})
+
+    def reload_here(self) -> int:
+        """Send the reload to this instance's control clients; how many there were."""
         receivers = [session for session in self.sessions if session.control]
         for session in receivers:
             session.send_control(RELOAD)
-        return respond_json(start_response, "200 OK", {"reloaded": len(receivers)})
+        return len(receivers)
 
     def _publish(self, name: str, environ: dict, start_response) -> Iterable[bytes]:
         """Checks in the order a client can fix them; the stream is touched only at the end,
@@ -228,6 +246,8 @@ class DashApp:
             entry = stream.publish_from_outside(fields)
         except BadFields as error:
             raise HTTPError("400 Bad Request", str(error)) from None
+        except LogUnavailable as error:
+            raise _unavailable(error) from None
         if self.metrics is not None:
             self.metrics.published(200)
         return respond_json(start_response, "200 OK", {"stream": name, "seq": entry.seq, "epoch": entry.epoch})
@@ -254,6 +274,7 @@ class DashApp:
         try:
             session.write(sse_head(self._cors_origin(environ)), count=0)
             session.start()
+            self.backplane.welcome(session)
             stream.subscribe(session, resume)
         except BaseException:
             session.abort()
@@ -317,6 +338,8 @@ class DashApp:
         try:
             session.write(reply, count=0)
             session.start(buffered)
+            if not echo:
+                self.backplane.welcome(session)
             for stream, resume in targets:
                 if session.closed:
                     break
@@ -339,6 +362,10 @@ class DashApp:
         connection_log.info("close peer=%s path=%s duration=%.1fs sent=%d code=%s%s", session.peer, session.path,
                             self.context.clock() - session.opened, session.sent, session.close_code or "-",
                             f" reason={session.close_reason!r}" if session.close_reason else "")
+
+
+def _unavailable(error: LogUnavailable) -> HTTPError:
+    return HTTPError("503 Service Unavailable", error.reason, [("Retry-After", str(error.retry_after))])
 
 
 def _echo(session: WebSocketSession, message: Message) -> None:

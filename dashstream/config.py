@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from dashstream.stream_specs import (DEFAULT_STREAM, StreamConfigError, StreamSpec, load_stream_file, read_config_table,
                                      parse_stream_flag)
+from dashstream.backplane import parse_backplane_url
 from dashstream.admission import (DEFAULT_HANDSHAKE_BURST, DEFAULT_HANDSHAKE_RATE, OriginPattern,
                                   check_token_text)
 from dashstream.dashboard import Dashboard, DashboardError, parse_dashboard
@@ -97,6 +98,9 @@ class Config:
     # A secret: kept out of repr() so it never reaches a log line by accident.
     publish_token: str | None = field(default=None, repr=False)
     max_publish_size: int = 65_536
+    # Several instances, one set of streams: a Redis URL (backplane.py); None: this process
+    # alone, logs in memory. Not in repr(): the URL may hold a password.
+    backplane: str | None = field(default=None, repr=False)
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -194,6 +198,13 @@ def _readable_file(text: str) -> str:
     except OSError as error:
         raise argparse.ArgumentTypeError(f"cannot read {text}: {error.strerror or error}") from None
     return text
+
+
+def _backplane(text: str) -> str:
+    try:
+        return parse_backplane_url(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _boolean(text: str) -> bool:
@@ -303,6 +314,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--publish-token", "publish_token", "bearer token for POST /publish and /reload; unset = publishing off",
            _token, "TOKEN"),
     Option("--max-publish-size", "max_publish_size", "largest POST /publish body, bytes", _positive_int, "BYTES"),
+    Option("--backplane", "backplane", "share every shared stream with the other instances started with the same "
+           "URL: redis://HOST:6379/0 (rediss:// for TLS, unix:///path); needs dashstream[redis]",
+           _backplane, "URL", default_text="none: one process, streams in memory"),
 )
 
 

@@ -32,6 +32,18 @@ class BadFields(ValueError):
     """Fields that cannot become a message; the text says why (an HTTP 400 reason)."""
 
 
+class LogUnavailable(Exception):
+    """The log cannot take an entry now (a shared log whose backplane is down, or a producer
+    that no longer holds its stream's lease): nothing was numbered, except after a timeout,
+    when it cannot be known (the reason says so). ``retry_after``: seconds a publisher
+    should wait (an HTTP 503's ``Retry-After``)."""
+
+    def __init__(self, reason: str, retry_after: int = 2):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
 def new_epoch() -> str:
     """A token that changes whenever a stream's numbering restarts (e.g. a server restart)."""
     return secrets.token_hex(6)

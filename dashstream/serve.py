@@ -31,6 +31,7 @@ from eventlet import patcher
 from dashstream import runtime
 from dashstream.admission import without_query
 from dashstream.app import DashApp
+from dashstream.backplane import make_backplane
 from dashstream.config import Config
 from dashstream.http_headers import BadHeaders, TooManyHeaders, read_headers
 from dashstream.keepalive import Keepalive, Watchdog
@@ -403,6 +404,8 @@ def shutdown(listener, app: DashApp, streams: dict[str, Stream], close_timeout: 
        once, without blocking on any of them.
     5. Wait until every session has ended (the peer answered, or its close deadline of
        ``close_timeout`` passed, checked by the watchdog); drop what remains.
+    6. Leave the backplane (with Redis: this instance's presence; its leases were given
+       back in step 3, so another instance took over the producers at once).
     """
     listener.close()
     app.draining = True
@@ -416,6 +419,7 @@ def shutdown(listener, app: DashApp, streams: dict[str, Stream], close_timeout: 
         eventlet.sleep(0.01)
     for session in list(app.sessions):
         session.abort()
+    app.backplane.stop()
     log.info("stopped; closed %d connection(s)", len(sessions))
 
 
@@ -446,13 +450,18 @@ def run(config: Config, index_path: Path) -> int:
     raise_fd_limit(config.max_connections + FD_HEADROOM)
     app: DashApp | None = None
     streams: dict[str, Stream] = {}
+    # The instance's name in the fleet (/healthz, /streams, leases): host, port and a
+    # token, so a restarted instance never mistakes its predecessor's lease for its own.
+    backplane = make_backplane(config.backplane,
+                               f"{socket.gethostname()}:{listener.getsockname()[1]}:{os.urandom(2).hex()}")
     metrics = Metrics(connections=lambda: app.connection_counts() if app else {},
                       streams=lambda: [stream.describe() for stream in streams.values()],
-                      log_lines_dropped=dropped_lines)
-    streams.update(streams_from_config(config, on_pass=metrics.fanout_pass))
+                      backplane=backplane.describe, log_lines_dropped=dropped_lines)
+    streams.update(streams_from_config(config, on_pass=metrics.fanout_pass, backplane=backplane))
     context = session_context(config, metrics)
-    app = DashApp(config, streams, index_path, context, metrics)
+    app = DashApp(config, streams, index_path, context, metrics, backplane=backplane)
     eventlet.spawn(context.watchdog.run)
+    backplane.start(app)
     for stream in streams.values():
         stream.start()
     pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=eventlet.spawn_n,

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from dashstream import runtime
 from dashstream.fanout import Fanout, Subscription
-from dashstream.log import BadFields, Entry, MemoryLog, Resume, encode_fields
+from dashstream.log import BadFields, Entry, LogUnavailable, MemoryLog, Resume, encode_fields
 from dashstream.session import ControlMessage
 
 log = logging.getLogger("dashstream.streams")
@@ -136,10 +136,18 @@ class SharedStream(Stream):
 
     def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
         subscription = Subscription(session, self, multi)
-        entries, gap = self.log.backlog(resume)
-        subscription.backlog(entries, gap)
+        # Join first, priming: a shared log (redis_log.py) may ask Redis for the backlog and
+        # yield meanwhile; live entries wait in ``priming`` and start() sends those the
+        # backlog did not have (a MemoryLog answers at once, so nothing waits there).
+        subscription.priming = []
         self.fanout.add(subscription)
-        session.subscriptions.append(subscription)
+        session.subscriptions.append(subscription)  # a close while we wait unsubscribes it
+        entries, gap = self.log.backlog(resume)
+        if resume is not None and not gap and not entries:
+            # Up to date: what the client has is where this subscription stands.
+            subscription.epoch, subscription.last_seq = resume.epoch, resume.seq
+        subscription.backlog(entries, gap)
+        subscription.start()
         self._welcome(session)
         return subscription
 
@@ -166,15 +174,21 @@ class SharedStream(Stream):
             self.supervisor.note_value()
         return entry
 
-    def publish_from_source(self, fields: Mapping[str, Any]) -> None:
+    def publish_from_source(self, fields: Mapping[str, Any]) -> Entry | None:
+        """A producer's value: the entry, or None when it was rejected or not published."""
         try:
-            self.publish(fields)
+            return self.publish(fields)
         except BadFields as error:
             self.stats.rejected += 1
             now = time.monotonic()
             if now - self._rejection_logged >= 60:  # at most a line a minute: a broken source repeats
                 self._rejection_logged = now
                 log.warning("stream %r: a value was rejected (%d so far): %s", self.name, self.stats.rejected, error)
+        except LogUnavailable as error:
+            # The backplane is down or the lease moved: the backplane says so (once) and
+            # stops this producer; the value is not numbered.
+            log.debug("stream %r: a value was not published: %s", self.name, error.reason)
+        return None
 
     def start(self) -> None:
         if self.supervisor is not None:
@@ -291,8 +305,10 @@ class PrivateStream(Stream):
         return {**super().describe(), "last_seq": None, "last_ts": None}
 
 
-def streams_from_config(config, on_pass=None) -> dict[str, Stream]:
-    """Running streams for the config's specs (the default stream is always among them)."""
+def streams_from_config(config, on_pass=None, backplane=None) -> dict[str, Stream]:
+    """Running streams for the config's specs (the default stream is always among them).
+    ``backplane`` (backplane.py) gives shared streams their log and, through Redis, runs
+    their producers under a lease; None: memory, as one process."""
     from dashstream.sourcing import SELF_RUN, source_supervisor
     from producer import SOURCES
 
@@ -305,7 +321,10 @@ def streams_from_config(config, on_pass=None) -> dict[str, Stream]:
             streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_pass=on_pass)
             continue
         stream = SharedStream(spec.name, spec.source, factory if spec.source in SELF_RUN else None,
-                              history=spec.history or config.history, on_pass=on_pass)
+                              history=spec.history or config.history, on_pass=on_pass,
+                              log_factory=backplane.log_factory(spec) if backplane is not None else None)
         stream.supervisor = source_supervisor(spec, stream)
+        if backplane is not None:
+            backplane.adopt(spec, stream)
         streams[spec.name] = stream
     return streams

@@ -55,6 +55,16 @@ def render_site(text: str, *, upstream_ports: tuple[int, int], https_port: int, 
     return text
 
 
+def with_upstreams(site: str, ports: tuple[int, ...], round_robin: bool) -> str:
+    """The rendered site with its upstream block listing ``ports`` (each as the shipped file
+    lists its servers), balanced round-robin (no stickiness at all) or least_conn as shipped."""
+    start = site.index("upstream dashstream {")
+    end = site.index("}", start)
+    lines = ["upstream dashstream {", *([] if round_robin else ["    least_conn;"]),
+             *(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;" for port in ports)]
+    return site[:start] + "\n".join(lines) + "\n" + site[end:]
+
+
 MAIN_CONF = """\
 # The test's main configuration: everything in the prefix, nginx in the foreground.
 {user}daemon off;
@@ -75,16 +85,21 @@ http {{
 
 
 class NginxProcess:
-    """nginx with deploy/nginx.conf in front of two upstream ports; ``stop`` always cleans up."""
+    """nginx with deploy/nginx.conf in front of two upstream ports (or any number, and
+    round-robin: ``with_upstreams``); ``stop`` always cleans up."""
 
-    def __init__(self, upstream_ports: tuple[int, int], cert: Path, key: Path, read_timeout: str = "60s"):
+    def __init__(self, upstream_ports: tuple[int, ...], cert: Path, key: Path, read_timeout: str = "60s",
+                 round_robin: bool = False):
         self.https_port = free_port()
         self.http_port = free_port()
         self.cert = cert
         self.prefix = Path(tempfile.mkdtemp(prefix="dashstream-nginx-"))
         (self.prefix / "tmp").mkdir()
-        site = render_site(DEPLOY_CONF.read_text(), upstream_ports=upstream_ports, https_port=self.https_port,
-                           http_port=self.http_port, cert=cert, key=key, read_timeout=read_timeout)
+        site = render_site(DEPLOY_CONF.read_text(), upstream_ports=(upstream_ports * 2)[:2],
+                           https_port=self.https_port, http_port=self.http_port, cert=cert, key=key,
+                           read_timeout=read_timeout)
+        if len(upstream_ports) != 2 or round_robin:
+            site = with_upstreams(site, tuple(upstream_ports), round_robin)
         (self.prefix / "dashstream.conf").write_text(site)
         # As root, workers would otherwise switch to "nobody", who cannot read the test's key.
         user = "user root;\n" if os.geteuid() == 0 else ""
