@@ -76,6 +76,7 @@ SHOWN_DEFAULTS = {
     "--metrics-token": "none: open", "--config": "none", "--stream": "none", "--history": "100",
     "--queue-size": "100", "--slow-timeout": "5.0", "--sse-heartbeat": "15.0", "--frame-timeout": "10.0",
     "--send-buffer": "65536", "--compression": "off", "--publish-token": "none", "--max-publish-size": "65536",
+    "--backplane": "none: one process, streams in memory",
 }
 SWITCHES = {"--no-echo", "--compression"}
 
@@ -189,9 +190,17 @@ def test_every_option_from_the_command_line_and_from_the_environment(flag, cli_t
     assert type(from_cli) is type(cli_value) and type(from_env) is type(env_value)
 
 
+def test_the_backplane_from_the_command_line_and_from_the_environment():
+    assert parse_config([], {}).backplane is None
+    assert parse_config(["--backplane", " redis://127.0.0.1:6379/0 "], {}).backplane == "redis://127.0.0.1:6379/0"
+    assert parse_config([], {"DASHSTREAM_BACKPLANE": "MEMORY"}).backplane == "memory://"
+    assert parse_config(["--backplane", "memory://"], {"DASHSTREAM_BACKPLANE": "redis://h/1"}).backplane == "memory://"
+
+
 def test_a_secret_never_appears_in_the_config_repr():
-    config = parse_config(["--publish-token", "s3cret", "--token", "t0ken", "--metrics-token", "m3trics"], {})
-    assert not {"s3cret", "t0ken", "m3trics"} & set(re.findall(r"\w+", repr(config)))
+    config = parse_config(["--publish-token", "s3cret", "--token", "t0ken", "--metrics-token", "m3trics",
+                           "--backplane", "redis://:pa55word@127.0.0.1:6379/0"], {})
+    assert not {"s3cret", "t0ken", "m3trics", "pa55word"} & set(re.findall(r"\w+", repr(config)))
 
 
 # --- switches --------------------------------------------------------------------------------
@@ -301,6 +310,10 @@ def test_trusted_proxy_none_in_any_spelling(text, shown):
                                               "No such file or directory"),
     (["--keyfile", "/"], "argument --keyfile: cannot read /: Is a directory"),
     (["--stream", "office"], "--stream: expected NAME=SOURCE[:shared], got 'office'"),
+    (["--backplane", "redis://h/x"], "argument --backplane: 'redis://h/x': the path is the database number "
+                                     "(redis://HOST:6379/0), got 'x'"),
+    (["--backplane", "http://h"], "argument --backplane: URL 'http://h' must start with redis: or rediss: or unix: "
+                                  "or memory:"),
 ])
 def test_a_bad_value_is_refused_naming_the_option(refusal, argv, message):
     assert refusal(argv) == message
