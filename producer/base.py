@@ -74,7 +74,7 @@ def number(value: Any) -> float:
 
 
 def positive_number(value: Any) -> float:
-    if number(value) == 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"must be a number > 0, got {value!r}")
     return float(value)
 
@@ -92,7 +92,7 @@ def integer(value: Any) -> int:
 
 
 def positive(value: Any) -> int:
-    if count(value) < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"must be an integer >= 1, got {value!r}")
     return value
 

@@ -133,7 +133,7 @@ def test_stream_flags_still_work_and_url_sources_need_a_file():
     ({"source": "zmq", "url_env": "FEED"}, {"FEED": "udp://h:1"},
      "key 'url_env': environment variable FEED: URL 'udp://h:1' must start with tcp: or ipc:"),
     ({"source": "publish", "stale_after": 0}, {}, "key 'stale_after': must be a number > 0, got 0"),
-    ({"source": "publish", "stale_after": True}, {}, "key 'stale_after': must be a number >= 0, got True"),
+    ({"source": "publish", "stale_after": True}, {}, "key 'stale_after': must be a number > 0, got True"),
     ({"source": "random-walk", "min_step": 5, "max_step": 1}, {}, "key 'min_step': min_step (5) must not exceed"),
 ])
 def test_bad_tables_name_the_file_the_stream_and_the_key(table, environ, message):

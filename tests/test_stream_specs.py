@@ -69,7 +69,7 @@ def test_bad_stream_names_are_refused_with_the_rule(name):
      "stale_after, start, step"),
     ({"source": "publish", "history": 0}, "streams.toml: stream 's', key 'history': must be an integer >= 1, got 0"),
     ({"source": "publish", "stale_after": "1"},
-     "streams.toml: stream 's', key 'stale_after': must be a number >= 0, got '1'"),
+     "streams.toml: stream 's', key 'stale_after': must be a number > 0, got '1'"),
     ({"source": "sql", "url": "sqlite:///x.db"},
      "streams.toml: stream 's', key 'query': missing; a 'sql' source needs it (the SELECT whose first row is the "
      "message; it must have a 'variable' column)"),
@@ -156,7 +156,7 @@ def test_a_file_gives_one_spec_per_table_in_order_with_the_defaults_and_environm
 def test_a_files_errors_are_prefixed_with_its_path(tmp_path):
     path = write(tmp_path, '[streams.x]\nsource = "publish"\nhistory = -1\n')
     assert refused(lambda: load_stream_file(path)) == (
-        f"{path}: stream 'x', key 'history': must be an integer >= 0, got -1")  # producer.base.positive's words
+        f"{path}: stream 'x', key 'history': must be an integer >= 1, got -1")
     path = write(tmp_path, '[streams]\nx = 1\n')
     assert refused(lambda: load_stream_file(path)) == f"{path}: stream 'x': must be a table ([streams.NAME])"
 
