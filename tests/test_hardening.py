@@ -10,13 +10,15 @@ import json
 import os
 import socket
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
 import websocket  # websocket-client
 from websockets.sync.client import connect
 
-from tests.support import StreamWatcher, http_get, http_request, publish, scaled, wait_until
+from tests.support import ROOT, StreamWatcher, free_port, http_get, http_request, publish, scaled, wait_until
 from tests.test_frames import close_payload, frame, text
 
 pytestmark = pytest.mark.timeout(90)
@@ -331,6 +333,51 @@ def test_head_gets_headers_only_on_every_endpoint(watched):
         after = connection.getresponse()
         assert after.status == 200 and json.loads(after.read())["status"] == "ok"
     connection.close()
+
+
+# --- 9. the log can be neither flooded nor used to stop the server --------------------------------
+
+
+def test_a_404_flood_from_one_client_writes_one_line(watched):
+    server, _ = watched()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=scaled(5))
+    for number in range(2000):
+        connection.request("GET", f"/nowhere/{number}")
+        response = connection.getresponse()
+        assert response.status == 404
+        response.read()
+    connection.close()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=scaled(5)) as other:  # a later line
+        other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert other.recv(100).startswith(b"HTTP/1.1 200")
+    wait_until(lambda: "/nowhere/0" in server.output(), message="the first 404 line")
+    lines = [line for line in server.output().splitlines() if "→ 404" in line]
+    assert len(lines) == 1, lines[:5]
+
+
+def test_a_log_pipe_nobody_reads_cannot_stop_the_server():
+    """stderr is a pipe that is never read: once it and the log queue are full, lines are dropped
+    and counted, and the server keeps answering (the old server froze after 560 requests)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "--port", str(port), "--log-level", "debug",
+                             "--handshake-rate", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: http_get(f"http://127.0.0.1:{port}/healthz", timeout=1)[0] == 200, timeout=10,
+                   message="the server")
+        # Two lines each: past the pipe's 64 KiB, and past the 10,000 lines the log queue holds.
+        for _ in range(6000):
+            ws = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=scaled(5))
+            ws.close()
+        for _ in range(5):
+            started = time.monotonic()
+            assert http_get(f"http://127.0.0.1:{port}/healthz", timeout=scaled(2))[0] == 200
+            assert time.monotonic() - started < scaled(1)
+        with connect(f"ws://127.0.0.1:{port}/", open_timeout=scaled(2)) as ws:
+            assert "variable" in json.loads(ws.recv(timeout=scaled(3)))
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=scaled(10))
+    assert b"log lines dropped" in err
 
 
 # --- 10. a bad permessage-deflate offer is declined ----------------------------------------------
