@@ -13,7 +13,13 @@ shared ``ticker`` stream at ``--rate`` messages a second, server pinned to CPU 0
 Reported per run: the readers' delivered ratio and latency percentiles (``wsload``), the
 server's RSS sampled every second, and, for the second run, when the server had closed
 the stuck ones (``slow_closed`` in ``GET /streams`` and open connections in ``/healthz``,
-polled twice a second). Loopback only; every loop is bounded by ``--duration``.
+polled twice a second) and how (``/metrics``: slow closes, write timeouts, keepalive
+timeouts, close codes sent). Loopback only; every loop is bounded by ``--duration``.
+
+A stuck socket is only *behind* once the kernel's buffers between the server and it are
+full; until then its frames wait in the kernel, and the keepalive (a ping unanswered for
+``--ping-timeout``) is what notices it. ``--server-args "--ping-interval 0"`` turns the
+keepalive off to show the slow-subscriber rule (1008) on its own.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -67,7 +74,7 @@ def run(args, stuck: int) -> dict:
     port = free_port()
     env = {**os.environ, "SHAPE": "B", "RATE": str(args.rate), "PORT": str(port)}
     server = subprocess.Popen(["taskset", "-c", "0", sys.executable, str(ROOT / "benchmarks" / "harness_peer.py"),
-                               "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL,
+                               "--log-level", "warning", *shlex.split(args.server_args)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -87,7 +94,7 @@ def run(args, stuck: int) -> dict:
              "--expect-rate", str(args.rate), "--time-limit", str(args.duration + 60)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         started = time.monotonic()
-        samples, closed_at, dropped_at = [], None, None
+        samples, closed_at, dropped_at, all_open = [], None, None, False
         while client.poll() is None and time.monotonic() - started < args.duration + 60:
             elapsed = round(time.monotonic() - started, 1)
             stream = next(s for s in get_json(base + "/streams")["streams"] if s["name"] == "bench")
@@ -96,10 +103,12 @@ def run(args, stuck: int) -> dict:
                             "slow_closed": stream["slow_closed"], "dropped": stream["dropped"]})
             if stuck and closed_at is None and stream["slow_closed"] >= stuck:
                 closed_at = elapsed
-            if stuck and dropped_at is None and connections <= args.readers:
+            all_open = all_open or connections >= args.readers + stuck
+            if stuck and all_open and dropped_at is None and connections <= args.readers:
                 dropped_at = elapsed
             time.sleep(0.5)
         result = json.loads(client.communicate(timeout=30)[0])
+        closes = closing_counts(base)
         for sock in stuck_sockets:
             sock.close()
     finally:
@@ -108,7 +117,23 @@ def run(args, stuck: int) -> dict:
     rss = [sample["rss_kib"] for sample in samples]
     return {"stuck": stuck, "delivered_ratio": result["delivered_ratio"], "msgs_per_s": result["msgs_per_s"],
             "lat_ms": result["lat_ms"], "rss_kib_min": min(rss), "rss_kib_max": max(rss),
-            "stuck_counted_slow_at_s": closed_at, "stuck_gone_at_s": dropped_at, "samples": samples}
+            "stuck_counted_slow_at_s": closed_at, "stuck_gone_at_s": dropped_at, "closes": closes,
+            "samples": samples}
+
+
+def closing_counts(base: str) -> dict:
+    """How the server ended connections so far, from /metrics: slow (1008), write timeouts,
+    keepalive timeouts (1011), and every close code it sent."""
+    wanted = ("dashstream_slow_subscribers_closed", "dashstream_write_timeouts",
+              "dashstream_keepalive_timeouts", "dashstream_closes_sent")
+    counts = {}
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(wanted) and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                if float(value):
+                    counts[name.replace("_total", "")] = int(float(value))
+    return counts
 
 
 def main() -> None:
@@ -118,19 +143,22 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--duration", type=int, default=60, help="seconds the readers measure")
     parser.add_argument("--out", default=None, help="write the full JSON here")
+    parser.add_argument("--server-args", default="", help='more server options, e.g. "--ping-interval 0"')
     args = parser.parse_args()
     if not shutil.which("taskset") or not (BENCH_HOME / "bin" / "wsload").exists():
         sys.exit("needs taskset and the harness's load client: run ../shared/bench/setup.sh first")
     results = [run(args, 0), run(args, args.stuck)]
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
-    print("| run | readers' delivered | p50 / p99 (ms) | server RSS min-max (MiB) | stuck counted slow at | stuck gone at |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| run | readers' delivered | p50 / p99 (ms) | server RSS min-max (MiB) | stuck counted slow at | "
+          "stuck gone at | how the server closed connections |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for result in results:
         label = f"{args.readers} readers" + (f" + {result['stuck']} never reading" if result["stuck"] else "")
         print(f"| {label} | {result['delivered_ratio']:.3f} | {result['lat_ms']['p50']:.1f} / "
               f"{result['lat_ms']['p99']:.1f} | {result['rss_kib_min'] / 1024:.1f}-{result['rss_kib_max'] / 1024:.1f} | "
-              f"{result['stuck_counted_slow_at_s'] or '-'} s | {result['stuck_gone_at_s'] or '-'} s |")
+              f"{result['stuck_counted_slow_at_s'] or '-'} s | {result['stuck_gone_at_s'] or '-'} s | "
+              f"{', '.join(f'{k} {v}' for k, v in result['closes'].items()) or '-'} |")
 
 
 if __name__ == "__main__":

@@ -49,8 +49,19 @@ def new_epoch() -> str:
     return secrets.token_hex(6)
 
 
-# Built once: json.dumps with any non-default argument builds a new encoder on every call.
+# Built once: json.dumps with any non-default argument builds a new encoder on every call,
+# and JSONEncoder.encode still builds its C encoder on every call (2 us of the 3 an
+# encode_fields took). No circular-reference check: values come from JSON or from a source's
+# dict, and a cycle would end as the RecursionError below ("nested too deeply").
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+if json.encoder.c_make_encoder is not None:  # CPython's accelerator: the same output
+    _encode_chunks = json.encoder.c_make_encoder(
+        None, _ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
+
+    def _encode(fields) -> str:
+        return "".join(_encode_chunks(fields, 0))
+else:  # pragma: no cover - an interpreter without the C accelerator
+    _encode = _ENCODER.encode
 
 
 def encode_fields(fields: Mapping[str, Any]) -> str:
@@ -59,11 +70,10 @@ def encode_fields(fields: Mapping[str, Any]) -> str:
     Raises ``BadFields`` with a reason a publisher can act on."""
     if "variable" not in fields:
         raise BadFields("the object must have a 'variable' field")
-    reserved = sorted(RESERVED_FIELDS & fields.keys())
-    if reserved:
-        raise BadFields(f"field {reserved[0]!r} is set by the server")
+    if not RESERVED_FIELDS.isdisjoint(fields):
+        raise BadFields(f"field {sorted(RESERVED_FIELDS & fields.keys())[0]!r} is set by the server")
     try:
-        return _ENCODER.encode(fields)
+        return _encode(fields)
     except ValueError:
         # json.loads reads 1e400 as inf; allow_nan=False refuses to write it back.
         raise BadFields("numbers must be finite (no NaN, Infinity or overflowing values like 1e400)") from None

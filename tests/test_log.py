@@ -101,6 +101,22 @@ def test_deep_nesting_is_refused_not_a_crash():
     assert str(refused.value) == "the object is nested too deeply"
 
 
+def test_a_source_value_that_contains_itself_is_refused_as_too_deep():
+    looped: dict = {"variable": 1}
+    looped["again"] = looped
+    with pytest.raises(BadFields) as refused:
+        encode_fields(looped)
+    assert str(refused.value) == "the object is nested too deeply"
+
+
+@pytest.mark.parametrize("fields", [
+    {"variable": 1}, {"variable": -2.5, "unit": "kg"}, {"variable": "é\u2028\"<>", "list": [1, None, True, {}]},
+    {"variable": 10**30, "nested": {"a": [0.1, 1e300]}},
+])
+def test_messages_are_compact_ascii_json_in_the_publishers_order(fields):
+    assert encode_fields(fields) == json.dumps(fields, separators=(",", ":"))
+
+
 def test_a_refused_message_takes_no_number():
     log = filled(1)
     with pytest.raises(BadFields):
