@@ -45,11 +45,11 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 #   700-800 handshakes a second on this 2-core machine, so no client can go faster), and
 #   at 50 a second the bucket is full again 20 s later, ready for the next run.
 # * A runaway client (a reconnect loop without backoff) is held to 50 admitted handshakes
-#   a second once its burst is spent. Measured with today's server
-#   (python benchmarks/handshake_cost.py): an admitted handshake and close cost 1.0-1.4 ms
-#   of server CPU, a refused one 0.7-0.9 ms; so the runaway's admitted connections cost at
-#   most about 7% of one core, where unthrottled it would take the whole process (400-750
-#   handshakes a second). Its refused attempts still cost their 429s: a client that
+#   a second once its burst is spent. Measured (python benchmarks/handshake_cost.py): an
+#   admitted handshake and close cost 0.7-0.8 ms of server CPU, a refused one 0.6 ms (1.0-1.4
+#   and 0.7-0.9 ms before this round's handshake path); so the runaway's admitted
+#   connections cost at most about 4% of one core, where unthrottled it would take the whole
+#   process (1,600-2,600 handshakes a second from 64 loops, BENCHMARKS.md S4). Its refused attempts still cost their 429s: a client that
 #   ignores Retry-After must be stopped in front of the server (firewall, nginx limit_req).
 # The local machine is not limited at all (a trusted address is exempt, see forwarded.py),
 # so conformance suites and benchmarks on the server's own machine never see a 429.
