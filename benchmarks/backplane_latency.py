@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,28 +29,12 @@ from pathlib import Path
 
 import websocket  # websocket-client
 
+from common import free_port, percentile, wait_ready
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"port {port} not ready")
 
 
 class Receiver(threading.Thread):
@@ -68,10 +51,6 @@ class Receiver(threading.Thread):
         except Exception:  # noqa: BLE001 - closed at the end
             return
 
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def scenario(backplane: bool, count: int, rate: float) -> dict[str, list[float]]:

@@ -17,7 +17,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,19 +24,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from common import CLK_TCK, cpu_ticks, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def last_seq(port: int) -> int:
@@ -78,12 +69,12 @@ def measure(backplane: bool, rate: float, seconds: float) -> dict:
                 time.sleep(0.05)
         time.sleep(1.0)
         start, seq0 = time.monotonic(), last_seq(port)
-        server0, redis0 = ticks(server.pid), ticks(redis.pid) if redis else 0
+        server0, redis0 = cpu_ticks(server.pid), cpu_ticks(redis.pid) if redis else 0
         time.sleep(seconds)
         window = time.monotonic() - start
         messages = last_seq(port) - seq0
-        server_s = (ticks(server.pid) - server0) / CLK_TCK
-        redis_s = ((ticks(redis.pid) - redis0) / CLK_TCK) if redis else 0.0
+        server_s = (cpu_ticks(server.pid) - server0) / CLK_TCK
+        redis_s = ((cpu_ticks(redis.pid) - redis0) / CLK_TCK) if redis else 0.0
         return {"messages_per_s": messages / window, "server_cpu_pct": server_s / window * 100,
                 "redis_cpu_pct": redis_s / window * 100,
                 "server_us_per_message": server_s / messages * 1e6 if messages else None,

@@ -31,11 +31,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from harness_peer import stream_table  # noqa: E402
 
+from common import free_port
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_redis() -> str:

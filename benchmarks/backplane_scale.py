@@ -30,41 +30,20 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
+
+from common import CLK_TCK, cpu_ticks, free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_HOME = Path(os.environ.get("BENCH_HOME", "/tmp/bench"))
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
-
-def ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def wait_ready(port: int, path: str = "/readyz", timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"port {port} not ready")
 
 
 class Run:
@@ -159,9 +138,9 @@ class Run:
     def _sample(self) -> dict:
         sample = {"t": time.monotonic(), "ticks": {}}
         for index, (proc, _) in enumerate(self.instances):
-            sample["ticks"][f"instance{index}"] = ticks(proc.pid)
+            sample["ticks"][f"instance{index}"] = cpu_ticks(proc.pid)
         if self.redis is not None:
-            sample["ticks"]["redis"] = ticks(self.redis.pid)
+            sample["ticks"]["redis"] = cpu_ticks(self.redis.pid)
         return sample
 
     def stop(self) -> None:

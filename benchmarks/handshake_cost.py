@@ -11,7 +11,6 @@ The figures behind the default --handshake-rate/--handshake-burst (dashstream/ad
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,10 +21,8 @@ import websocket  # noqa: E402
 
 from tests.support import ServerProcess  # noqa: E402
 
+from common import cpu_seconds
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(server: ServerProcess, path: str, count: int) -> tuple[float, float]:

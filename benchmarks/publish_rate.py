@@ -23,20 +23,13 @@ import sys
 import time
 from pathlib import Path
 
+from common import cpu_seconds, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "benchmark-token"
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def publish_all(port: int, count: int, keep_alive: bool) -> float:

@@ -36,28 +36,19 @@ import time
 import urllib.request
 from pathlib import Path
 
+from common import free_port, rss_kib
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_HOME = Path(os.environ.get("BENCH_HOME", "/tmp/bench"))
 HANDSHAKE = (b"GET /ws/bench HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=2) as response:
         return json.loads(response.read())
 
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def stuck_socket(port: int) -> socket.socket:

@@ -35,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support import ServerProcess  # noqa: E402 - after the path is set
 
+from common import cpu_seconds, percentile
+
 MAX_MESSAGE_SIZE = 65536
 
 
@@ -128,15 +130,6 @@ async def lag_probe(phase: dict, stop: asyncio.Event) -> None:
             phase["lag"].setdefault(phase["name"], []).append(time.monotonic() - started - 0.01)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # --- raw unmasking speed ---------------------------------------------------------------

@@ -4,10 +4,8 @@ untouched (no gap, still flowing)."""
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
-import os
 import socket
 import struct
 import subprocess
@@ -19,7 +17,7 @@ import websocket  # websocket-client
 from websockets.sync.client import connect
 
 from tests.support import ROOT, StreamWatcher, free_port, http_get, http_request, publish, scaled, wait_until
-from tests.test_frames import close_payload, frame, text
+from tests.test_frames import frame, text
 
 pytestmark = pytest.mark.timeout(90)
 

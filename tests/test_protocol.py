@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from dashstream.deflate import DeflateParams, Inflater
-from dashstream.protocol import (Failure, FrameReader, Message, PeerClose, Ping, Pong, close_frame, text_frame,
+from dashstream.protocol import (Failure, FrameReader, Message, PeerClose, Ping, close_frame, text_frame,
                                  valid_close_code, xor_mask)
 from dashstream.protocol import frame as protocol_frame
 from dashstream.session import SessionContext
