@@ -170,3 +170,10 @@ def test_history_is_at_least_one():
 def test_sse_records():
     assert sse_record("{}") == b"data: {}\n\n"
     assert sse_record("{}", "E:1", "control") == b"event: control\nid: E:1\ndata: {}\n\n"
+
+
+def test_every_appended_entry_reaches_on_entry_in_order():
+    seen = []
+    log_ = MemoryLog("s", epoch="E", on_entry=seen.append)
+    entries = [log_.append(encode_fields({"variable": value})) for value in range(3)]
+    assert seen == entries and [e.seq for e in seen] == [1, 2, 3]
