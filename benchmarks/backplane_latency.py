@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import websocket  # websocket-client
 
-from common import free_port, percentile, wait_ready
+from common import free_port, percentile, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench"
@@ -94,13 +93,7 @@ def scenario(backplane: bool, count: int, rate: float) -> dict[str, list[float]]
         return {name: [(receiver.arrivals[v] - sent[v]) * 1000 for v in sent if v in receiver.arrivals]
                 for name, receiver in receivers.items()}
     finally:
-        for proc in reversed(procs):
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs)
         shutil.rmtree(folder, ignore_errors=True)
 
 

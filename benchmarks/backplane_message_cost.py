@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import CLK_TCK, cpu_ticks, free_port
+from common import CLK_TCK, cpu_ticks, free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,13 +79,7 @@ def measure(backplane: bool, rate: float, seconds: float) -> dict:
                 "server_us_per_message": server_s / messages * 1e6 if messages else None,
                 "redis_us_per_message": redis_s / messages * 1e6 if messages else None}
     finally:
-        for proc in reversed(procs):
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from harness_peer import stream_table  # noqa: E402
+from harness_peer import write_config  # noqa: E402
 
 from common import free_port
 
@@ -59,9 +59,7 @@ def main() -> None:
     shape = os.environ.get("SHAPE", "B").upper()
     rate = float(os.environ.get("RATE", "10"))
     port = os.environ.get("PORT", "5105")
-    config = tempfile.NamedTemporaryFile("w", prefix="dashstream-bench-", suffix=".toml", delete=False)
-    config.write("[streams.bench]\n" + stream_table(shape, rate))
-    config.close()
+    config = write_config(shape, rate)
     url = os.environ.get("BACKPLANE") or start_redis()
     args = [sys.executable, str(ROOT / "server.py"), "--host", "127.0.0.1", "--port", port,
             "--config", config.name, "--handshake-rate", "0", "--max-connections", "19900",

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import CLK_TCK, cpu_ticks, free_port, wait_ready
+from common import CLK_TCK, cpu_ticks, free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_HOME = Path(os.environ.get("BENCH_HOME", "/tmp/bench"))
@@ -144,14 +143,7 @@ class Run:
         return sample
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(self.procs)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -1,11 +1,14 @@
 """What the benchmark scripts share: a free loopback port, a process's CPU time and RSS from
-/proc, waiting for a server to be ready, and a percentile. Imported as ``common`` (each
+/proc, waiting for a server to be ready, stopping the processes a run started, and a
+percentile. Imported as ``common`` (each
 script runs as ``python benchmarks/NAME.py``, so this folder is on ``sys.path``)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -52,3 +55,16 @@ def wait_ready(port: int, path: str = "/readyz", timeout: float = 20.0) -> None:
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def stop(procs: list) -> None:
+    """SIGTERM the processes a run started, newest first (servers before the Redis they
+    use), then wait for each; one that does not end within 10 s is killed."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -36,13 +36,19 @@ def stream_table(shape: str, rate: float) -> str:
     return f'source = "ticker"\nrate = {rate!r}\n'
 
 
+def write_config(shape: str, rate: float):
+    """The temporary TOML file with the one stream ``bench`` (closed; ``.name`` is its path)."""
+    config = tempfile.NamedTemporaryFile("w", prefix="dashstream-bench-", suffix=".toml", delete=False)
+    config.write("[streams.bench]\n" + stream_table(shape, rate))
+    config.close()
+    return config
+
+
 def main() -> None:
     shape = os.environ.get("SHAPE", "B").upper()
     rate = float(os.environ.get("RATE", "10"))
     port = os.environ.get("PORT", "5105")
-    config = tempfile.NamedTemporaryFile("w", prefix="dashstream-bench-", suffix=".toml", delete=False)
-    config.write("[streams.bench]\n" + stream_table(shape, rate))
-    config.close()
+    config = write_config(shape, rate)
     extra = sys.argv[1:]
     entry = ROOT / "server.py"
     if extra[:1] == ["--entry"]:

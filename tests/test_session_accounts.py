@@ -17,7 +17,7 @@ import pytest
 from dashstream.fanout import Subscription
 from dashstream.log import sse_record
 from dashstream.protocol import FrameReader, text_frame
-from dashstream.session import ControlMessage, SessionContext, describe_peer, peer_gone
+from dashstream.session import ControlMessage, Session, SessionContext, describe_peer, peer_gone
 from dashstream.sse import SSESession
 from dashstream.ws_session import WebSocketSession
 from tests.test_session import Clock, FakeIO, FakeWatchdog, ScriptedSocket, Stream, make_session, messages
@@ -245,8 +245,7 @@ def test_a_websocket_session_sends_the_stream_form_to_a_multi_stream_subscriptio
     session, subscription, stream, *_ = make_session(sock)
     multi = Subscription(session, stream, multi=True)
     entry = stream.entry(1)
-    Session = WebSocketSession.__mro__[1]  # the transport-independent base
-    Session.send_entry(session, entry, multi)
+    Session.send_entry(session, entry, multi)  # the transport-independent base's form
     Session.send_entry(session, entry, subscription, gap=True)
     received = [m for _, m in messages(sock.out)]
     assert received[0]["stream"] == "s" and "gap" not in received[0]
@@ -278,8 +277,6 @@ def test_the_context_keeps_what_it_is_given():
 
 
 def test_a_session_wants_no_control_messages_unless_asked():
-    from dashstream.session import Session
-
     assert Session(ScriptedSocket(), SessionContext(io=FakeIO()), peer="p", path="/").control is False
 
 
