@@ -21,7 +21,7 @@ class BuildWithPage(build_py):
     def run(self):
         super().run()
         if self.editable_mode:
-            return  # pip install -e: the package is the checkout, whose page is beside it (page.py)
+            return  # pip install -e: the package is the checkout, whose page is beside it (server/main.py)
         source = Path(__file__).resolve().parent / PAGE
         if not source.is_file():
             raise SystemExit(f"cannot build: {PAGE} is missing from {source.parent}")

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import websocket  # websocket-client
-
 from common import free_port, percentile, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,10 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from harness_peer import write_config  # noqa: E402
-
 from common import free_port
-
+from harness_peer import write_config  # noqa: E402
 
 
 def start_redis() -> str:

@@ -18,11 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import websocket  # noqa: E402
-
-from tests.support import ServerProcess  # noqa: E402
-
 from common import cpu_seconds
 
+from tests.support import ServerProcess  # noqa: E402
 
 
 def run(server: ServerProcess, path: str, count: int) -> tuple[float, float]:

@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashstream.logs import TEXT_FORMAT, configure_logging  # noqa: E402
+from dashstream.ops.log_output import TEXT_FORMAT, configure_logging  # noqa: E402
 
 log = logging.getLogger("dashstream.bench")
 

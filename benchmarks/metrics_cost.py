@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prometheus_client import CollectorRegistry, Counter, Histogram  # noqa: E402
 
-from dashstream.metrics import LAG_BUCKETS, Metrics  # noqa: E402
+from dashstream.ops.metrics import LAG_BUCKETS, Metrics  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     counter = Counter("c", "c", registry=registry)
     labelled = Counter("l", "l", ["code"], registry=registry)
     histogram = Histogram("h_seconds", "h", registry=registry, buckets=LAG_BUCKETS)
-    from dashstream.log import Entry
+    from dashstream.messages import Entry
 
     entry = Entry("s", 1, time.time(), "e", '{"variable":1}')
     calls = {

@@ -13,7 +13,7 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dashstream.websocket import WebSocketEndpoint  # noqa: E402
+from dashstream.edge.upgrade import WebSocketEndpoint  # noqa: E402
 
 _init = WebSocketEndpoint.__init__
 

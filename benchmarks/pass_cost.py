@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from dashstream.fanout import Fanout, Subscription  # noqa: E402
-from dashstream.protocol import FrameReader  # noqa: E402
-from dashstream.session import SessionContext  # noqa: E402
-from dashstream.ws_session import WebSocketSession  # noqa: E402
+from dashstream.protocol.frames import FrameReader  # noqa: E402
+from dashstream.sessions.session import SessionContext  # noqa: E402
+from dashstream.sessions.websocket import WebSocketSession  # noqa: E402
+from dashstream.streams.fanout import Fanout, Subscription  # noqa: E402
 from tests.test_session import Clock, FakeIO, FakeWatchdog, Stream  # noqa: E402
 
 

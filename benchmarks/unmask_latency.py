@@ -33,9 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import ServerProcess  # noqa: E402 - after the path is set
-
 from common import cpu_seconds, percentile
+
+from tests.support import ServerProcess  # noqa: E402 - after the path is set
 
 MAX_MESSAGE_SIZE = 65536
 
@@ -141,7 +141,7 @@ def unmask_speed(size: int) -> dict:
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     from eventlet.websocket import RFC6455WebSocket
 
-    from dashstream.protocol import xor_mask as _xor_mask
+    from dashstream.protocol.frames import xor_mask as _xor_mask
 
     data, mask = os.urandom(size), os.urandom(4)
     figures = {}

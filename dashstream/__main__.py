@@ -1,7 +1,7 @@
 """``python -m dashstream``: the same as the ``dashstream`` command."""
 
-from dashstream.command import main  # first: it monkey-patches before anything else loads
-
 import sys  # noqa: E402
+
+from dashstream.server.main import main  # first: it monkey-patches before anything else loads
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""The one small module that knows eventlet's primitives (besides server.py and serve.py).
+"""The one small module that knows eventlet's primitives (besides ``server/serve.py``).
 
 Everything else asks here to spawn a green thread, sleep, yield, watch a file descriptor
 or run blocking work in an OS thread, so the parts of the server (protocol, log, fan-out,
@@ -13,13 +13,28 @@ a parked green thread per connection.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable
 
-import eventlet
+# eventlet is this project's chosen stack (see README); its import-time deprecation banner
+# would only repeat that on every start.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+import eventlet  # noqa: E402 - after the filter on purpose
 import eventlet.event
 import eventlet.greenthread
 import eventlet.hubs
+import eventlet.websocket
+import eventlet.wsgi
 from eventlet import patcher, tpool
+
+
+def monkey_patch() -> None:
+    """Make sockets, ``time.sleep`` and ``threading`` green everywhere. The entry points
+    call it before they import anything else; a driver imported earlier would keep
+    blocking sockets (and block the hub)."""
+    eventlet.monkey_patch()
+
 
 spawn = eventlet.spawn
 spawn_n = eventlet.spawn_n
@@ -29,6 +44,10 @@ GreenThread = eventlet.greenthread.GreenThread
 Timeout = eventlet.Timeout
 monotonic = time.monotonic
 run_in_thread = tpool.execute  # blocking C calls (sqlite3) off the hub
+# The upgrade's base class (``edge/upgrade.py``): eventlet's WebSocket handler, the user's stack.
+WebSocketWSGI = eventlet.websocket.WebSocketWSGI
+# ``time.sleep`` as it was before monkey_patch, for real OS threads (the log writer).
+real_sleep = patcher.original("time").sleep
 
 # Real OS threads and their queue, whatever monkey_patch did to ``threading``: logging
 # writes from one, so a stalled stderr can never stop the hub.
@@ -51,6 +70,14 @@ def cooperative_yield() -> None:
 def call_later(seconds: float, function: Callable[..., Any], *args: Any):
     """Run ``function(*args)`` in the hub after ``seconds``; returns a timer with ``cancel()``."""
     return eventlet.hubs.get_hub().schedule_call_global(seconds, function, *args)
+
+
+def written_by_hand() -> list:
+    """What a WSGI app returns once it has taken the socket (a WebSocket, an SSE stream).
+    An undocumented flag of eventlet.wsgi (upstream WebSocketWSGI sets it too): the
+    response was written by hand, so wsgi must not add one."""
+    eventlet.wsgi.WSGI_LOCAL.already_handled = True
+    return []
 
 
 def _noop(*_args: Any) -> None:

@@ -30,11 +30,11 @@ a default install without any driver still runs the random walk.
 
 from __future__ import annotations
 
-import math
-import re
-import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
+
+from producer.keys import ConfigProblem, Key
+from producer.urls import SecretUrl, _url_check
 
 UP, DOWN, STALE = "up", "down", "stale"
 
@@ -54,85 +54,7 @@ class Rejected:
     reason: str
 
 
-
-class ConfigProblem(ValueError):
-    """A bad configuration value: ``key`` is the key to name in the message."""
-
-    def __init__(self, key: str, reason: str):
-        super().__init__(reason)
-        self.key = key
-        self.reason = reason
-
-
 # --- key checks: each returns the (normalised) value or raises ValueError with the reason ---
-
-
-def number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"must be a number >= 0, got {value!r}")
-    return float(value)
-
-
-def positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"must be a number > 0, got {value!r}")
-    return float(value)
-
-
-def count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"must be an integer >= 0, got {value!r}")
-    return value
-
-
-def integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be an integer, got {value!r}")
-    return value
-
-
-def positive(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"must be an integer >= 1, got {value!r}")
-    return value
-
-
-def flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
-    return value
-
-
-def text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {value!r}")
-    return value
-
-
-def nonempty_text(value: Any) -> str:
-    if not text(value).strip():
-        raise ValueError("must not be empty")
-    return value
-
-
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def env_name(value: Any) -> str:
-    if not ENV_NAME.match(text(value)):
-        raise ValueError(f"must be an environment variable name (letters, digits, '_'), got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class Key:
-    """One configuration key of a source."""
-
-    name: str
-    check: Callable[[Any], Any]
-    help: str
-    default: Any = None  # filled in when the key is absent (None: absent stays absent)
-    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,62 +70,6 @@ class Driver:
 
 
 # --- URLs: parsed once, and never shown with their password ---------------------------------
-
-
-_USERINFO = re.compile(r"(//[^/@:?#]*:)[^/@?#]*@")
-_SECRET_PARAMETERS = {"password", "pass", "passwd", "sslpassword"}
-
-
-def redact_url(url: str) -> str:
-    """``scheme://user:password@host/...`` → ``scheme://user:***@host/...``; a password in
-    the query string (``?password=``, which libpq and redis-py accept) is hidden too."""
-    redacted = _USERINFO.sub(r"\1***@", str(url))
-    try:
-        parts = urllib.parse.urlsplit(redacted)
-    except ValueError:
-        return redacted
-    if not parts.query:
-        return redacted
-    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    if not any(name.lower() in _SECRET_PARAMETERS for name, _ in pairs):
-        return redacted
-    query = "&".join(f"{name}={'***' if name.lower() in _SECRET_PARAMETERS else value}" for name, value in pairs)
-    return urllib.parse.urlunsplit(parts._replace(query=query))
-
-
-class SecretUrl(str):
-    """A URL whose ``repr`` hides its password, so a spec or a config printed whole (in a
-    log line, a traceback, a test failure) cannot leak it. ``str()`` is the real URL, for
-    the driver."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return repr(redact_url(self))
-
-    @property
-    def redacted(self) -> str:
-        return redact_url(self)
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The literal secrets in it, for scrubbing a driver's error text."""
-        found = []
-        try:
-            parts = urllib.parse.urlsplit(str(self))
-            if parts.password:
-                found += [parts.password, urllib.parse.unquote(parts.password)]
-            found += [value for name, value in urllib.parse.parse_qsl(parts.query) if name.lower() in _SECRET_PARAMETERS]
-        except ValueError:
-            pass
-        return tuple(secret for secret in found if secret)
-
-
-def scrub(message: str, secrets: tuple[str, ...]) -> str:
-    """``message`` without any of ``secrets`` in it (a driver may quote its DSN)."""
-    for secret in secrets:
-        message = message.replace(secret, "***")
-    return message
 
 
 # --- the interface -----------------------------------------------------------------------------
@@ -262,36 +128,6 @@ class Source:
     def secrets(self) -> tuple[str, ...]:
         """Strings that must never appear in a log line or a reason."""
         return ()
-
-
-def _url_check(schemes: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(value: Any) -> SecretUrl:
-        url = SecretUrl(nonempty_text(value).strip())
-        parse_url(url, schemes)
-        return url
-
-    return check
-
-
-def parse_url(url: str, schemes: tuple[str, ...]) -> urllib.parse.SplitResult:
-    """Split ``url`` and check its scheme; ValueError (password hidden) when it will not do."""
-    shown = redact_url(url)
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
-    except ValueError as error:
-        raise ValueError(f"cannot parse URL {shown!r}: {error}") from None
-    if parts.scheme.lower() not in schemes:
-        raise ValueError(f"URL {shown!r} must start with {' or '.join(s + ':' for s in schemes)}")
-    return parts
-
-
-def url_keys(schemes: tuple[str, ...], example: str) -> tuple[Key, ...]:
-    """The ``url`` and ``url_env`` keys of a source that connects to one of ``schemes``."""
-    return (
-        Key("url", _url_check(schemes), f"where to connect, e.g. {example}"),
-        Key("url_env", env_name, "read the URL from this environment variable instead (URLs with a password)"),
-    )
 
 
 class UrlSource(Source):

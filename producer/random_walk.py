@@ -6,7 +6,8 @@ import random
 import time
 from typing import Any, Callable, Iterator
 
-from producer.base import UP, ConfigProblem, Health, Key, Source, count, flag, integer, number
+from producer.base import UP, Health, Source
+from producer.keys import ConfigProblem, Key, count, flag, integer, number
 
 
 class RandomWalk(Source):

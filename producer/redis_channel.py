@@ -31,7 +31,9 @@ from __future__ import annotations
 import time
 from typing import Any, Iterator
 
-from producer.base import UP, ConfigProblem, Driver, Health, Key, Rejected, UrlSource, nonempty_text, url_keys
+from producer.base import UP, Driver, Health, Rejected, UrlSource
+from producer.keys import ConfigProblem, Key, nonempty_text
+from producer.urls import url_keys
 from producer.values import BadValue, parse_payload
 
 REDIS = Driver("redis", "redis")

@@ -36,8 +36,9 @@ import time
 import urllib.parse
 from typing import Any, Callable, Iterator, Mapping
 
-from producer.base import (DOWN, UP, ConfigProblem, Driver, Health, Key, UrlSource, nonempty_text, parse_url,
-                           positive_number, url_keys)
+from producer.base import DOWN, UP, Driver, Health, UrlSource
+from producer.keys import ConfigProblem, Key, nonempty_text, positive_number
+from producer.urls import parse_url, url_keys
 from producer.values import BadValue, fields_from_row
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -145,11 +146,11 @@ class SqlSource(UrlSource):
             yield from self._sqlite()
 
     def _sqlite(self) -> Iterator[Any]:
-        from eventlet import tpool  # the hub must not wait for SQLite's C code
+        from dashstream.runtime import run_in_thread  # the hub must not wait for SQLite's C code
 
         path = sqlite_path(str(self.url))
         while True:
-            names, row = tpool.execute(_query_sqlite, path, self.query)
+            names, row = run_in_thread(_query_sqlite, path, self.query)
             yield from self._row(names, row)
             self._sleep(self.interval)
 

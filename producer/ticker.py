@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterator
 
-from producer.base import UP, Health, Key, Source, integer, positive_number
+from producer.base import UP, Health, Source
+from producer.keys import Key, integer, positive_number
 
 
 class Ticker(Source):

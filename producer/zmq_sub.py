@@ -20,7 +20,9 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any, Iterator
 
-from producer.base import UP, ConfigProblem, Driver, Health, Key, Rejected, UrlSource, text, url_keys
+from producer.base import UP, Driver, Health, Rejected, UrlSource
+from producer.keys import ConfigProblem, Key, text
+from producer.urls import url_keys
 from producer.values import BadValue, parse_payload
 
 ZMQ = Driver("zmq", "zmq")

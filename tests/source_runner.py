@@ -33,8 +33,8 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashstream.stream_specs import spec_from_table  # noqa: E402
-from dashstream.supervisor import Supervisor  # noqa: E402
+from dashstream.config.stream_specs import spec_from_table  # noqa: E402
+from dashstream.streams.supervisor import Supervisor  # noqa: E402
 from producer import SOURCES  # noqa: E402
 
 

@@ -23,9 +23,9 @@ import urllib.request
 
 import pytest
 import websocket  # websocket-client
+import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import websockets
 from websockets.sync.client import connect
 
 from tests.support import ServerProcess, StreamWatcher, assert_refused_option, http_get, scaled, wait_until

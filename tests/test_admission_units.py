@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dashstream.admission import (
+from dashstream.config.options import OPTIONS, parse_config
+from dashstream.edge.admission import (
     CAPACITY_RETRY_AFTER,
     Admission,
     HandshakeRateLimiter,
@@ -13,9 +14,8 @@ from dashstream.admission import (
     client_key,
     presented_tokens,
     token_matches,
-    without_query,
 )
-from dashstream.config import OPTIONS, parse_config
+from dashstream.ops.log_output import without_query
 from tests.support import ROOT
 
 pytestmark = pytest.mark.timeout(10)

@@ -9,8 +9,10 @@ import sys
 
 import pytest
 
-from dashstream.backplane import BackplaneHealth, MemoryBackplane, make_backplane, parse_backplane_url
-from dashstream.config import parse_config
+from dashstream.backplane import make_backplane, parse_backplane_url
+from dashstream.backplane.base import BackplaneHealth
+from dashstream.backplane.memory import MemoryBackplane
+from dashstream.config.options import parse_config
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -49,7 +51,7 @@ def test_bad_urls_say_why(url, reason):
 
 
 def test_a_redis_url_makes_a_redis_backplane_without_connecting_yet():
-    from dashstream.redis_backplane import RedisBackplane
+    from dashstream.backplane.redis import RedisBackplane
 
     made = make_backplane("redis://127.0.0.1:1/0", "me:1:ab")
     assert isinstance(made, RedisBackplane) and (made.url, made.instance) == ("redis://127.0.0.1:1/0", "me:1:ab")

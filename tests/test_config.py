@@ -11,9 +11,9 @@ import subprocess
 
 import pytest
 
-from dashstream.config import OPTIONS, Config, build_parser, parse_config, resolve_dashboard, resolve_streams
-from dashstream.dashboard import Dashboard, Tile
-from dashstream.stream_specs import StreamConfigError, StreamSpec, load_stream_file, parse_stream_flag
+from dashstream.config.dashboard import Dashboard, Tile
+from dashstream.config.options import OPTIONS, Config, build_parser, parse_config, resolve_dashboard, resolve_streams
+from dashstream.config.stream_specs import StreamConfigError, StreamSpec, load_stream_file, parse_stream_flag
 from tests.support import ROOT
 
 pytestmark = pytest.mark.timeout(10)
@@ -416,7 +416,7 @@ def test_a_file_that_vanishes_before_the_tls_check_is_refused_with_the_os_error(
         def load_cert_chain(self, certfile, keyfile):
             raise FileNotFoundError(2, "No such file or directory")
 
-    monkeypatch.setattr("dashstream.config.ssl.create_default_context", lambda purpose: Context())
+    monkeypatch.setattr("dashstream.config.options.ssl.create_default_context", lambda purpose: Context())
     assert refusal(["--certfile", cert, "--keyfile", key]) == (
         f"--certfile/--keyfile: cannot use {cert} with {key} ([Errno 2] No such file or directory): "
         "a PEM certificate and its matching key?")
@@ -525,7 +525,7 @@ EXAMPLE_ENV = {"ORDERS_DATABASE_URL": "postgresql://dashboard:secret@127.0.0.1:5
 
 
 def test_example_file_uses_every_key_of_every_source():
-    from dashstream.stream_specs import COMMON_KEYS, SOURCE_KEYS
+    from dashstream.config.stream_specs import COMMON_KEYS, SOURCE_KEYS
 
     text = (ROOT / "streams.example.toml").read_text()
     specs = {spec.name: spec for spec in load_stream_file(str(ROOT / "streams.example.toml"), environ=EXAMPLE_ENV)}

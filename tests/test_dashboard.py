@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dashstream.dashboard import Dashboard, DashboardError, Tile, parse_dashboard
-from dashstream.targets import MAX_STREAMS
+from dashstream.config.dashboard import Dashboard, DashboardError, Tile, parse_dashboard
+from dashstream.streams.log import MAX_STREAMS
 from tests.support import assert_refused_option
 
 STREAMS = ["signups", "orders", "default"]

@@ -6,8 +6,8 @@ import zlib
 
 import pytest
 
-from dashstream.deflate import DeflateParams, Deflater, Inflater, negotiate, parse_extensions
-from dashstream.protocol import Violation
+from dashstream.protocol.deflate import DeflateParams, Deflater, Inflater, negotiate, parse_extensions
+from dashstream.protocol.frames import Violation
 
 
 def test_extension_header_parsing():

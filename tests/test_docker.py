@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import shutil
+import signal
 import subprocess
 import sysconfig
 import tempfile
@@ -26,8 +26,15 @@ from packaging.specifiers import SpecifierSet
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.docker_replay import (Image, ReplayError, Unsupported, build_context, duration_seconds,
-                                 make_venv, replay_build)
+from tests.docker_replay import (
+    Image,
+    ReplayError,
+    Unsupported,
+    build_context,
+    duration_seconds,
+    make_venv,
+    replay_build,
+)
 from tests.support import ROOT, free_port, http_get, scaled, wait_until
 
 # The first test to use the image pays for a fresh venv and a full `pip install` (~15 s

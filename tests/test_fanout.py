@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dashstream.fanout import Fanout, Subscription
-from dashstream.log import MemoryLog, Resume, encode_fields
+from dashstream.messages import encode_fields
+from dashstream.streams.fanout import Fanout, Subscription
+from dashstream.streams.log import MemoryLog, Resume
 
 pytestmark = pytest.mark.timeout(20)
 

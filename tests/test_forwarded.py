@@ -6,8 +6,14 @@ import ipaddress
 
 import pytest
 
-from dashstream.forwarded import (DEFAULT_TRUSTED_PROXIES, Client, ProxyPolicy, parse_address, parse_network,
-                                  rate_limited)
+from dashstream.edge.forwarded import (
+    DEFAULT_TRUSTED_PROXIES,
+    Client,
+    ProxyPolicy,
+    parse_address,
+    parse_network,
+    rate_limited,
+)
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -223,7 +229,7 @@ def test_from_environ_reads_the_wsgi_names(default):
 
 
 def test_trusted_proxy_option_from_the_command_line_and_the_environment():
-    from dashstream.config import parse_config
+    from dashstream.config.options import parse_config
 
     assert parse_config([], {}).trusted_proxies == ("127.0.0.0/8", "::1/128")
     env = {"DASHSTREAM_TRUSTED_PROXY": "10.0.0.0/8, 192.0.2.7"}
@@ -247,7 +253,7 @@ def test_bad_trusted_proxy_options_exit_2_naming_the_option(args, env, named):
 
 
 def test_admission_limits_the_forwarded_client_and_exempts_the_local_machine():
-    from dashstream.admission import Admission
+    from dashstream.edge.admission import Admission
 
     now = [0.0]
     admission = Admission(max_connections=100, handshake_rate=1, handshake_burst=2,
@@ -275,7 +281,7 @@ def test_admission_limits_the_forwarded_client_and_exempts_the_local_machine():
 
 
 def test_admission_without_a_proxy_policy_trusts_no_header_and_exempts_nobody():
-    from dashstream.admission import Admission
+    from dashstream.edge.admission import Admission
 
     admission = Admission(max_connections=100, handshake_rate=1, handshake_burst=1, clock=lambda: 0.0)
     assert admission.check({"REMOTE_ADDR": NGINX, "HTTP_X_FORWARDED_FOR": OFFICE}) is None

@@ -375,7 +375,7 @@ def test_max_message_size_option_reaches_the_socket(start_server):
 
 
 def test_max_message_size_must_be_positive(capsys):
-    from dashstream.config import parse_config
+    from dashstream.config.options import parse_config
 
     assert parse_config(["--max-message-size", "1000"], environ={}).max_message_size == 1000
     assert parse_config([], environ={"DASHSTREAM_MAX_MESSAGE_SIZE": "2000"}).max_message_size == 2000

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from dashstream.http_headers import MAX_HEADERS, BadHeaders, Headers, TooManyHeaders, read_headers
+from dashstream.server.http_headers import MAX_HEADERS, BadHeaders, Headers, TooManyHeaders, read_headers
 
 
 def read(block: bytes) -> Headers:

@@ -62,7 +62,7 @@ def test_the_wheel_ships_the_root_page_unchanged_and_declares_the_command(wheel)
         entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         record = archive.read(next(n for n in names if n.endswith(".dist-info/RECORD"))).decode()
-    assert "dashstream = dashstream.command:main" in entry_points
+    assert "dashstream = dashstream.server.main:main" in entry_points
     assert "Requires-Dist: prometheus-client==0.26.0" in metadata
     assert "dashstream/index.html," in record  # pip uninstall removes it too
     assert not any(name.startswith("tests/") for name in names)
@@ -77,21 +77,24 @@ def test_the_source_tree_has_one_page():
 
 
 def test_the_command_patches_eventlet_before_it_imports_anything_else():
-    tree = ast.parse((ROOT / "dashstream" / "command.py").read_text())
-    body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
-    before_patch = []
-    for node in body:
-        if ast.unparse(node) == "eventlet.monkey_patch()":
+    for entry in (ROOT / "dashstream" / "server" / "main.py", ROOT / "server.py"):
+        tree = ast.parse(entry.read_text())
+        body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+        assert [ast.unparse(node) for node in body[:2]] == ["from dashstream import runtime", "runtime.monkey_patch()"], entry
+    # runtime.py itself imports nothing that opens sockets before eventlet (stdlib helpers only)
+    runtime = ast.parse((ROOT / "dashstream" / "runtime.py").read_text())
+    before = []
+    for node in runtime.body:
+        if isinstance(node, ast.Import) and node.names[0].name == "eventlet":
             break
-        before_patch.append(ast.unparse(node))
-    else:
-        pytest.fail("dashstream/command.py never calls eventlet.monkey_patch() at module level")
-    assert before_patch == ["import warnings",
-                            "warnings.filterwarnings('ignore', message='\\\\s*Eventlet is deprecated')",
-                            "import eventlet"]
-    # the package's __init__ (imported before command.py) imports nothing
-    init = ast.parse((ROOT / "dashstream" / "__init__.py").read_text())
-    assert not [node for node in init.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            before.append(ast.unparse(node))
+    assert before == ["from __future__ import annotations", "import time", "import warnings",
+                      "from typing import Any, Callable"]
+    # the packages' __init__ files (imported before main.py) import nothing
+    for init in (ROOT / "dashstream" / "__init__.py", ROOT / "dashstream" / "server" / "__init__.py"):
+        tree = ast.parse(init.read_text())
+        assert not [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))], init
 
 
 def test_installed_command_serves_the_page_and_a_stream(venv, tmp_path):
@@ -99,10 +102,10 @@ def test_installed_command_serves_the_page_and_a_stream(venv, tmp_path):
     assert command.exists()
     # The installed console script, imported as the venv runs it: patched before the server loads.
     probe = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import dashstream.command, eventlet.patcher, sys;"
-                            "print(eventlet.patcher.is_monkey_patched('socket'), 'dashstream.serve' in sys.modules)"],
+                            "import dashstream.server.main, eventlet.patcher;"
+                            "print(eventlet.patcher.is_monkey_patched('socket'))"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=scaled(30))
-    assert probe.stdout.split() == ["True", "False"], probe.stdout + probe.stderr
+    assert probe.stdout.split() == ["True"], probe.stdout + probe.stderr
 
     help_text = subprocess.run([str(command), "--help"], cwd=tmp_path, capture_output=True, text=True,
                                timeout=scaled(30))
@@ -166,7 +169,7 @@ def test_an_editable_install_serves_the_checkouts_own_page(tmp_path):
                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=scaled(180))
     assert result.returncode == 0, result.stdout + result.stderr
     found = subprocess.run([str(directory / "bin" / "python"), "-c",
-                            "from dashstream.page import installed_page; print(installed_page())"],
+                            "from dashstream.server.main import installed_page; print(installed_page())"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=scaled(30))
     assert found.stdout.strip() == str(source / "index.html"), found.stdout + found.stderr
     assert not (source / "dashstream" / "index.html").exists()

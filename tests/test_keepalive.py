@@ -19,8 +19,8 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from dashstream.config import parse_config
-from dashstream.keepalive import Keepalive
+from dashstream.config.options import parse_config
+from dashstream.sessions.keepalive import Keepalive
 from tests.support import assert_refused_option, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(60)

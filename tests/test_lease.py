@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from dashstream.lease import START, STOP, TAKEOVER_JITTER, LeasedProducer, LeaseKeeper, continued_options
+from dashstream.backplane.lease import START, STOP, TAKEOVER_JITTER, LeasedProducer, LeaseKeeper, continued_options
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from dashstream.log import BadFields, Entry, MemoryLog, Resume, encode_fields, owed, sse_record
-from dashstream.protocol import text_frame
+from dashstream.messages import BadFields, Entry, encode_fields, sse_record
+from dashstream.protocol.frames import text_frame
+from dashstream.streams.log import MemoryLog, Resume, owed
 
 pytestmark = pytest.mark.timeout(20)
 

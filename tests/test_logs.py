@@ -14,8 +14,14 @@ import textwrap
 
 import pytest
 
-from dashstream.logs import (DroppingQueueHandler, JsonFormatter, LogLimiter, TextFormatter, safe,
-                             suppressed_note)
+from dashstream.ops.log_output import (
+    DroppingQueueHandler,
+    JsonFormatter,
+    LogLimiter,
+    TextFormatter,
+    safe,
+    suppressed_note,
+)
 from tests.support import ROOT, http_get, scaled
 
 pytestmark = pytest.mark.timeout(60)
@@ -236,7 +242,7 @@ def run_flood(configure: str) -> subprocess.Popen:
 
 
 def test_a_log_pipe_nobody_reads_neither_freezes_the_hub_nor_loses_lines_silently():
-    child = run_flood("from dashstream.logs import configure_logging; configure_logging('info', 'text')")
+    child = run_flood("from dashstream.ops.log_output import configure_logging; configure_logging('info', 'text')")
     try:
         report = json.loads(child.stdout.readline())  # only stdout is read until the child reports
         # The ticker kept time all along (it would stop for good if the hub blocked on stderr).

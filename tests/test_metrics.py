@@ -6,7 +6,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashstream.metrics import LAG_BUCKETS, Metrics, metrics_response
+from dashstream.ops.metrics import LAG_BUCKETS, Metrics, metrics_response
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -97,7 +97,7 @@ def test_delivery_lag_is_a_cumulative_histogram_in_seconds():
 
 
 def test_a_fanout_pass_counts_its_deliveries_bytes_and_lag_in_one_call():
-    from dashstream.log import Entry
+    from dashstream.messages import Entry
 
     entry = Entry("sales", 7, 1000.0, "e1", '{"variable":1}')
     metrics = Metrics(process=False, clock=lambda: 1000.004)

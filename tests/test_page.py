@@ -21,8 +21,19 @@ from urllib.parse import urlsplit
 import pytest
 from websockets.sync.server import serve
 
-from tests.browser import (PAGE_FILE, RECORDER, SOCKET_FAILED, Problems, after_page, browser, page,  # noqa: F401
-                           problems, query, received, sockets)
+from tests.browser import (  # noqa: F401
+    PAGE_FILE,
+    RECORDER,
+    SOCKET_FAILED,
+    Problems,
+    after_page,
+    browser,
+    page,
+    problems,
+    query,
+    received,
+    sockets,
+)
 from tests.browser import snapshot as save_snapshot
 from tests.support import free_port, http_request, publish, scaled, wait_until
 

@@ -15,14 +15,31 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from dashstream.deflate import DeflateParams, Inflater
-from dashstream.protocol import (Failure, FrameReader, Message, PeerClose, Ping, close_frame, text_frame,
-                                 valid_close_code, xor_mask)
-from dashstream.protocol import frame as protocol_frame
-from dashstream.session import SessionContext
-from dashstream.ws_session import WebSocketSession
-from tests.test_frames import (INVALID_CLOSE_CODES, VALID_CLOSE_CODES, close_payload, frame, is_valid_close_code,
-                               parse_frames, reference_mask, text)
+from dashstream.protocol.deflate import DeflateParams, Inflater
+from dashstream.protocol.frames import (
+    Failure,
+    FrameReader,
+    Message,
+    PeerClose,
+    Ping,
+    close_frame,
+    text_frame,
+    valid_close_code,
+    xor_mask,
+)
+from dashstream.protocol.frames import frame as protocol_frame
+from dashstream.sessions.session import SessionContext
+from dashstream.sessions.websocket import WebSocketSession
+from tests.test_frames import (
+    INVALID_CLOSE_CODES,
+    VALID_CLOSE_CODES,
+    close_payload,
+    frame,
+    is_valid_close_code,
+    parse_frames,
+    reference_mask,
+    text,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -613,7 +630,7 @@ def test_a_compressed_binary_frame_sets_rsv1_and_keeps_its_opcode():
 
 def test_a_violation_carries_its_reason_as_its_message():
     """So that one escaping by mistake says what broke in the traceback."""
-    from dashstream.protocol import Violation
+    from dashstream.protocol.frames import Violation
 
     violation = Violation(1002, "reserved opcode 0x3")
     assert (str(violation), violation.code, violation.reason) == ("reserved opcode 0x3", 1002, "reserved opcode 0x3")

@@ -48,7 +48,7 @@ def test_with_the_default_limit_1000_simultaneous_local_connections_are_all_admi
 
     import websockets
 
-    from dashstream.admission import DEFAULT_HANDSHAKE_RATE
+    from dashstream.edge.admission import DEFAULT_HANDSHAKE_RATE
 
     # ServerProcess turns the limit off for the suite; this test wants the default back.
     server = start_server("--log-level", "warning", env={"DASHSTREAM_HANDSHAKE_RATE": str(DEFAULT_HANDSHAKE_RATE)})

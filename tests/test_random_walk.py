@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from producer.base import UP, ConfigProblem, Health
+from producer.base import UP, Health
+from producer.keys import ConfigProblem
 from producer.random_walk import RandomWalk
 
 

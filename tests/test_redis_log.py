@@ -9,10 +9,11 @@ import json
 
 import pytest
 
-from dashstream.fanout import Fanout
-from dashstream.log import Entry, LogUnavailable, Resume, encode_fields
-from dashstream.redis_log import RedisLog, entry_fields, entry_from_redis, fresh_part, mark_missed
-from dashstream.streams import SharedStream
+from dashstream.backplane.redis_log import RedisLog, entry_fields, entry_from_redis, fresh_part, mark_missed
+from dashstream.messages import Entry, encode_fields
+from dashstream.streams.fanout import Fanout
+from dashstream.streams.log import LogUnavailable, Resume
+from dashstream.streams.stream import SharedStream
 
 pytestmark = pytest.mark.timeout(20)
 

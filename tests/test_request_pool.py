@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashstream.request_pool import RequestPool
+from dashstream.server.request_pool import RequestPool
 
 
 class Spawner:

@@ -16,8 +16,7 @@ import websocket  # websocket-client
 import websockets
 from websockets.sync.client import connect
 
-from tests.support import (ROOT, SERVER, ServerProcess, assert_refused_option, free_port, http_get, scaled,
-                           wait_until)
+from tests.support import ROOT, SERVER, ServerProcess, assert_refused_option, free_port, http_get, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -332,7 +331,7 @@ def test_env_configures_host_and_port(start_server):
 
 
 def test_help_lists_every_option_with_env_and_default():
-    from dashstream.config import OPTIONS
+    from dashstream.config.options import OPTIONS
 
     result = subprocess.run([sys.executable, str(SERVER), "--help"], capture_output=True, text=True,
                             timeout=scaled(10))

@@ -20,11 +20,12 @@ import eventlet
 import pytest
 
 from dashstream import runtime
-from dashstream.fanout import Subscription
-from dashstream.log import MemoryLog, encode_fields
-from dashstream.protocol import FrameReader
-from dashstream.session import SessionContext
-from dashstream.ws_session import WebSocketSession
+from dashstream.messages import encode_fields
+from dashstream.protocol.frames import FrameReader
+from dashstream.sessions.session import SessionContext
+from dashstream.sessions.websocket import WebSocketSession
+from dashstream.streams.fanout import Subscription
+from dashstream.streams.log import MemoryLog
 from tests.test_frames import parse_frames
 
 pytestmark = pytest.mark.timeout(30)

@@ -14,12 +14,12 @@ import ssl
 
 import pytest
 
-from dashstream.fanout import Subscription
-from dashstream.log import sse_record
-from dashstream.protocol import FrameReader, text_frame
-from dashstream.session import ControlMessage, Session, SessionContext, describe_peer, peer_gone
-from dashstream.sse import SSESession
-from dashstream.ws_session import WebSocketSession
+from dashstream.messages import ControlMessage, sse_record
+from dashstream.protocol.frames import FrameReader, text_frame
+from dashstream.sessions.session import Session, SessionContext, describe_peer, peer_gone
+from dashstream.sessions.sse import SSESession
+from dashstream.sessions.websocket import WebSocketSession
+from dashstream.streams.fanout import Subscription
 from tests.test_session import Clock, FakeIO, FakeWatchdog, ScriptedSocket, Stream, make_session, messages
 
 pytestmark = pytest.mark.timeout(30)

@@ -8,10 +8,10 @@ import logging
 
 import pytest
 
-from dashstream.fanout import Subscription
-from dashstream.protocol import FrameReader
-from dashstream.session import SessionContext
-from dashstream.ws_session import WebSocketSession
+from dashstream.protocol.frames import FrameReader
+from dashstream.sessions.session import SessionContext
+from dashstream.sessions.websocket import WebSocketSession
+from dashstream.streams.fanout import Subscription
 from tests.test_session import Clock, FakeIO, FakeWatchdog, ScriptedSocket, Stream, messages
 
 pytestmark = pytest.mark.timeout(30)

@@ -8,10 +8,17 @@ import sys
 
 import pytest
 
-from dashstream.config import parse_config
-from dashstream.stream_specs import COMMON_KEYS, SOURCE_KEYS, StreamConfigError, parse_stream_flag, spec_from_table
+from dashstream.config.options import parse_config
+from dashstream.config.stream_specs import (
+    COMMON_KEYS,
+    SOURCE_KEYS,
+    StreamConfigError,
+    parse_stream_flag,
+    spec_from_table,
+)
 from producer import SOURCES
-from producer.base import SecretUrl, Source, redact_url
+from producer.base import Source
+from producer.urls import SecretUrl, redact_url
 from tests.support import ROOT, SERVER, ServerProcess, scaled
 
 pytestmark = pytest.mark.timeout(20)
@@ -42,7 +49,7 @@ def test_every_source_declares_its_kind_and_keys_and_the_specs_read_them_from_th
 
 
 def test_importing_the_sources_imports_no_driver():
-    code = ("import sys, producer, dashstream.stream_specs; "
+    code = ("import sys, producer, dashstream.config.stream_specs; "
             f"print([m for m in {DRIVERS!r} if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             timeout=scaled(10), check=True)

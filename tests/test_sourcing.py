@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from dashstream.sourcing import source_supervisor
-from dashstream.stream_specs import spec_from_table
-from dashstream.streams import SharedStream
+from dashstream.config.stream_specs import spec_from_table
+from dashstream.streams.stream import SharedStream
+from dashstream.streams.supervisor import source_supervisor
 
 pytestmark = pytest.mark.timeout(10)
 

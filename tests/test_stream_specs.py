@@ -11,8 +11,15 @@ import types
 
 import pytest
 
-from dashstream.stream_specs import (StreamConfigError, StreamSpec, driver_installed, load_stream_file,
-                                     parse_stream_flag, read_config_table, spec_from_table)
+from dashstream.config.stream_specs import (
+    StreamConfigError,
+    StreamSpec,
+    driver_installed,
+    load_stream_file,
+    parse_stream_flag,
+    read_config_table,
+    spec_from_table,
+)
 from producer.base import Driver
 
 pytestmark = pytest.mark.timeout(10)

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from dashstream.supervisor import MAX_REASON, REJECT_LOG_INTERVAL, Backoff, Supervisor, describe_error
+from dashstream.streams.supervisor import MAX_REASON, REJECT_LOG_INTERVAL, Backoff, Supervisor, describe_error
 from producer.base import DOWN, STALE, UP, Health, Rejected, Source
 
 pytestmark = pytest.mark.timeout(10)

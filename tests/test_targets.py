@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from dashstream.httputil import HTTPError
-from dashstream.log import Resume
-from dashstream.targets import (MAX_STREAMS, event_id_resume, multi_stream_targets, parse_query, resume_points,
-                                single_resume, stream_names, wants_control)
+from dashstream.edge.http import HTTPError
+from dashstream.edge.subscribe_query import (
+    event_id_resume,
+    multi_stream_targets,
+    parse_query,
+    resume_points,
+    single_resume,
+    stream_names,
+    wants_control,
+)
+from dashstream.streams.log import MAX_STREAMS, Resume
 
 KNOWN = ["a", "b", "c", "default"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashstream.keepalive import Keepalive, Watchdog
+from dashstream.sessions.keepalive import Keepalive, Watchdog
 
 
 class Clock:

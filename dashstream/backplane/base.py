@@ -1,0 +1,77 @@
+"""The backplane: what several instances share, chosen by ``--backplane``'s URL scheme.
+
+* no ``--backplane`` (or ``memory://``): ``MemoryBackplane``, one process, every stream's
+  log in memory (``log.MemoryLog``), as a single instance has always run. It is on the same
+  code path as Redis (the server asks it for logs, readiness, reloads and /streams), it just
+  answers "nothing to share";
+* ``redis://``, ``rediss://``, ``unix://``: ``redis_backplane.RedisBackplane``, one log per
+  stream in Redis shared by every instance, one producer per stream across the fleet (a
+  lease), reloads and presence through Redis.
+
+``BackplaneHealth`` is the backplane's own state (``up``/``down``, since, reason): it tells
+the clients that take control messages when it changes (``{"control": "backplane", ...}``),
+and once on connect while it is down; publish, reload and /readyz refuse while it is down.
+A failure is logged once when the state changes, never once per retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable
+
+from dashstream.messages import ControlMessage
+
+log = logging.getLogger("dashstream.backplane")
+
+UP, DOWN = "up", "down"
+
+
+class BackplaneHealth:
+    """Up or down, since when and why; broadcast to control clients on every change."""
+
+    def __init__(self, name: str, sessions: Callable[[], Iterable[Any]] = tuple,
+                 clock: Callable[[], float] = time.time, logger: logging.Logger = log):
+        self.name = name  # for log lines: the redacted URL
+        self.sessions = sessions
+        self.clock = clock
+        self.log = logger
+        self.state = DOWN
+        self.reason = "connecting"
+        self.since = clock()
+        self._told = False  # the first state found is always reported, even "down"
+
+    @property
+    def up(self) -> bool:
+        return self.state == UP
+
+    def set(self, state: str, reason: str = "") -> bool:
+        """Enter ``state``; only a change of state counts (a retry failing with other words
+        is the same outage). Returns whether it changed."""
+        if state == self.state and self._told:
+            return False
+        self._told = True
+        self.state, self.reason, self.since = state, reason, self.clock()
+        if state == UP:
+            self.log.info("backplane %s is up", self.name)
+        else:
+            self.log.warning("backplane %s is down: %s; publishing is refused (503) and retried until it is back",
+                             self.name, reason)
+        message = self.message()
+        for session in list(self.sessions()):
+            session.send_control(message)
+        return True
+
+    def message(self) -> ControlMessage:
+        return ControlMessage({"control": "backplane", "state": self.state, "since": self.since,
+                               "reason": self.reason})
+
+    def welcome(self, session: Any) -> None:
+        """A client that just connected learns at once that the backplane is down."""
+        if self.state != UP and session.control:
+            session.send_control(self.message())
+
+    def describe(self) -> dict:
+        return {"state": self.state, "since": self.since, "reason": self.reason}
+
+

@@ -1,0 +1,100 @@
+"""Which streams a connection asks for: a path and a query string -> streams and resume points.
+
+Pure parsing, no I/O, so every rule is a unit test (tests/test_targets.py). Forms:
+
+* ``/`` (the default stream) and ``/ws/NAME``, resumed with ``?seq=N&epoch=E``;
+* ``/ws?streams=a,b,c`` (several streams on one socket, at most ``MAX_STREAMS`` names, each
+  at most once), resumed per stream with ``?resume=a:EPOCH:SEQ,b:EPOCH:SEQ`` (streams not
+  named there get their last value);
+* ``/sse/NAME`` resumes with ``Last-Event-ID: EPOCH:SEQ`` or ``?last_event_id=EPOCH:SEQ``.
+
+Every refusal is an ``HTTPError`` with the status and the reason a client can act on,
+raised before any upgrade.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+from urllib.parse import parse_qs
+
+from dashstream.edge.http import HTTPError
+from dashstream.streams.log import MAX_STREAMS, Resume
+
+
+def _bad(reason: str) -> HTTPError:
+    return HTTPError("400 Bad Request", reason)
+
+
+def wants_control(query: dict) -> bool:
+    return query.get("control", ["0"])[0].lower() in ("1", "true", "yes")
+
+
+def parse_query(query_string: str) -> dict[str, list[str]]:
+    return parse_qs(query_string, keep_blank_values=True)
+
+
+def single_resume(query: dict) -> Resume | None:
+    """``?seq=N&epoch=E`` (both or neither)."""
+    if "seq" not in query and "epoch" not in query:
+        return None
+    try:
+        seq = int(query["seq"][0])
+        epoch = query["epoch"][0]
+    except (KeyError, ValueError):
+        raise _bad("resume needs both seq (an integer) and epoch") from None
+    if seq < 0 or not epoch:
+        raise _bad("resume needs both seq (an integer >= 0) and epoch")
+    return Resume(seq, epoch)
+
+
+def event_id_resume(text: str | None) -> Resume | None:
+    """An SSE ``Last-Event-ID`` (``EPOCH:SEQ``); an unparsable one is a resume that cannot be
+    honoured (the gap signal), not an error: browsers send back whatever id they last saw."""
+    if text is None or not text.strip():
+        return None
+    epoch, _, seq = text.strip().rpartition(":")
+    if not epoch or not seq.isdigit():
+        return Resume(-1, "")  # matches no epoch: the client gets the gap signal
+    return Resume(int(seq), epoch)
+
+
+def stream_names(text: str, known: Iterable[str]) -> list[str]:
+    """``a,b,c``: each name once, all known, at most ``MAX_STREAMS``."""
+    names = [name.strip() for name in text.split(",")]
+    if not names or any(not name for name in names):
+        raise _bad("streams= needs a comma-separated list of stream names, e.g. streams=a,b")
+    if len(names) > MAX_STREAMS:
+        raise _bad(f"at most {MAX_STREAMS} streams on one connection, got {len(names)}")
+    if len(set(names)) != len(names):
+        raise _bad("a stream is named twice in streams=")
+    known = set(known)
+    for name in names:
+        if name not in known:
+            raise HTTPError("404 Not Found", f"no stream named {name!r}")
+    return names
+
+
+def resume_points(text: str, names: Iterable[str]) -> dict[str, Resume]:
+    """``a:EPOCH:SEQ,b:EPOCH:SEQ`` for streams of this connection."""
+    names = set(names)
+    points: dict[str, Resume] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, rest = item.partition(":")
+        epoch, _, seq = rest.rpartition(":")
+        if not name or not epoch or not seq.isdigit():
+            raise _bad(f"resume= takes NAME:EPOCH:SEQ items, got {item!r}")
+        if name not in names:
+            raise _bad(f"resume= names {name!r}, which is not in streams=")
+        if name in points:
+            raise _bad(f"resume= names {name!r} twice")
+        points[name] = Resume(int(seq), epoch)
+    return points
+
+
+def multi_stream_targets(query: dict, known: Iterable[str]) -> list[tuple[str, Resume | None]]:
+    """``/ws?streams=...&resume=...`` -> [(name, resume or None)] in the order asked."""
+    if "streams" not in query:
+        raise _bad("/ws needs ?streams=a,b,c (or connect to /ws/NAME for one stream)")
+    names = stream_names(query["streams"][0], known)
+    points = resume_points(query.get("resume", [""])[0], names)
+    return [(name, points.get(name)) for name in names]

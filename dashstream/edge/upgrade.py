@@ -1,0 +1,109 @@
+"""The WebSocket upgrade: eventlet's ``WebSocketWSGI`` with its unsafe defaults off, handing
+the connection to a session.
+
+* ``check_handshake`` answers bad upgrade requests with a specific HTTP status and a
+  one-line reason *before* any upgrade (eventlet's ``WebSocketWSGI`` accepts hixie-75/76
+  handshakes and answers most mistakes with a bare 400).
+* ``WebSocketEndpoint`` (a ``WebSocketWSGI``) performs the RFC 6455 upgrade, negotiates
+  permessage-deflate only when the server allows it (``deflate.py``; a bad offer is
+  declined, never a 500), takes the socket from the HTTP server (``dashstream.hand_off``)
+  and gives it to ``handler(sock, environ, deflate_params, buffered)``, which builds the
+  session and returns at once: the HTTP server's green thread ends with the handshake.
+
+The 101 answer is the first thing the session writes, so it can never block the handshake's
+green thread, and nothing can overtake it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import socket
+from typing import Callable
+
+from dashstream import runtime
+from dashstream.edge.http import HTTPError
+from dashstream.protocol import deflate
+
+RFC6455_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SUPPORTED_VERSION = "13"
+
+
+def _refuse(status: str, reason: str, *headers: tuple[str, str]) -> HTTPError:
+    # A refused upgrade closes its connection: the client meant to leave HTTP anyway.
+    return HTTPError(status, reason, [("Connection", "close"), *headers])
+
+
+def wants_websocket(environ: dict) -> bool:
+    """Whether the request asks for a WebSocket at all (so it must not get a page)."""
+    return "websocket" in environ.get("HTTP_UPGRADE", "").lower()
+
+
+def check_handshake(environ: dict) -> None:
+    """Raise ``HTTPError`` unless ``environ`` is a valid RFC 6455 opening handshake."""
+    if environ.get("REQUEST_METHOD") != "GET":
+        raise _refuse("405 Method Not Allowed", "a WebSocket upgrade must use GET", ("Allow", "GET"))
+    connection_tokens = {token.strip().lower() for token in environ.get("HTTP_CONNECTION", "").split(",")}
+    if "upgrade" not in connection_tokens or environ.get("HTTP_UPGRADE", "").strip().lower() != "websocket":
+        raise _refuse("400 Bad Request", "a WebSocket upgrade needs 'Connection: Upgrade' "
+                      "and 'Upgrade: websocket'")
+    if "HTTP_SEC_WEBSOCKET_KEY1" in environ or "HTTP_SEC_WEBSOCKET_VERSION" not in environ:
+        raise _refuse("400 Bad Request", "hixie-75/76 WebSocket handshakes are not supported; "
+                      "use RFC 6455 (Sec-WebSocket-Version: 13)")
+    if environ["HTTP_SEC_WEBSOCKET_VERSION"].strip() != SUPPORTED_VERSION:
+        raise _refuse("426 Upgrade Required", "unsupported Sec-WebSocket-Version; this server speaks 13",
+                      ("Sec-WebSocket-Version", SUPPORTED_VERSION))
+    key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
+    try:
+        valid_key = len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        valid_key = False
+    if not valid_key:
+        raise _refuse("400 Bad Request", "Sec-WebSocket-Key must be 16 bytes in base64")
+
+
+def accept_key(key: str) -> bytes:
+    return base64.b64encode(hashlib.sha1(key.encode() + RFC6455_GUID).digest())
+
+
+Handler = Callable[[object, dict, "deflate.DeflateParams | None", bytes, bytes], None]
+
+
+class WebSocketEndpoint(runtime.WebSocketWSGI):
+    """Upgrade a checked request and give its socket to ``handler``."""
+
+    def __init__(self, handler: Handler, *, compression: bool = False, send_buffer: int | None = None,
+                 nodelay: bool = True):
+        super().__init__(handler)
+        self.support_legacy_versions = False
+        self.compression = compression
+        self.send_buffer = send_buffer
+        self.nodelay = nodelay
+
+    def __call__(self, environ, start_response):
+        """Upgrade; a bad handshake raises ``HTTPError`` for the app to answer."""
+        check_handshake(environ)
+        params = deflate.negotiate(environ.get("HTTP_SEC_WEBSOCKET_EXTENSIONS")) if self.compression else None
+        reply = [b"HTTP/1.1 101 Switching Protocols", b"Upgrade: websocket", b"Connection: Upgrade",
+                 b"Sec-WebSocket-Accept: " + accept_key(environ["HTTP_SEC_WEBSOCKET_KEY"].strip())]
+        if params is not None:
+            reply.append(b"Sec-WebSocket-Extensions: " + params.response().encode())
+        sock, buffered = environ["dashstream.hand_off"]()
+        self.tune(sock)
+        self.handler(sock, environ, params, b"\r\n".join(reply) + b"\r\n\r\n", buffered)
+        return runtime.written_by_hand()
+
+    def tune(self, sock) -> None:
+        try:
+            if self.nodelay:
+                # Frames go out as they are written, one segment each: latency over batching
+                # (README, "Nagle"). The fan-out writes each frame once per subscriber anyway.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.send_buffer:
+                # Linux autotunes a socket's send buffer up to megabytes; a fixed size bounds
+                # the kernel memory one stuck client can pin and makes it back up into its
+                # (bounded) queue within seconds, where the session notices it.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
+        except OSError:
+            pass  # the peer may already be gone; the session will find out

@@ -1,0 +1,134 @@
+"""Who gets a green thread to send an HTTP request: bounded overall and per address.
+
+eventlet's ``wsgi.server`` hands every accepted connection to its pool (``custom_pool``)
+and, when the pool is full, stops accepting. With a plain ``GreenPool`` a few hundred
+sockets that connect and say nothing fill it (each holds its slot until the header
+deadline), and a screen or a health probe then waits behind them in the kernel's backlog.
+
+This pool is what waits for a request; WebSockets and SSE streams leave it the moment
+they are upgraded (the session owns the socket from then on, see ``serve.py``), so it only
+ever holds requests in progress:
+
+* at most ``size`` requests run at once;
+* at most ``per_address`` of them from one client address (an IPv6 /64 counts as one),
+  so one address cannot take the pool;
+* connections over either limit wait (an accepted socket and a list entry, no green
+  thread) and are started as slots free up, one address after another in turn, so a
+  health probe from a fresh address goes ahead of an attacker's thousandth idle socket;
+* at most ``waiting_per_address`` wait per address and ``max_waiting`` in all; beyond that
+  a new connection is closed at once (the attacker's own problem, nobody else's).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Any, Callable
+
+from dashstream.edge.admission import client_key
+
+
+class _Handle:
+    """What ``wsgi.server`` links its clean-up to; runs the links when the request ends."""
+
+    __slots__ = ("_links", "done")
+
+    def __init__(self):
+        self._links: list = []
+        self.done = False
+
+    def link(self, function: Callable, *args: Any) -> None:
+        if self.done:
+            function(self, *args)
+        else:
+            self._links.append((function, args))
+
+    def finish(self) -> None:
+        self.done = True
+        links, self._links = self._links, []
+        for function, args in links:
+            function(self, *args)
+
+
+class RequestPool:
+    def __init__(self, size: int, per_address: int, *, waiting_per_address: int = 1024,
+                 max_waiting: int = 8192, spawn: Callable[..., Any], on_refused: Callable[[str], None] | None = None):
+        if size < 1 or per_address < 1:
+            raise ValueError("size and per_address must be >= 1")
+        self.size = size
+        self.per_address = per_address
+        self.waiting_per_address = waiting_per_address
+        self.max_waiting = max_waiting
+        self._spawn = spawn
+        self._on_refused = on_refused
+        self.running = 0
+        self._running_by_address: dict[str, int] = {}
+        self._waiting: OrderedDict[str, deque] = OrderedDict()
+        self.waiting = 0
+
+    # --- the interface wsgi.server uses ---------------------------------------------------
+
+    def spawn(self, function: Callable, conn_state: list) -> _Handle:
+        handle = _Handle()
+        peer = conn_state[0]  # (host, port, ...) for TCP
+        address = client_key(str(peer[0] if isinstance(peer, tuple) and peer else peer))
+        if self._may_start(address):
+            self._start(address, function, conn_state, handle)
+            return handle
+        queue = self._waiting.get(address)
+        if self.waiting >= self.max_waiting or (queue is not None and len(queue) >= self.waiting_per_address):
+            if self._on_refused is not None:
+                self._on_refused(address)
+            handle.finish()  # wsgi.server's clean-up closes the socket
+            return handle
+        if queue is None:
+            queue = self._waiting[address] = deque()
+        queue.append((function, conn_state, handle))
+        self.waiting += 1
+        return handle
+
+    def waitall(self) -> None:
+        """Requests already running finish on their own; nothing waits for queued ones."""
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+
+    def _may_start(self, address: str) -> bool:
+        return self.running < self.size and self._running_by_address.get(address, 0) < self.per_address
+
+    def _start(self, address: str, function: Callable, conn_state: list, handle: _Handle) -> None:
+        self.running += 1
+        self._running_by_address[address] = self._running_by_address.get(address, 0) + 1
+
+        def run():
+            try:
+                function(conn_state)
+            finally:
+                self._finished(address)
+                handle.finish()
+
+        self._spawn(run)
+
+    def _finished(self, address: str) -> None:
+        self.running -= 1
+        left = self._running_by_address[address] - 1
+        if left:
+            self._running_by_address[address] = left
+        else:
+            del self._running_by_address[address]
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """Fill free slots from the waiting addresses, in turn."""
+        for address in list(self._waiting):
+            if not self._may_start(address):
+                continue
+            queue = self._waiting.pop(address)
+            function, conn_state, handle = queue.popleft()
+            self.waiting -= 1
+            if queue:
+                self._waiting[address] = queue  # to the back of the line
+            self._start(address, function, conn_state, handle)
+
+    def address_load(self, address: str) -> tuple[int, int]:
+        """(running, waiting) for one address, for tests and /healthz."""
+        key = client_key(address)
+        return self._running_by_address.get(key, 0), len(self._waiting.get(key, ()))

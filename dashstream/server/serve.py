@@ -1,0 +1,484 @@
+"""Process lifecycle: bind, serve with eventlet's WSGI server, stop cleanly on a signal.
+
+eventlet-specific on purpose (with ``runtime.py`` and ``websocket.py``, the only such
+places). The HTTP side is eventlet's ``wsgi.server`` with three things added where they
+must sit: a guarded request parser (deadlines, limits, quiet failures), a request pool that
+bounds what waits for a request overall and per address (``request_pool.py``), and the
+hand-off of an upgraded connection's socket to its session, after which the HTTP server
+forgets it: no green thread stays parked per WebSocket.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import resource
+import signal
+import socket
+import ssl
+import sys
+import time
+from pathlib import Path
+
+import eventlet
+import eventlet.hubs
+from eventlet import patcher, wsgi
+from eventlet.green import ssl as green_ssl
+
+from dashstream import runtime
+from dashstream.backplane import make_backplane
+from dashstream.config.options import Config
+from dashstream.edge.app import DashApp
+from dashstream.ops.log_output import dropped_lines, without_query
+from dashstream.ops.metrics import Metrics
+from dashstream.protocol.frames import CLOSE_GOING_AWAY
+from dashstream.server.http_headers import BadHeaders, TooManyHeaders, read_headers
+from dashstream.server.request_pool import RequestPool
+from dashstream.sessions.keepalive import Keepalive, Watchdog
+from dashstream.sessions.session import SessionContext
+from dashstream.streams.stream import Stream, streams_from_config
+
+_original_socket = patcher.original("socket")
+
+log = logging.getLogger("dashstream")
+http_log = logging.getLogger("dashstream.http")
+
+# Signals, with what each does. The first is a graceful stop; a second one while we are
+# still stopping means "now": the process exits at once with status 1 (uvicorn's rule).
+SHUTDOWN_SIGNALS = {
+    signal.SIGTERM: "sent by docker stop, systemd and process managers",
+    signal.SIGINT: "Ctrl-C in a terminal",
+}
+
+# Requests in progress at once (the page, health, publish, handshakes being answered),
+# and from one client address; WebSockets and SSE streams are not counted once upgraded.
+MAX_REQUESTS = 1024
+MAX_REQUESTS_PER_ADDRESS = 64
+# Sockets the server keeps beside --max-connections: requests in progress and waiting.
+FD_HEADROOM = MAX_REQUESTS + 8192 + 64
+
+
+class BindError(Exception):
+    pass
+
+
+class _HandedOff:
+    """Stands in for a socket given to a session, so wsgi.server's clean-up touches nothing."""
+
+    def shutdown(self, *_args):
+        pass
+
+    def close(self):
+        pass
+
+
+class GuardedHttpProtocol(wsgi.HttpProtocol):
+    """eventlet's request parser with the defences that must sit at the only depth that sees
+    every connection (``wsgi.server(protocol=...)``; the docs call the argument deprecated,
+    but it is still eventlet's one hook into request parsing):
+
+    * a deadline for the request line and headers (``header_timeout``), so a client that
+      dribbles its headers byte by byte, or connects and says nothing, is closed. eventlet's
+      ``socket_timeout`` is per ``recv`` (one byte a second never trips it) and would also
+      cut idle WebSockets, so it stays None and this deadline is cancelled as soon as the
+      request is handed to the application (which bounds a body it reads the same way);
+    * ``431`` for a header line over 8 KiB, headers over 64 KiB in all, or more than 100
+      headers (eventlet answers the first two with ``400``), with a one-line body;
+    * every other parse error, a broken TLS handshake or random bytes ends with at most a
+      short plain answer and one log line with the peer, never a traceback, and a query
+      string (the subscriber token may be in it) never reaches a log;
+    * keep-alive for requests with a body (a publisher reuses its connection), but never a
+      wait for a body the application did not read: such a connection is closed instead;
+    * ``environ["dashstream.hand_off"]()``: the upgraded connection's socket, non-blocking,
+      for a session to own; the HTTP server then lets go of it without closing it.
+    """
+
+    header_timeout: float = 10.0
+    _refused = False  # answered without reading everything the client sent
+    _handed_off = False
+    # A refused request may leave unread bytes; closing over them makes the kernel send
+    # RST, which can destroy our answer before the client reads it (RFC 9112 section 9.6,
+    # "tear-down"). So close our side and drain briefly first, as nginx and Apache do.
+    LINGER_SECONDS = 1.0
+    LINGER_BYTES = 256 * 1024
+
+    @classmethod
+    def configured(cls, header_timeout: float) -> type["GuardedHttpProtocol"]:
+        return type(cls.__name__, (cls,), {"header_timeout": header_timeout})
+
+    def handle_one_request(self):
+        self._refused = False
+        self._header_deadline = eventlet.Timeout(self.header_timeout)
+        try:
+            super().handle_one_request()
+        except eventlet.Timeout as timeout:
+            if timeout is not self._header_deadline:
+                raise
+            # Idle keep-alive connections and browser preconnects end this way too: debug.
+            http_log.debug("closed peer=%s: no complete request within --header-timeout %gs",
+                           self._peer(), self.header_timeout)
+            self.close_connection = True
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            http_log.debug("TLS peer=%s left during the handshake", self._peer())
+            self.close_connection = True
+        except ssl.SSLError as error:  # e.g. plain http:// or ws:// sent to the TLS port
+            http_log.info("TLS failed peer=%s: %s", self._peer(), error.reason or error)
+            self.close_connection = True
+        except OSError as error:
+            if not self._handed_off:
+                http_log.info("connection failed peer=%s: %s", self._peer(), error)
+            self.close_connection = True
+        finally:
+            self._header_deadline.cancel()
+
+    def parse_request(self):
+        """The standard library's request-line rules, with the header block read by
+        ``http_headers`` instead of the e-mail parser (the largest cost of a handshake)."""
+        self.command = None
+        self.request_version = version = self.default_request_version
+        self.close_connection = True
+        self.requestline = requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = requestline.split()
+        if not words:
+            return False
+        if len(words) >= 3:
+            version = words[-1]
+            try:
+                if not version.startswith("HTTP/"):
+                    raise ValueError
+                numbers = version.split("/", 1)[1].split(".")
+                if len(numbers) != 2 or not all(n.isdigit() and len(n) <= 10 for n in numbers):
+                    raise ValueError
+                number = int(numbers[0]), int(numbers[1])
+            except (ValueError, IndexError):
+                self.send_error(400, f"Bad request version ({version!r})")
+                return False
+            if number >= (2, 0):
+                self.send_error(505, f"Invalid HTTP version ({version[5:]})")
+                return False
+            if number >= (1, 1):
+                self.close_connection = False
+            self.request_version = version
+        if not 2 <= len(words) <= 3:
+            self.send_error(400, f"Bad request syntax ({requestline!r})")
+            return False
+        command, path = words[:2]
+        if len(words) == 2:
+            self.close_connection = True
+            if command != "GET":
+                self.send_error(400, f"Bad HTTP/0.9 request type ({command!r})")
+                return False
+        self.command, self.path = command, "/" + path.lstrip("/") if path.startswith("//") else path
+        try:
+            self.headers = read_headers(self.rfile.readline)
+        except (wsgi.HeaderLineTooLong, wsgi.HeadersTooLarge, TooManyHeaders) as error:
+            limit = ("a header line is over 8 KiB" if isinstance(error, wsgi.HeaderLineTooLong)
+                     else "the headers are over 64 KiB" if isinstance(error, wsgi.HeadersTooLarge) else str(error))
+            self.send_error(431, limit)
+            return False
+        except BadHeaders as error:
+            self.send_error(400, str(error))
+            return False
+        connection = self.headers.get("Connection", "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        if self.headers.get("Expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
+
+    def get_environ(self):
+        # The request is complete: from here the application owns the connection's time.
+        self._header_deadline.cancel()
+        environ = super().get_environ()
+        if "HTTP_UPGRADE" in environ:
+            # An upgrade request either becomes a WebSocket or is refused; a refused client
+            # will not send another request on this connection, so do not keep it open.
+            self.close_connection = 1
+        environ["dashstream.hand_off"] = self._hand_off
+        return environ
+
+    def handle_one_response(self):
+        application = self.application
+
+        def guarded(environ, start_response):
+            result = application(environ, start_response)
+            request_input = environ["eventlet.input"]
+            if request_input.chunked_input or request_input.position < (request_input.content_length or 0):
+                # eventlet would now read (and wait for) the rest of the body to keep the
+                # connection; an application that did not want it gets the connection closed.
+                self.close_connection = 1
+                self._refused = True  # unread bytes: linger before closing
+            return result
+
+        self.application = guarded
+        super().handle_one_response()
+
+    def _hand_off(self):
+        """(socket, bytes already buffered): the connection, for a session to own."""
+        self._handed_off = True
+        self.close_connection = 1
+        connection = self.connection
+        connection.setblocking(False)  # green sockets: act non-blocking from now on
+        try:
+            buffered = self.rfile.peek(65536) if self.rfile.raw is not None else b""
+            if buffered:
+                self.rfile.read(len(buffered))
+        except (OSError, ValueError):
+            buffered = b""
+        self.conn_state[1] = _HandedOff()
+        if isinstance(connection, ssl.SSLSocket):
+            return connection, buffered  # the TLS state lives in this object: keep it
+        # A plain socket: take the file descriptor from the green wrapper, so nothing
+        # eventlet does with the wrapper later (close on garbage collection) can touch it.
+        fd = connection.fd
+        # Family, type and protocol given, so the socket object is made without asking the
+        # kernel; the descriptor is already non-blocking (eventlet set it), so send and recv
+        # raise BlockingIOError instead of waiting, as the session expects.
+        sock = _original_socket.socket(fd.family, fd.type, fd.proto, fileno=fd.detach())
+        return sock, buffered
+
+    def send_error(self, code, message=None, explain=None):
+        """The stdlib's error page, as one plain line; logged without the request line."""
+        phrase = self.responses.get(code, ("Error",))[0]
+        # The stdlib's messages quote the client's request line: shorten it, keep it ASCII,
+        # and cut any query string (it may hold the token) before it is logged or echoed.
+        detail = without_query(message or phrase).encode("ascii", "backslashreplace").decode()[:200]
+        body = f"{code} {phrase}: {detail}\n".encode()
+        http_log.info("%s peer=%s: %s", code, self._peer(), detail)
+        self.close_connection = True
+        self._refused = True
+        try:
+            self.wfile.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                             % (code, phrase.encode(), len(body), body))
+            self.wfile.flush()
+        except OSError:
+            pass
+
+    def log_message(self, format, *args):
+        # The stdlib logs request lines to stderr from here; they may hold the token.
+        http_log.info("peer=%s: %s", self._peer(), without_query(format % args))
+
+    def finish(self):
+        if self._handed_off:
+            # The session owns the socket now: release the HTTP buffers, nothing more.
+            for stream in (self.wfile, self.rfile):
+                try:
+                    stream.close()
+                except (OSError, ValueError):
+                    pass
+            return
+        if self._refused:
+            self._linger()
+        super().finish()
+
+    def _linger(self):
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            drained = 0
+            with eventlet.Timeout(self.LINGER_SECONDS, False):
+                while drained < self.LINGER_BYTES:
+                    chunk = self.connection.recv(65536)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
+        except OSError:
+            pass
+
+    def _peer(self) -> str:
+        host, port = wsgi.addr_to_host_port(self.client_address)
+        return f"{host}:{port}"
+
+
+class GuardedListener:
+    """The listening socket as wsgi.server sees it, surviving a full descriptor table.
+
+    ``accept`` failing with EMFILE/ENFILE would end eventlet's accept loop for good (it
+    re-raises any errno it does not know): instead, log it (once a second at most), wait a
+    moment for descriptors to free, and go on accepting."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._warned = 0.0
+
+    def accept(self):
+        while True:
+            try:
+                return self._sock.accept()
+            except OSError as error:
+                if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                now = time.monotonic()
+                if now - self._warned > 1:
+                    self._warned = now
+                    log.warning("accept failed: %s; raise the descriptor limit (ulimit -n) "
+                                "or lower --max-connections", error.strerror)
+                eventlet.sleep(0.05)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
+    """A server context for https:// and wss:// (TLS 1.2+, Python's default ciphers).
+    eventlet's green context, so handshakes and reads yield to other clients; each
+    connection's handshake happens on its first read, in its own green thread, within
+    the header deadline (eventlet's accept does not handshake)."""
+    context = green_ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket *without* SO_REUSEPORT: ``eventlet.listen`` sets it by default,
+    which lets a second instance silently share the port instead of failing."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return eventlet.listen((host, port), family=family, backlog=1024, reuse_port=False)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise BindError(f"port {port} on {host} is already in use") from None
+        raise BindError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Each connection is a file descriptor; the usual soft limit (1024) is far below
+    --max-connections, so raise it towards the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        log.warning("file descriptor limit %d is below --max-connections; raise it (ulimit -n)", hard)
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def wait_for_signal() -> int:
+    """Block this green thread until a shutdown signal arrives; return its number.
+
+    Python runs signal handlers between bytecodes, but eventlet's hub may be asleep in
+    epoll for a long time. ``set_wakeup_fd`` makes the kernel-level handler write the
+    signal number into a pipe the hub watches, so we wake at once.
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd)
+    for signum in SHUTDOWN_SIGNALS:
+        signal.signal(signum, lambda *_: None)  # the wakeup fd carries the news
+    while True:
+        eventlet.hubs.trampoline(read_fd, read=True)
+        for signum in os.read(read_fd, 64):
+            if signum in SHUTDOWN_SIGNALS:
+                return signum
+
+
+def force_exit_on_second_signal() -> None:
+    def force(signum, _frame):
+        log.warning("second %s: exiting now", signal.Signals(signum).name)
+        os._exit(1)
+
+    for signum in SHUTDOWN_SIGNALS:
+        signal.signal(signum, force)
+
+
+def shutdown(listener, app: DashApp, streams: dict[str, Stream], close_timeout: float) -> None:
+    """Graceful stop, in this order:
+
+    1. Stop accepting: close the listening socket, so new connections are refused.
+    2. Drain: requests and handshakes still in flight are answered 503.
+    3. Stop the producers, so no new values are queued.
+    4. Send every open session its goodbye (WebSocket: 1001 "server shutting down"), all at
+       once, without blocking on any of them.
+    5. Wait until every session has ended (the peer answered, or its close deadline of
+       ``close_timeout`` passed, checked by the watchdog); drop what remains.
+    6. Leave the backplane (with Redis: this instance's presence; its leases were given
+       back in step 3, so another instance took over the producers at once).
+    """
+    listener.close()
+    app.draining = True
+    for stream in streams.values():
+        stream.stop()
+    sessions = list(app.sessions)
+    for session in sessions:
+        session.close(CLOSE_GOING_AWAY, "server shutting down")
+    deadline = time.monotonic() + 2 * close_timeout + 0.2
+    while app.sessions and time.monotonic() < deadline:
+        eventlet.sleep(0.01)
+    for session in list(app.sessions):
+        session.abort()
+    app.backplane.stop()
+    log.info("stopped; closed %d connection(s)", len(sessions))
+
+
+def session_context(config: Config, metrics=None) -> SessionContext:
+    """The limits, keepalives and watchdog every session shares, from the config."""
+    keepalive = (Keepalive(config.ping_interval, config.ping_timeout, clock=runtime.monotonic, metrics=metrics)
+                 if config.ping_interval > 0 else None)  # --ping-interval 0: no pings
+    heartbeat = Keepalive(config.sse_heartbeat, config.sse_heartbeat, clock=runtime.monotonic)  # SSE comments
+    resolution = min(0.1, heartbeat.resolution, *([keepalive.resolution] if keepalive is not None else []))
+    watchdog = Watchdog(resolution=resolution, clock=runtime.monotonic, sleep=eventlet.sleep,
+                        keepalives=(keepalive, heartbeat))
+    return SessionContext(queue_size=config.queue_size, slow_timeout=config.slow_timeout,
+                          write_timeout=config.write_timeout, close_timeout=config.close_timeout,
+                          frame_timeout=config.frame_timeout, watchdog=watchdog, keepalive=keepalive,
+                          heartbeat=heartbeat, clock=runtime.monotonic, metrics=metrics)
+
+
+def run(config: Config, index_path: Path) -> int:
+    """Serve until a shutdown signal; return the process exit status."""
+    try:
+        listener = bind(config.host, config.port)
+    except BindError as error:
+        print(f"dashstream: {error}", file=sys.stderr)
+        return 1
+    if config.certfile is not None:
+        # The files were checked when the options were parsed; this only wraps.
+        listener = tls_context(config.certfile, config.keyfile).wrap_socket(listener, server_side=True)
+    raise_fd_limit(config.max_connections + FD_HEADROOM)
+    app: DashApp | None = None
+    streams: dict[str, Stream] = {}
+    # The instance's name in the fleet (/healthz, /streams, leases): host, port and a
+    # token, so a restarted instance never mistakes its predecessor's lease for its own.
+    backplane = make_backplane(config.backplane,
+                               f"{socket.gethostname()}:{listener.getsockname()[1]}:{os.urandom(2).hex()}")
+    metrics = Metrics(connections=lambda: app.connection_counts() if app else {},
+                      streams=lambda: [stream.describe() for stream in streams.values()],
+                      backplane=backplane.describe, log_lines_dropped=dropped_lines)
+    streams.update(streams_from_config(config, on_pass=metrics.fanout_pass, backplane=backplane))
+    context = session_context(config, metrics)
+    app = DashApp(config, streams, index_path, context, metrics, backplane=backplane)
+    eventlet.spawn(context.watchdog.run)
+    backplane.start(app)
+    for stream in streams.values():
+        stream.start()
+    pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=eventlet.spawn_n,
+                       on_refused=app.note_refused_connection)
+    eventlet.spawn(
+        wsgi.server, GuardedListener(listener), app,
+        log=logging.getLogger("dashstream.wsgi"),
+        log_output=False,  # connection and error lines come from our own loggers
+        debug=False,  # eventlet's default writes tracebacks into the client's socket
+        custom_pool=pool,
+        socket_timeout=None,  # WebSockets idle for long; GuardedHttpProtocol bounds the headers
+        protocol=GuardedHttpProtocol.configured(config.header_timeout),
+    )
+    host, port = url_host(config.host), listener.getsockname()[1]
+    http, ws = ("https", "wss") if config.certfile is not None else ("http", "ws")
+    log.info("dashstream ready: page %s://%s:%d/  websocket %s://%s:%d/", http, host, port, ws, host, port)
+    signum = wait_for_signal()
+    force_exit_on_second_signal()
+    started = time.monotonic()
+    log.info("%s received: shutting down", signal.Signals(signum).name)
+    shutdown(listener, app, streams, config.close_timeout)
+    log.debug("shutdown took %.2fs", time.monotonic() - started)
+    return 0

@@ -1,0 +1,87 @@
+"""Server-Sent Events: the second transport, for curl, scripts and ``EventSource``.
+
+``GET /sse/NAME`` answers ``text/event-stream`` and then one record per message::
+
+    id: EPOCH:SEQ
+    data: {"variable": 42, "seq": 7, "ts": ..., "epoch": "..."}
+
+(the same JSON as a WebSocket message, serialized once for every SSE subscriber). A client
+that reconnects sends the last id it saw as ``Last-Event-ID`` (EventSource does this by
+itself), or ``?last_event_id=EPOCH:SEQ`` (a page cannot set headers on its first request),
+and gets exactly what it missed, with the WebSocket resume's rules. Control messages, for
+clients that asked with ``control=1``, are ``event: control`` records. A comment line every
+``--sse-heartbeat`` seconds (15) keeps proxies from closing a quiet stream; ``retry:`` tells EventSource how soon to
+come back; ``X-Accel-Buffering: no`` and the no-cache headers keep nginx and caches from
+holding records back.
+
+The response has no length and the connection closes when the stream ends (shutdown, a
+slow client): an ``SSESession`` is a ``Session`` with the same non-blocking writes,
+drop-oldest and slow-client policy as a WebSocket; it reads only to notice the client
+leaving.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from dashstream.messages import sse_record
+from dashstream.sessions.session import Session, SessionContext
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dashstream.messages import Entry
+
+log = logging.getLogger("dashstream.connection")
+
+RETRY_MS = 2000  # EventSource's pause before reconnecting after the stream ends
+HEARTBEAT = b": keepalive\n\n"
+
+
+def response_head(origin_allowed: str | None = None) -> bytes:
+    headers = [b"HTTP/1.1 200 OK", b"Content-Type: text/event-stream; charset=utf-8",
+               b"Cache-Control: no-cache, no-store", b"X-Accel-Buffering: no", b"Connection: close"]
+    if origin_allowed:
+        headers.append(b"Access-Control-Allow-Origin: " + origin_allowed.encode("latin-1"))
+    return b"\r\n".join(headers) + b"\r\n\r\n" + f"retry: {RETRY_MS}\n\n".encode()
+
+
+class SSESession(Session):
+    __slots__ = ("_read_watch",)
+
+    kind = "sse"
+    expects_pong = False  # the heartbeat is a comment: nothing comes back
+
+    def __init__(self, sock, ctx: SessionContext, *, peer: str, path: str, control: bool = False):
+        super().__init__(sock, ctx, peer=peer, path=path, control=control)
+        self._read_watch = None
+
+    def start(self) -> None:
+        self._read_watch = self.ctx.io.watch_read(self.sock.fileno(), self._on_readable)
+        if self.ctx.heartbeat is not None:
+            self.keepalive = self.ctx.heartbeat
+            self.keepalive.add(self)
+
+    def frame_for(self, entry: "Entry", multi: bool, gap: bool) -> bytes:
+        if not gap:
+            return entry.sse
+        text = entry.stream_text(True) if multi else entry.gap_text()
+        return sse_record(text, f"{entry.epoch}:{entry.seq}")
+
+    def control_bytes(self, message) -> bytes:
+        return message.sse
+
+    def ping(self) -> None:
+        if self.state == "open":
+            self.write(HEARTBEAT, count=0)
+
+    def _on_readable(self, _fileno: int) -> None:
+        """An SSE client sends nothing after its request: bytes are ignored, EOF ends it."""
+        if not self._recv():
+            self.peer_done = True
+            if self.close_code is None:
+                self.close_code = 1006  # the log's "the client went away"
+            self._teardown()
+
+    def _stop_reading(self) -> None:
+        self.ctx.io.unwatch(self._read_watch)
+        self._read_watch = None

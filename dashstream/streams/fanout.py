@@ -1,0 +1,120 @@
+"""Fan-out: this process's subscribers of one stream, and the pass that hands them an entry.
+
+The pass writes the one shared frame to each subscriber's socket without blocking and
+without switching to a green thread per subscriber (``Session.write``): a socket that
+takes the whole frame costs one loop iteration and one ``send()``; only a socket that
+cannot take it keeps pending bytes and is watched until it catches up (the slow-subscriber
+policy lives there). A pass over thousands of subscribers yields to the hub every
+``yield_every`` writes so handshakes, pings and reads are not starved by one big publish.
+
+While a pass is yielded, a new entry can arrive (another publisher, the next tick): it is
+queued and the running pass delivers it next, so every subscriber sees entries in log
+order. A subscriber that joined during a pass already got its backlog from the log; the
+per-subscription ``(epoch, seq)`` check skips what it already has, so joining mid-pass
+neither duplicates nor skips a message.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dashstream.messages import Entry
+    from dashstream.sessions.session import Session
+
+YIELD_EVERY = 256
+
+
+class Subscription:
+    """One session's interest in one stream: what it has had, and how it wants frames.
+
+    ``multi``: the session carries several streams, so frames name the stream.
+    While ``priming`` is a list, live entries wait in it (a backlog is being fetched from a
+    log that has to ask another server); ``start()`` sends them after the backlog.
+    """
+
+    __slots__ = ("session", "stream", "multi", "epoch", "last_seq", "gap", "priming")
+
+    def __init__(self, session: "Session", stream, multi: bool = False):
+        self.session = session
+        self.stream = stream
+        self.multi = multi
+        self.epoch: str | None = None
+        self.last_seq = 0
+        self.gap = False  # the next entry must carry the gap signal
+        self.priming: list | None = None
+
+    def deliver(self, entry: "Entry") -> None:
+        if entry.epoch == self.epoch:
+            if entry.seq <= self.last_seq:
+                return  # already sent (the backlog had it)
+        elif self.epoch is not None:
+            self.gap = True  # the log's numbering restarted under us
+        if self.priming is not None:
+            self.priming.append(entry)
+            return
+        self.epoch = entry.epoch
+        self.last_seq = entry.seq
+        if self.gap:
+            self.gap = False
+            self.session.send_entry(entry, self, gap=True)
+        else:
+            self.session.send_entry(entry, self)
+
+    def backlog(self, entries: list, gap: bool) -> None:
+        """Send what the log says this subscriber is owed; ``gap``: data was missed."""
+        self.gap = gap
+        if entries:
+            self.session.send_backlog(entries, self)
+
+    def start(self) -> None:
+        """Leave priming: send the live entries that arrived while the backlog was fetched."""
+        waiting, self.priming = self.priming, None
+        for entry in waiting or ():
+            self.deliver(entry)
+
+
+class Fanout:
+    def __init__(self, *, yield_every: int = YIELD_EVERY, pause: Callable[[], None] | None = None,
+                 on_pass: Callable[[int, "Entry"], None] | None = None):
+        self._subscriptions: dict[Subscription, None] = {}  # insertion-ordered set
+        self._queue: deque = deque()
+        self._busy = False
+        self._yield_every = yield_every
+        self._pause = pause
+        self._on_pass = on_pass  # (deliveries, entry): metrics, counted once per pass
+
+    def __len__(self) -> int:
+        return len(self._subscriptions)
+
+    def __iter__(self):
+        return iter(list(self._subscriptions))
+
+    def add(self, subscription: Subscription) -> None:
+        self._subscriptions[subscription] = None
+
+    def discard(self, subscription: Subscription) -> None:
+        self._subscriptions.pop(subscription, None)
+
+    def deliver(self, entry: "Entry") -> None:
+        self._queue.append(entry)
+        if self._busy:
+            return  # the pass in progress (yielded to the hub) takes it next, in order
+        self._busy = True
+        try:
+            while self._queue:
+                self._pass(self._queue.popleft())
+        finally:
+            self._busy = False
+
+    def _pass(self, entry: "Entry") -> None:
+        subscriptions = list(self._subscriptions)
+        step, pause = self._yield_every, self._pause
+        for start in range(0, len(subscriptions), step):
+            if start and pause is not None:
+                pause()
+            for subscription in subscriptions[start:start + step]:
+                subscription.deliver(entry)
+        if self._on_pass is not None:
+            self._on_pass(len(subscriptions), entry)

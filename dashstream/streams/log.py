@@ -1,0 +1,110 @@
+"""A stream's log: numbering (``seq``), ``epoch``, history, last value, and the resume rule.
+
+The Log is the half of a stream that decides *what* each client is owed; the Fanout
+(``fanout.py``) is the half that hands it to this process's subscribers. ``MemoryLog`` is the
+default, one process; a Redis log keeps the same three things in Redis so several instances
+share them. Both call ``on_entry`` for every entry that reaches the log, so delivery takes
+the same path whichever log is behind it.
+
+The entries themselves (``messages.Entry``) are encoded once per form, whoever holds them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from dashstream.messages import Entry
+
+# Streams one subscriber may follow on one connection (``/ws?streams=``; a wall's tiles).
+MAX_STREAMS = 16
+
+
+class LogUnavailable(Exception):
+    """The log cannot take an entry now (a shared log whose backplane is down, or a producer
+    that no longer holds its stream's lease): nothing was numbered, except after a timeout,
+    when it cannot be known (the reason says so). ``retry_after``: seconds a publisher
+    should wait (an HTTP 503's ``Retry-After``)."""
+
+    def __init__(self, reason: str, retry_after: int = 2):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def new_epoch() -> str:
+    """A token that changes whenever a stream's numbering restarts (e.g. a server restart)."""
+    return secrets.token_hex(6)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What a reconnecting client saw last on one stream."""
+
+    seq: int
+    epoch: str
+
+
+class MemoryLog:
+    """One stream's numbering and history in this process.
+
+    Everything runs in one OS thread and nothing here yields to another green thread, so
+    ``append`` and ``backlog`` are atomic with respect to each other: a subscriber that
+    takes its backlog and then joins the fan-out meets the live messages exactly.
+    """
+
+    def __init__(self, stream: str, *, history: int = 100, clock: Callable[[], float] = time.time,
+                 epoch: str | None = None, on_entry: Callable[[Entry], None] | None = None):
+        self.stream = stream
+        self.epoch = epoch or new_epoch()
+        self.seq = 0
+        self.on_entry = on_entry
+        self._clock = clock
+        self._history: deque[Entry] = deque(maxlen=max(history, 1))
+
+    @property
+    def history_size(self) -> int:
+        return self._history.maxlen
+
+    @property
+    def last(self) -> Entry | None:
+        return self._history[-1] if self._history else None
+
+    def append(self, body: str) -> Entry:
+        """Number and stamp a message (``body`` from ``encode_fields``) and deliver it."""
+        self.seq += 1
+        entry = Entry(self.stream, self.seq, self._clock(), self.epoch, body)
+        self._history.append(entry)
+        if self.on_entry is not None:
+            self.on_entry(entry)
+        return entry
+
+    def backlog(self, resume: Resume | None) -> tuple[list[Entry], bool]:
+        """What a new subscriber is owed, and whether it must be told it missed data."""
+        return owed(self._history, self.seq, self.epoch, resume)
+
+
+def owed(history: Iterable[Entry] | deque, last_seq: int, epoch: str,
+         resume: Resume | None) -> tuple[list[Entry], bool]:
+    """The resume rule, for any log that can list its recent entries.
+
+    * no resume: the last value, so the screen shows something at once;
+    * same epoch, a seq the log has reached, and history reaching back: exactly the missed
+      entries (none if the client is up to date);
+    * anything else (another epoch, a seq from the future, history too short): the latest
+      entry with the gap signal, or, with nothing published yet, the gap rides on the
+      first live message.
+    """
+    history = history if isinstance(history, deque) else deque(history)
+    if resume is None:
+        return ([history[-1]] if history else []), False
+    if resume.epoch == epoch and 0 <= resume.seq <= last_seq:
+        missed = last_seq - resume.seq
+        if missed == 0:
+            return [], False
+        if missed <= len(history):
+            return list(history)[-missed:], False
+    return ([history[-1]] if history else []), True

@@ -1,0 +1,315 @@
+"""Run one stream's source forever: values out, failures turned into a state, retries.
+
+A screen on a wall must say when its data source is gone (and that it is the source, not the
+network) and must recover by itself when the source returns. The supervisor does that for
+one stream:
+
+* it runs ``source.events()`` (see ``producer/base.py``) and hands each value to
+  ``on_value(fields)``;
+* it keeps the source's state: ``up``, ``down`` (with a reason) or ``stale`` (up, but no
+  value for ``stale_after`` seconds), with the wall-clock time it entered it, and reports
+  every change to ``on_health(state, reason, since)``;
+* a source that raises is ``down`` with the exception's text (passwords scrubbed), is closed,
+  and runs again after a capped, fully jittered exponential backoff: the first retry within
+  ``first`` (1 s), each window twice the last, at most ``cap`` (30 s), forever. The backoff
+  starts again from the first window once a run has produced a value or stayed up for
+  ``stable_after`` seconds;
+* a bad payload (``Rejected``) is counted and passed to ``on_rejected(reason)``; its log line
+  is written at most once a minute per stream, so a chatty broken publisher cannot flood the
+  log.
+
+No exception leaves the supervisor: a source's goes into its state, a callback's into the log.
+There is always a pause between two runs (at least ``floor``), so a source that fails at once
+cannot spin a core.
+
+It knows nothing of eventlet: ``spawn`` (returns a handle with ``kill()``), ``sleep``, the
+clocks and the random generator are given, so the tests drive it with fakes and the server
+passes eventlet's.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any, Callable, Mapping
+
+from producer import SOURCES
+from producer.base import DOWN, STALE, UP, Health, Rejected, Source
+from producer.urls import scrub
+from producer.values import BadValue, check_fields
+
+log = logging.getLogger("dashstream.supervisor")
+
+# How long a failure's text may be in a state's reason (and a control message).
+MAX_REASON = 300
+# A rejected value is logged at most this often per stream (seconds).
+REJECT_LOG_INTERVAL = 60.0
+STARTING = "starting"
+
+
+def describe_error(error: BaseException) -> str:
+    """An exception as one line: its message, or its type when it has none."""
+    message = " ".join(str(error).split())
+    if not message:
+        return type(error).__name__
+    return message[:MAX_REASON]
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter: the n-th wait in a row (from 0) is
+    uniform in [0, min(cap, first * 2**n)), but never under ``floor``. Full jitter spreads
+    many streams (or many servers) retrying one database over the whole window, so they do
+    not knock on it in the same millisecond."""
+
+    def __init__(self, first: float = 1.0, cap: float = 30.0, floor: float = 0.05,
+                 rng: random.Random | None = None) -> None:
+        self.first = first
+        self.cap = cap
+        self.floor = floor
+        self.rng = rng or random.Random()
+        self.failures = 0
+
+    def window(self) -> float:
+        return min(self.cap, self.first * 2 ** self.failures)
+
+    def next_delay(self) -> float:
+        window = self.window()
+        if window < self.cap:
+            # Stop counting at the cap: 2**n would overflow a float after a few days down.
+            self.failures += 1
+        return max(self.floor, window * self.rng.random())
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Supervisor:
+    """One source, one stream: see the module docstring."""
+
+    _up_at: float | None = None  # this run: when the source said it was up
+    _produced = False  # this run: a value came
+    _last_failure = ""  # the last failure's reason, logged as a warning once
+    _stopping = False
+
+    def __init__(self, name: str, source: Source, *,
+                 on_value: Callable[[dict], Any],
+                 on_health: Callable[[str, str, float], Any],
+                 on_rejected: Callable[[str], Any] | None = None,
+                 stale_after: float | None = None,
+                 spawn: Callable[[Callable[[], None]], Any],
+                 sleep: Callable[[float], None],
+                 monotonic: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time,
+                 backoff: Backoff | None = None,
+                 stable_after: float = 30.0,
+                 logger: logging.Logger = log) -> None:
+        self.name = name
+        self.source = source
+        self.on_value = on_value
+        self.on_health = on_health
+        self.on_rejected = on_rejected
+        self.stale_after = stale_after
+        self.spawn = spawn
+        self.sleep = sleep
+        self.monotonic = monotonic
+        self.wall_clock = wall_clock
+        self.backoff = backoff or Backoff()
+        self.stable_after = stable_after
+        self.log = logger
+        self.state = DOWN
+        self.reason = STARTING
+        self.since = wall_clock()
+        self.rejected = 0
+        self._last_value = monotonic()  # the stale clock: last value, or when it came up
+        self._last_reject_log: float | None = None
+        self._threads: list[Any] = []
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        """Report the first state and start the source's loop (and the stale clock)."""
+        if self.source.passive:
+            self._set(UP, "")
+        else:
+            self._report()
+            self._threads.append(self.spawn(self._run))
+        if self.stale_after:
+            self._threads.append(self.spawn(self._watch))
+
+    def stop(self) -> None:
+        """Stop both loops and release the source's connections."""
+        self._stopping = True
+        for thread in self._threads:
+            try:
+                thread.kill()
+            except Exception:  # noqa: BLE001 - stopping must finish whatever a handle does
+                self.log.exception("stream %r: could not stop a source thread", self.name)
+        self._threads.clear()
+        self._close()
+
+    @property
+    def running(self) -> bool:
+        """The source's own loop runs (a passive source has none)."""
+        return not self.source.passive and bool(self._threads)
+
+    def status(self) -> dict:
+        """For /streams and metrics."""
+        return {"state": self.state, "reason": self.reason, "since": self.since, "rejected": self.rejected}
+
+    # --- values from outside (a publish stream's POST) ---
+
+    def note_value(self) -> None:
+        """A value reached the stream: restart the stale clock, and leave ``stale``/``down``."""
+        self._last_value = self.monotonic()
+        self._set(UP, "")
+
+    # --- the source's loop ---
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._up_at = None
+            self._produced = False
+            try:
+                for event in self.source.events():
+                    if self._stopping:
+                        return
+                    self._handle(event)
+                raise RuntimeError("the source ended")
+            except Exception as error:  # noqa: BLE001 - any failure of a source is a state, not a crash
+                if self._stopping:
+                    return
+                self._failed(error)
+            self._close()
+            self._pause()
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, Mapping):
+            try:
+                fields = check_fields(event)
+            except BadValue as error:
+                self._reject(str(error))
+                return
+            self._produced = True
+            self.note_value()
+            self._call(self.on_value, fields)
+        elif isinstance(event, Rejected):
+            self._reject(event.reason)
+        elif isinstance(event, Health) and event.state == UP:
+            if self._up_at is None:
+                self._up_at = self.monotonic()
+            if self.state == DOWN:
+                # Connected again: the stale clock starts now, not at the last value before the outage.
+                self._last_value = self.monotonic()
+                self._set(UP, "")
+        elif isinstance(event, Health) and event.state == DOWN:
+            self._up_at = None
+            self._set(DOWN, scrub(event.reason, self.source.secrets))
+        else:
+            raise TypeError(f"the source yielded {event!r}, not a value, Rejected or Health(up/down)")
+
+    def _failed(self, error: Exception) -> None:
+        reason = scrub(describe_error(error), self.source.secrets)
+        stable = self._up_at is not None and self.monotonic() - self._up_at >= self.stable_after
+        if self._produced or stable:
+            self.backoff.reset()
+        self._set(DOWN, reason)
+        level = logging.DEBUG if reason == self._last_failure else logging.WARNING
+        self._last_failure = reason
+        self.log.log(level, "stream %r: source %s failed: %s", self.name, self._describe(), reason)
+
+    def _pause(self) -> None:
+        delay = self.backoff.next_delay()
+        self.log.debug("stream %r: retrying in %.2f s", self.name, delay)
+        self.sleep(delay)
+
+    def _close(self) -> None:
+        try:
+            self.source.close()
+        except Exception as error:  # noqa: BLE001 - a failing close must not stop the retries
+            self.log.warning("stream %r: closing source %s failed: %s", self.name, self._describe(),
+                             scrub(describe_error(error), self.source.secrets))
+
+    # --- the stale clock ---
+
+    def _watch(self) -> None:
+        while not self._stopping:
+            self.sleep(self.check_stale())
+
+    def check_stale(self) -> float:
+        """Mark the stream stale if it is up and has been silent for ``stale_after``;
+        returns how long to wait before looking again."""
+        if self.state != UP:
+            return self.stale_after
+        silent = self.monotonic() - self._last_value
+        if silent >= self.stale_after:
+            self._set(STALE, f"no new value for {self.stale_after:g} s")
+            return self.stale_after
+        return max(self.stale_after - silent, self.backoff.floor)
+
+    # --- state and callbacks ---
+
+    def _set(self, state: str, reason: str) -> None:
+        if (state, reason) == (self.state, self.reason):
+            return
+        previous = self.state
+        if state != previous:
+            self.since = self.wall_clock()
+        self.state, self.reason = state, reason
+        if state == UP:
+            self._last_failure = ""
+            self.log.info("stream %r: source %s is up", self.name, self._describe())
+        elif state == STALE:
+            self.log.warning("stream %r: source %s is stale: %s", self.name, self._describe(), reason)
+        self._report()
+
+    def _report(self) -> None:
+        self._call(self.on_health, self.state, self.reason, self.since)
+
+    def _reject(self, reason: str) -> None:
+        self.rejected += 1
+        now = self.monotonic()
+        if self._last_reject_log is None or now - self._last_reject_log >= REJECT_LOG_INTERVAL:
+            self._last_reject_log = now
+            self.log.warning("stream %r: rejected a value (%d so far; logged at most once a minute): %s",
+                             self.name, self.rejected, reason)
+        if self.on_rejected is not None:
+            self._call(self.on_rejected, reason)
+
+    def _call(self, callback: Callable[..., Any], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:  # noqa: BLE001 - the stream's bug must not stop the source
+            self.log.exception("stream %r: %s failed", self.name, getattr(callback, "__name__", "a callback"))
+
+    def _describe(self) -> str:
+        try:
+            return self.source.describe()
+        except Exception:  # noqa: BLE001 - only for a log line
+            return type(self.source).__name__
+
+
+# Run by the stream's own loop, as before: the walk cannot fail and may be private.
+SELF_RUN = {"random-walk"}
+
+
+def source_supervisor(spec: Any, stream: Any, spawn=None, sleep=None) -> Supervisor | None:
+    """The supervisor that feeds ``stream`` from ``spec``'s source, or None; with eventlet's
+    spawn and sleep from ``runtime`` unless given (imported here, so the class above stays
+    testable without eventlet)."""
+    from dashstream import runtime
+
+    if spec.source in SELF_RUN:
+        return None
+    source = SOURCES[spec.source](**spec.options)
+
+    def count_rejected(reason: str) -> None:
+        stream.stats.rejected += 1
+
+    return Supervisor(
+        spec.name, source,
+        on_value=stream.publish_from_source,
+        on_health=lambda state, reason, since: stream.set_health(state, reason, since),
+        on_rejected=count_rejected,
+        stale_after=spec.stale_after,
+        spawn=spawn or runtime.spawn, sleep=sleep or runtime.sleep)
