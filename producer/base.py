@@ -36,7 +36,12 @@ from typing import Any, ClassVar, Iterator, Mapping
 from producer.keys import ConfigProblem, Key
 from producer.urls import SecretUrl, _url_check
 
+# A source's (and a stream's) health states: defined here once, since sources yield Health;
+# the supervisor, the streams, the backplane and the metrics import them from here.
 UP, DOWN, STALE = "up", "down", "stale"
+STATES = (UP, DOWN, STALE)
+# The reason of the state a source is in before its first run has said anything.
+STARTING = "starting"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,10 @@ class Source:
     # True: values arrive from outside (POST /publish): the supervisor runs no loop for it,
     # only the stale clock.
     passive: ClassVar[bool] = False
+    # True: a value the stream's log did not take (the backplane refused it) is not skipped:
+    # the run ends and the source starts again from the last value that was published, so a
+    # shared random walk stays one walk (every step in range) whoever runs it.
+    resume_after_refusal: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -31,6 +31,7 @@ class RandomWalk(Source):
         Key("max_step", count, "largest step added to the value"),
         Key("start", integer, "the value before the first step"),
     )
+    resume_after_refusal = True
     # Bounds checked as a pair: (low key, high key).
     PAIRS = (("min_wait", "max_wait"), ("min_step", "max_step"))
 

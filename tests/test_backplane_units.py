@@ -166,7 +166,7 @@ def test_the_memory_backplane_shares_nothing_and_is_always_ready():
     assert memory.reload(lambda: 3) == 3
     described = [{"name": "a", "subscribers": 2}]
     assert memory.describe_streams(described) == {"streams": described}
-    memory.adopt(None, None)
+    assert memory.runner_factory(object()) is None
     memory.start(None)
     memory.welcome(Session())
     memory.stop()

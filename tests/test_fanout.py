@@ -23,11 +23,9 @@ class FakeSession:
         self.by = subscription
         self.received.append((entry.seq, gap))
 
-    def send_backlog(self, entries, subscription):
-        gap, subscription.gap = subscription.gap, False
+    def send_backlog(self, entries, subscription, gap=False):
         for index, entry in enumerate(entries):
             self.received.append((entry.seq, gap and index == 0))
-        subscription.epoch, subscription.last_seq = entries[-1].epoch, entries[-1].seq
 
 
 class Stream:

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from dashstream.backplane.redis_log import RedisLog, entry_fields, entry_from_redis, fresh_part, mark_missed
+from dashstream.backplane.redis_log import RedisLog, entry_fields, entry_from_redis, fresh_part
 from dashstream.messages import Entry, encode_fields
 from dashstream.streams.fanout import Fanout
 from dashstream.streams.log import LogUnavailable, Resume
@@ -317,21 +317,6 @@ def test_history_size_and_remote_flag():
     assert RedisLog("s", history=0, store=FakeStore()).history_size == 1
 
 
-# --- mark_missed --------------------------------------------------------------------------------------
-
-
-class Sub:
-    def __init__(self, epoch, last_seq):
-        self.epoch, self.last_seq, self.gap = epoch, last_seq, False
-
-
-def test_only_subscribers_of_that_epoch_that_miss_something_get_the_gap():
-    subs = behind, two_before, just_before, ahead, other, fresh = (
-        Sub("E", 3), Sub("E", 8), Sub("E", 9), Sub("E", 12), Sub("F", 3), Sub(None, 0))
-    mark_missed(subs, Entry("s", 10, 1.0, "E", "{}"))
-    assert [s.gap for s in subs] == [True, True, False, False, False, False]
-
-
 # --- an instance that fell behind ------------------------------------------------------------------------
 
 
@@ -383,23 +368,21 @@ class FakeSession:
         self.received.append((entry.seq, gap))
         subscription.epoch, subscription.last_seq = entry.epoch, entry.seq
 
-    def send_backlog(self, entries, subscription):
-        gap, subscription.gap = subscription.gap, False
+    def send_backlog(self, entries, subscription, gap=False):
         for index, entry in enumerate(entries):
             self.received.append((entry.seq, gap and index == 0))
-        subscription.epoch, subscription.last_seq = entries[-1].epoch, entries[-1].seq
 
     def send_control(self, message):
         pass
 
 
 def shared(store: FakeStore, history: int = 10) -> tuple[SharedStream, Tail]:
-    def factory(name, *, history, clock, on_entry):
-        return RedisLog(name, history=history, clock=clock, on_entry=on_entry, store=store)
+    def factory(name, *, history, clock, on_entry, on_hole):
+        return RedisLog(name, history=history, clock=clock, on_entry=on_entry, on_hole=on_hole, store=store)
 
-    stream = SharedStream("s", "publish", None, history=history, log_factory=factory, clock=Clock())
+    stream = SharedStream("s", "publish", history=history, log_factory=factory, clock=Clock())
     stream.fanout = Fanout()  # no eventlet pause in a unit test
-    stream.log.on_entry = stream.fanout.deliver
+    stream.log.on_entry, stream.log.on_hole = stream.fanout.deliver, stream.fanout.mark_missed
     tail = Tail(store, stream.log)
     tail.sync()
     return stream, tail
@@ -467,7 +450,6 @@ def test_a_subscription_made_while_redis_is_down_gets_the_gap_when_the_numbering
 def test_a_hole_marks_only_the_subscribers_that_missed_entries():
     store = FakeStore()
     stream, tail = shared(store, history=2)
-    stream.log.on_hole = lambda entry: mark_missed(stream.fanout, entry)
     stream.publish({"variable": 1})
     tail.read()
     session = FakeSession()

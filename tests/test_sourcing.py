@@ -30,7 +30,7 @@ def test_a_supervised_source_feeds_the_stream_its_values_states_and_rejections(m
     connection.close()
     spec = spec_from_table("t", {"source": "sql", "url": f"sqlite://{path}", "query": "SELECT v AS variable FROM t",
                                  "stale_after": 5}, "test")
-    stream = SharedStream("t", "sql", None, history=10)
+    stream = SharedStream("t", "sql", history=10)
     threads: list[Handle] = []
     supervisor = source_supervisor(spec, stream, spawn=lambda f: threads.append(Handle(f)) or threads[-1],
                                    sleep=lambda seconds: None)
@@ -56,6 +56,8 @@ def test_a_supervised_source_feeds_the_stream_its_values_states_and_rejections(m
     assert json.loads(stream.health_message().text)["since"] == went_down
 
 
-def test_the_random_walk_runs_on_its_own():
+def test_the_random_walk_runs_under_a_supervisor_too():
     spec = spec_from_table("w", {"source": "random-walk", "shared": True}, "test")
-    assert source_supervisor(spec, SharedStream("w", "random-walk", None)) is None
+    stream = SharedStream("w", "random-walk")
+    supervisor = source_supervisor(spec, stream, spawn=Handle, sleep=lambda seconds: None)
+    assert type(supervisor.source).__name__ == "RandomWalk" and supervisor.on_value == stream.publish_from_source

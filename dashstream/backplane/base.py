@@ -1,12 +1,15 @@
-"""The backplane: what several instances share, chosen by ``--backplane``'s URL scheme.
+"""The backplane's interface (``Backplane``, a Protocol) and its health.
 
-* no ``--backplane`` (or ``memory://``): ``MemoryBackplane``, one process, every stream's
-  log in memory (``log.MemoryLog``), as a single instance has always run. It is on the same
-  code path as Redis (the server asks it for logs, readiness, reloads and /streams), it just
-  answers "nothing to share";
-* ``redis://``, ``rediss://``, ``unix://``: ``redis_backplane.RedisBackplane``, one log per
-  stream in Redis shared by every instance, one producer per stream across the fleet (a
-  lease), reloads and presence through Redis.
+* no ``--backplane`` (or ``memory://``): ``memory.MemoryBackplane``, one process, every
+  stream's log in memory (``log.MemoryLog``), as a single instance has always run. It is on
+  the same code path as Redis (the server asks it for logs, readiness, reloads and
+  /streams), it just answers "nothing to share";
+* ``redis://``, ``rediss://``, ``unix://``: ``redis.RedisBackplane``, one log per stream in
+  Redis shared by every instance, one producer per stream across the fleet (a lease:
+  ``fleet.py``), reloads and presence through Redis.
+
+``Backplane`` lists every member the app, the server and the streams call; both backends
+implement it (a test checks), and nothing else of a backend is called from outside.
 
 ``BackplaneHealth`` is the backplane's own state (``up``/``down``, since, reason): it tells
 the clients that take control messages when it changes (``{"control": "backplane", ...}``),
@@ -18,13 +21,59 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from dashstream.messages import ControlMessage
+from producer.base import DOWN, UP
 
 log = logging.getLogger("dashstream.backplane")
 
-UP, DOWN = "up", "down"
+
+@runtime_checkable
+class Backplane(Protocol):
+    """What several instances share; see the module docstring."""
+
+    kind: str  # "memory" or "redis"
+    instance: str | None  # this instance's id in the fleet (None: no fleet)
+
+    # --- building the streams (streams_from_config) ---
+
+    def log_factory(self, spec: Any) -> Callable[..., Any] | None:
+        """The shared stream's log factory, ``factory(name, *, history, clock, on_entry,
+        on_hole)``; None: the memory log."""
+
+    def runner_factory(self, spec: Any) -> Callable[[Any], Any] | None:
+        """What runs the shared stream's source, ``runner(stream)`` (see ``streams.stream``);
+        None: the plain supervisor."""
+
+    # --- lifecycle (the server) ---
+
+    def start(self, app: Any) -> None:
+        """Before the streams start: connect (never fails; a backplane away is retried)."""
+
+    def stop(self) -> None:
+        """After the streams stopped: leave the fleet."""
+
+    # --- what the app asks ---
+
+    def welcome(self, session: Any) -> None:
+        """A client just connected: tell it (if it takes control messages) that the backplane is down."""
+
+    def not_ready(self) -> str | None:
+        """Why /readyz must say 503, or None."""
+
+    def health_fields(self) -> dict:
+        """Fields /healthz adds."""
+
+    def reload(self, here: Callable[[], int]) -> int:
+        """POST /reload: reload every instance's control clients; ``here()`` reloads this
+        one's. Returns how many were told; raises ``LogUnavailable`` while down."""
+
+    def describe_streams(self, described: list[dict]) -> dict:
+        """/streams's body from this instance's streams."""
+
+    def describe(self) -> dict | None:
+        """The backplane's metrics (None: none)."""
 
 
 class BackplaneHealth:

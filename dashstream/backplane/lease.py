@@ -3,7 +3,7 @@
 Several instances serve the same streams; a stream's producer (a shared random walk, a SQL
 poll, a Redis or ZeroMQ subscription, a ticker) must run on exactly one of them, or three
 instances would publish three different walks. A lease in Redis decides which (the I/O is
-in ``redis_backplane.py``): a key holding the holder's instance id, set with
+in ``fleet.py``): a key holding the holder's instance id, set with
 ``SET NX PX ttl``, renewed by a compare-and-renew script (only the holder can extend it,
 so a stale holder can never renew a lease someone else took) every ``ttl / 3``.
 
@@ -24,14 +24,21 @@ time, and a counter continues where the last holder stopped (``continued_options
 
 ``LeasedProducer`` stands where ``SharedStream`` expects a supervisor (``start``, ``stop``,
 ``running``, ``note_value``): ``start`` only registers the stream with the lease loop, and
-the producer itself runs between ``begin`` (lease acquired) and ``end`` (lost or released).
+the producer itself (a ``Supervisor`` running the source) runs between ``begin`` (lease
+acquired) and ``end`` (lost or released).
+
+``ContinuedSource`` is the source such a supervisor runs for a source that resumes after a
+refusal (the random walk): a value the log did not take is not skipped, the walk starts
+again from the last value that was published.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
+
+from producer.base import Source
 
 log = logging.getLogger("dashstream.backplane")
 
@@ -109,7 +116,7 @@ class LeasedProducer:
 
     ``run(last_fields) -> handle`` starts the producer (``handle.stop()`` ends it,
     ``handle.running`` says whether it runs; ``handle.note_value()`` optional);
-    ``register``/``release`` are the lease loop's (redis_backplane.py).
+    ``register``/``release`` are the lease loop's (fleet.py).
     """
 
     def __init__(self, name: str, run: Callable[[Mapping[str, Any] | None], Any],
@@ -162,3 +169,61 @@ class LeasedProducer:
                 handle.stop()
             except Exception:  # noqa: BLE001 - stopping must finish
                 log.exception("stream %r: stopping the producer failed", self.name)
+
+
+class ContinuedSource(Source):
+    """``source_class`` with ``options``, started from ``last_fields`` (``continued_options``)
+    and, whenever the log refuses one of its values (``publisher``'s publish returned None:
+    Redis timed out or refused), started again after ``retry`` seconds from the last value
+    that *was* published: a step of the walk never goes missing, a screen sees the next
+    value one step on from the last. The supervisor sees one run that goes on."""
+
+    RETRY = 0.1  # seconds before the source goes on after a value was not published
+
+    def __init__(self, source_class: type[Source], options: Mapping[str, Any], last_fields: Mapping[str, Any] | None,
+                 *, sleep: Callable[[float], None], retry: float = RETRY):
+        self.source_class = source_class
+        self.kind = source_class.kind
+        self.passive = source_class.passive
+        self.options = dict(options)
+        self.last_fields = last_fields
+        self.sleep = sleep
+        self.retry = retry
+        self.refused = False
+        self.current = self._fresh()
+
+    def _fresh(self) -> Source:
+        return self.source_class(**continued_options(self.source_class.key_names(), self.options, self.last_fields))
+
+    def events(self) -> Iterator[Any]:
+        while True:
+            self.refused = False
+            for event in self.current.events():
+                yield event
+                if self.refused:
+                    break
+            else:
+                return  # the source ended (the supervisor says so and runs it again)
+            self.current.close()
+            self.sleep(self.retry)
+            self.current = self._fresh()
+
+    def publisher(self, publish: Callable[[Mapping[str, Any]], Any]) -> Callable[[Mapping[str, Any]], None]:
+        """The supervisor's ``on_value``: ``publish(fields)`` (None: not published), noting
+        what was published and what was refused."""
+        def on_value(fields: Mapping[str, Any]) -> None:
+            if publish(fields) is None:
+                self.refused = True
+            else:
+                self.last_fields = fields
+        return on_value
+
+    def close(self) -> None:
+        self.current.close()
+
+    def describe(self) -> str:
+        return self.current.describe()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return self.current.secrets

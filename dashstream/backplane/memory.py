@@ -1,4 +1,5 @@
-"""The memory backplane: nothing shared, one process, logs in memory. The default."""
+"""The memory backplane: nothing shared, one process, logs in memory. The default.
+It implements ``base.Backplane`` by answering "nothing to share" to every question."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ class MemoryBackplane:
     def log_factory(self, spec: Any):
         return None  # SharedStream's default: MemoryLog
 
-    def adopt(self, spec: Any, stream: Any) -> None:
-        pass
+    def runner_factory(self, spec: Any):
+        return None  # the plain supervisor
 
     def start(self, app: Any) -> None:
         pass

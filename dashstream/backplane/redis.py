@@ -1,15 +1,10 @@
 """The Redis backplane: several instances, one set of streams (``--backplane redis://...``).
 
 Every instance started with the same backplane and streams serves the same streams, behind
-any balancer, without sticky sessions. Centrifugo's Redis engine is the model; in Redis:
-
-    dashstream:{NAME}:log      a Redis Stream: the last ``history`` entries (id = seq)
-    dashstream:{NAME}:meta     a hash: e = epoch, s = last seq
-    dashstream:{NAME}:lease    the instance that runs the stream's producer (SET NX PX)
-    dashstream:{NAME}:health   the producer's source state (state, reason, since, holder)
-    dashstream:control         a Redis Stream every instance tails: reload, health, epoch, lease
-    dashstream:presence:{ID}   a hash per instance: subscribers per stream (expires)
-    dashstream:instances       a set of instance ids (presence hashes say which are alive)
+any balancer, without sticky sessions. Centrifugo's Redis engine is the model; the keys are
+listed in ``redis_keys.py``. This module is the store (publishing, backlogs), the tail, the
+producers' shared health and reload; who runs each producer (leases) and who serves whom
+(presence) is ``fleet.py``'s.
 
 * **Publishing** is one Lua script (``APPEND``, after Centrifugo's
   ``broker_history_add_stream.lua``): create the epoch if the stream has none (dropping any
@@ -26,8 +21,13 @@ any balancer, without sticky sessions. Centrifugo's Redis engine is the model; i
   tail goes on from its last id (``RedisLog.resync``): a stream whose numbering restarted
   would otherwise be skipped from 1 up to the old last id. Streams are read, not pub/sub: a
   subscriber over Redis's output-buffer limit is cut off silently.
-* **The lease loop** (``lease.py`` for the rules): acquires, renews and releases each
-  producer's lease, and writes this instance's presence every ``PRESENCE_INTERVAL``.
+* **Streams are built with the backplane**: ``log_factory`` gives a shared stream its
+  ``RedisLog``, ``runner_factory`` what runs its source: the plain supervisor for a publish
+  stream, a ``LeasedProducer`` (``fleet.py``) otherwise, which runs the source under the
+  same ``Supervisor`` while this instance holds the lease, its states shared with the fleet.
+  The runner factory is also where the backplane learns the stream, to tail its log.
+* **The lease loop** (``fleet.py``; ``lease.py`` for the rules): acquires, renews and
+  releases each producer's lease, and writes this instance's presence.
 * **Outage**: the tail's failure makes the backplane ``down`` (control clients told, logged
   once, publish and reload 503, /readyz 503), leased producers stop, screens keep their last
   value; reconnects use the supervisor's capped jittered ``Backoff``; once back, each
@@ -40,20 +40,24 @@ imported by ``backplane.make_backplane`` when a Redis URL is configured, after p
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from typing import Any, Mapping
 
 from dashstream import runtime
 from dashstream.backplane import INSTALL
-from dashstream.backplane.base import DOWN, UP, BackplaneHealth
-from dashstream.backplane.lease import START, STOP, LeasedProducer, LeaseKeeper, continued_options
-from dashstream.backplane.redis_log import RedisLog, entry_from_redis, fresh_part, mark_missed
+from dashstream.backplane.base import BackplaneHealth
+from dashstream.backplane.fleet import LEASE_TTL, Fleet
+from dashstream.backplane.lease import ContinuedSource, continued_options
+from dashstream.backplane.redis_keys import CONTROL, CONTROL_MAXLEN, REDIS_ERRORS, stream_key
+from dashstream.backplane.redis_keys import text as _text
+from dashstream.backplane.redis_log import RedisLog, entry_from_redis, fresh_part
 from dashstream.messages import Entry
 from dashstream.ops.log_output import LogLimiter, suppressed_note
 from dashstream.streams.log import LogUnavailable, new_epoch
-from dashstream.streams.supervisor import STARTING, Backoff, describe_error
+from dashstream.streams.supervisor import Backoff, describe_error, source_supervisor
+from producer import SOURCES
+from producer.base import DOWN, STARTING, STATES, UP
 from producer.urls import redact_url, scrub
 
 try:
@@ -65,19 +69,11 @@ except ImportError as missing:  # pragma: no cover - config.py refuses --backpla
 
 log = logging.getLogger("dashstream.backplane")
 
-PREFIX = "dashstream:"
-CONTROL = PREFIX + "control"
-INSTANCES = PREFIX + "instances"
-CONTROL_MAXLEN = 1000
-
 CONNECT_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 3.0  # a command that takes longer means the connection is dead
 BLOCK_MS = 2000  # one XREAD BLOCK; the tail's socket timeout must stay above it
 TAIL_TIMEOUT = BLOCK_MS / 1000 + 3.0
 TAIL_COUNT = 1000  # entries per XREAD
-LEASE_TTL = 5.0  # a dead holder's producer is taken over within this
-PRESENCE_INTERVAL = 2.0
-PRESENCE_TTL = 3 * PRESENCE_INTERVAL
 # A stream nobody publishes to for this long is forgotten by Redis (its next message starts a
 # new epoch: screens get the gap signal).
 KEY_TTL_MS = 30 * 24 * 3600 * 1000
@@ -90,8 +86,6 @@ RECONNECT = dict(first=0.5, cap=5.0)
 # newest entry of one read) delivers only the newest part (redis_log.fresh_part). Not for
 # the first read after a (re)connect: catching up from the log is what that read is for.
 MAX_TAIL_LAG = 1.0
-
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 APPEND = """
 -- KEYS: log, meta, control, lease.  ARGV: body, ts, history, key ttl (ms), a new epoch,
@@ -112,83 +106,6 @@ redis.call('pexpire', KEYS[1], ARGV[4])
 redis.call('pexpire', KEYS[2], ARGV[4])
 return {seq, epoch}
 """
-
-# Acquire (SET NX PX) or, for the holder only, renew (compare-and-renew).
-LEASE = """
-local holder = redis.call('get', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('pexpire', KEYS[1], ARGV[2])
-  return {1, holder, tonumber(ARGV[2])}
-end
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, ARGV[1], tonumber(ARGV[2])}
-end
-return {0, holder, redis.call('pttl', KEYS[1])}
-"""
-
-# Give the lease back (only if it is ours) and tell the others to ask at once.
-RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  redis.call('del', KEYS[1])
-  redis.call('xadd', KEYS[2], 'MAXLEN', ARGV[3], '*', 'type', 'lease', 'stream', ARGV[2], 'from', ARGV[1])
-  return 1
-end
-return 0
-"""
-
-
-def stream_key(name: str, part: str) -> str:
-    return f"{PREFIX}{{{name}}}:{part}"
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-class _Pump:
-    """A self-run producer (the random walk) in a green thread: the SharedStream pump's loop,
-    except that a value Redis did not take is not skipped over: the walk starts again from
-    the last value it did publish, so the stream stays one walk (a step of the walk never
-    goes missing; a screen sees the next value one step on from the last)."""
-
-    RETRY = 0.1  # seconds before the walk goes on after a value was not published
-
-    def __init__(self, stream: Any, make, last_fields):
-        self.stream = stream
-        self.thread = runtime.spawn(self._run, make, last_fields)
-
-    def _run(self, make, last_fields) -> None:
-        try:
-            while True:
-                for fields in make(last_fields):
-                    if self.stream.publish_from_source(fields) is None:
-                        break
-                    last_fields = fields
-                else:
-                    return
-                runtime.sleep(self.RETRY)
-        except Exception:  # noqa: BLE001 - a broken producer must not take the server down
-            log.exception("producer of stream %r failed", self.stream.name)
-
-    @property
-    def running(self) -> bool:
-        return not self.thread.dead
-
-    def stop(self) -> None:
-        self.thread.kill()
-
-
-class _Leased:
-    """A stream whose producer runs under a lease: its keeper and its producer."""
-
-    __slots__ = ("stream", "keeper", "producer", "lease_key")
-
-    def __init__(self, stream, keeper: LeaseKeeper, producer: LeasedProducer):
-        self.stream = stream
-        self.keeper = keeper
-        self.producer = producer
-        self.lease_key = stream_key(stream.name, "lease")
-
 
 class RedisBackplane:
     """See the module docstring."""
@@ -216,18 +133,16 @@ class RedisBackplane:
         self.tail_client: Any = None  # made by the tail (redis-py connects such a client at once)
         self._append = self.commands.register_script(APPEND)
         self._producer_appends: dict[str, Any] = {}  # stream -> APPEND on its producer's own connection
-        self._lease = self.commands.register_script(LEASE)
-        self._release = self.commands.register_script(RELEASE)
+        self.fleet = Fleet(self.commands, instance=instance, lease_ttl=lease_ttl, is_up=lambda: self.health.up,
+                           local_counts=self._local_counts)
         self.streams: dict[str, Any] = {}  # shared streams whose logs are in Redis
         self._by_key: dict[str, Any] = {}  # log key -> stream
         self._cursor: dict[str, str] = {}  # log key -> last id read
         self._control_id: str | None = None
-        self._leased: dict[str, _Leased] = {}
         self._synced = False  # the tail's view is current on its present connection
         self._catching_up = False  # the next read is the first since a (re)connect
         self._stopping = False
         self._threads: list[Any] = []
-        self._wake = runtime.Event()
         self._backoff = Backoff(**RECONNECT)
         self._failures = LogLimiter(60.0)
         self._policy_checked = False
@@ -238,38 +153,42 @@ class RedisBackplane:
     def log_factory(self, spec: Any):
         backplane, fenced = self, spec.source != "publish"
 
-        def make(name: str, *, history: int, clock, on_entry) -> RedisLog:
-            return RedisLog(name, history=history, clock=clock, on_entry=on_entry, store=backplane, fenced=fenced)
+        def make(name: str, *, history: int, clock, on_entry, on_hole) -> RedisLog:
+            return RedisLog(name, history=history, clock=clock, on_entry=on_entry, on_hole=on_hole, store=backplane,
+                            fenced=fenced)
 
         return make
 
-    def adopt(self, spec: Any, stream: Any) -> None:
-        """``stream`` (a SharedStream with a RedisLog) is served through the backplane: tailed,
-        counted in presence and, if it has a producer, run under a lease."""
-        self.streams[stream.name] = stream
-        key = stream_key(stream.name, "log")
-        self._by_key[key] = stream
-        stream.log.on_hole = lambda entry, fanout=stream.fanout: mark_missed(fanout, entry)
-        if spec.source == "publish":
-            return  # no producer: the values come from POST /publish on any instance
-        producer = LeasedProducer(stream.name, run=lambda last, spec=spec, stream=stream: self._run(spec, stream, last),
-                                  register=self._register, release=self._give_back)
-        self._leased[stream.name] = _Leased(stream, LeaseKeeper(self.lease_ttl), producer)
-        stream.supervisor = producer
+    def runner_factory(self, spec: Any):
+        """What runs the stream's source: for a publish stream the plain supervisor (its
+        values come from POST /publish on any instance; it keeps the stale clock), else a
+        producer that runs only while this instance holds the stream's lease. The stream is
+        served through the backplane from here on: tailed and counted in presence."""
+
+        def make(stream: Any):
+            self.streams[stream.name] = stream
+            self._by_key[stream_key(stream.name, "log")] = stream
+            if spec.source == "publish":
+                return source_supervisor(spec, stream)
+            return self.fleet.lease(stream, run=lambda last: self._run(spec, stream, last))
+
+        return make
 
     def _run(self, spec: Any, stream: Any, last_fields: Mapping | None):
-        """Start ``spec``'s producer here (the lease is ours), continuing a counter."""
-        from dashstream.streams.supervisor import SELF_RUN, source_supervisor
-        from producer import SOURCES
-
+        """Start ``spec``'s producer here (the lease is ours), continuing a counter, under a
+        supervisor whose states every instance shares."""
         cls = SOURCES[spec.source]
         self._refresh_producer_connection(stream)
-        if spec.source in SELF_RUN:
-            return _Pump(stream, lambda last: cls(**continued_options(cls.key_names(), spec.options, last)),
-                         last_fields)
-        options = continued_options(cls.key_names(), spec.options, last_fields)
-        supervisor = source_supervisor(dataclasses.replace(spec, options=options), stream)
-        supervisor.on_health = lambda state, reason, since: self._share_health(stream, state, reason, since)
+        if cls.resume_after_refusal:
+            # A value Redis did not take is not skipped over: the walk starts again from the
+            # last value it did publish, so the stream stays one walk.
+            source = ContinuedSource(cls, spec.options, last_fields, sleep=runtime.sleep)
+            on_value = source.publisher(stream.publish_from_source)
+        else:
+            source, on_value = cls(**continued_options(cls.key_names(), spec.options, last_fields)), None
+        supervisor = source_supervisor(spec, stream, source=source, on_value=on_value,
+                                       on_health=lambda state, reason, since: self._share_health(
+                                           stream, state, reason, since))
         supervisor.start()
         return supervisor
 
@@ -286,7 +205,7 @@ class RedisBackplane:
             self._went_up()
         except (*REDIS_ERRORS, runtime.Timeout, redis.RedisError) as error:
             self._went_down(error)
-        self._threads = [runtime.spawn(self._tail_loop), runtime.spawn(self._lease_loop)]
+        self._threads = [runtime.spawn(self._tail_loop), runtime.spawn(self.fleet.run)]
 
     def stop(self) -> None:
         """After the streams stopped (leases given back): leave the fleet's presence."""
@@ -294,14 +213,7 @@ class RedisBackplane:
         for thread in self._threads:
             thread.kill()
         self._threads = []
-        try:
-            with runtime.Timeout(1.0):
-                pipe = self.commands.pipeline(transaction=False)
-                pipe.delete(self._presence_key())
-                pipe.srem(INSTANCES, self.instance)
-                pipe.execute()
-        except (*REDIS_ERRORS, runtime.Timeout, redis.RedisError):
-            pass
+        self.fleet.leave()
         for client in (self.commands, self.tail_client, *(s.registered_client for s in self._producer_appends.values())):
             try:
                 if client is not None:
@@ -332,14 +244,12 @@ class RedisBackplane:
         reason = self._reason(error)
         if not self.health.set(DOWN, reason):
             log.debug("backplane %s: still down: %s", self.shown, reason)
-        for leased in self._leased.values():
-            if leased.keeper.lost() == STOP:
-                leased.producer.end("backplane down")
+        self.fleet.lost()
 
     def _went_up(self) -> None:
         self._backoff.reset()
         self.health.set(UP)
-        self._wake_leases()
+        self.fleet.wake()
 
     def _reason(self, error: BaseException) -> str:
         if isinstance(error, runtime.Timeout):
@@ -374,7 +284,7 @@ class RedisBackplane:
         pipe = self.commands.pipeline(transaction=False)
         for name in names:
             self._queue_read_state(pipe, self.streams[name])
-        leased = list(self._leased)
+        leased = self.fleet.leased()
         for name in leased:
             pipe.hgetall(stream_key(name, "health"))
         if self._control_id is None:
@@ -458,9 +368,8 @@ class RedisBackplane:
             # from 0: XREAD brings them in order, and a resync here would race it.)
             if stream.log.epoch is not None and stream.log.epoch != fields.get("epoch"):
                 self._resync_one(stream)
-        elif kind == "lease" and stream is not None and stream.name in self._leased:
-            self._leased[stream.name].keeper.recheck(runtime.monotonic())
-            self._wake_leases()
+        elif kind == "lease" and stream is not None:
+            self.fleet.recheck(stream.name)
 
     # --- the log store (RedisLog calls these) ------------------------------------------------
 
@@ -475,10 +384,7 @@ class RedisBackplane:
             seq, epoch = self._appender(log_)(keys=keys, args=args)
         except redis.ResponseError as error:
             if str(error).startswith("NOTHOLDER"):
-                leased = self._leased.get(name)
-                if leased is not None:
-                    leased.keeper.recheck(runtime.monotonic())
-                    self._wake_leases()
+                self.fleet.recheck(name)
                 raise LogUnavailable("this instance no longer holds the stream's lease", RETRY_AFTER) from None
             self._limited(("refused", name), "Redis refused an append to stream %r: %s", name, error)
             raise LogUnavailable(f"Redis refused the message: {error}", RETRY_AFTER) from None
@@ -560,7 +466,7 @@ class RedisBackplane:
 
     def _apply_health(self, stream, fields: Mapping) -> None:
         fields = {_text(k): _text(v) for k, v in fields.items()}
-        if fields.get("state") not in ("up", "down", "stale"):
+        if fields.get("state") not in STATES:
             return
         try:
             since = float(fields.get("since", ""))
@@ -568,113 +474,12 @@ class RedisBackplane:
             since = None
         stream.set_health(fields["state"], fields.get("reason", ""), since)
 
-    # --- leases and presence ---------------------------------------------------------------------
-
-    def _register(self, producer: LeasedProducer) -> None:
-        self._wake_leases()
-
-    def _give_back(self, producer: LeasedProducer) -> None:
-        leased = self._leased[producer.name]
-        leased.keeper.holding = False
-        if not self.health.up:
-            return  # nobody can take it now; it expires by itself within the TTL
-        try:
-            with runtime.Timeout(0.5):
-                self._release(keys=[leased.lease_key, CONTROL], args=[self.instance, producer.name, CONTROL_MAXLEN])
-        except (*REDIS_ERRORS, runtime.Timeout, redis.RedisError):
-            pass  # it expires by itself within the TTL
-
-    def _wake_leases(self) -> None:
-        if not self._wake.ready():
-            self._wake.send()
-
-    def _lease_loop(self) -> None:
-        presence_due = 0.0
-        while not self._stopping:
-            # A fresh event before the work: a wake-up sent while we work is not lost.
-            self._wake = runtime.Event()
-            now = runtime.monotonic()
-            if self.health.up:
-                for leased in list(self._leased.values()):
-                    if leased.producer.started and leased.keeper.due(now):
-                        self._ask(leased)
-                if now >= presence_due:
-                    self._write_presence()
-                    presence_due = now + PRESENCE_INTERVAL
-            now = runtime.monotonic()
-            due = [leased.keeper.next_at for leased in self._leased.values() if leased.producer.started]
-            wait = min([presence_due, *due]) - now if self.health.up else PRESENCE_INTERVAL
-            self._wake.wait(min(max(wait, 0.01), PRESENCE_INTERVAL))
-
-    def _ask(self, leased: _Leased) -> None:
-        at = runtime.monotonic()
-        try:
-            granted, holder, remaining = self._lease(keys=[leased.lease_key],
-                                                     args=[self.instance, int(self.lease_ttl * 1000)])
-        except (*REDIS_ERRORS, redis.RedisError) as error:
-            log.debug("lease of stream %r: %s", leased.stream.name, error)
-            action = leased.keeper.asked(at, None)
-        else:
-            action = leased.keeper.asked(at, bool(granted), _text(holder) if holder else None,
-                                         int(remaining) / 1000, me=self.instance)
-        if action == START:
-            last = self._last_fields(leased.stream)
-            # The tail may have lost Redis meanwhile (it stops producers): then wait for it.
-            if self.health.up and leased.keeper.holding:
-                leased.producer.begin(last)
-        elif action == STOP:
-            leased.producer.end(f"the lease is held by {leased.keeper.holder or 'nobody we can see'}")
-
-    def _last_fields(self, stream) -> dict | None:
-        """The stream's newest value in Redis (a counter continues from it)."""
-        try:
-            newest = self.commands.xrevrange(stream_key(stream.name, "log"), "+", "-", count=1)
-            entry = entry_from_redis(stream.name, *newest[0]) if newest else None
-        except (*REDIS_ERRORS, redis.RedisError, KeyError, ValueError):
-            entry = stream.log.last
-        return entry.fields if entry is not None else None
-
-    def _presence_key(self, instance: str | None = None) -> str:
-        return f"{PREFIX}presence:{instance or self.instance}"
+    # --- presence (the fleet writes it; the counts are this instance's) ------------------------
 
     def _local_counts(self) -> dict[str, int]:
         counts = {name: stream.subscriber_count for name, stream in (self.app.streams.items() if self.app else ())}
         counts["_control"] = sum(1 for session in (self.app.sessions if self.app else ()) if session.control)
         return counts
-
-    def _write_presence(self) -> None:
-        try:
-            pipe = self.commands.pipeline(transaction=False)
-            pipe.hset(self._presence_key(), mapping=self._local_counts())
-            pipe.pexpire(self._presence_key(), int(PRESENCE_TTL * 1000))
-            pipe.sadd(INSTANCES, self.instance)
-            pipe.execute()
-        except (*REDIS_ERRORS, redis.RedisError) as error:
-            log.debug("presence not written: %s", error)
-
-    def _fleet(self) -> tuple[dict[str, dict[str, int]], dict[str, str | None]]:
-        """Every live instance's counts (ours live, not as last written) and every leased
-        stream's holder, from Redis."""
-        ids = sorted(_text(member) for member in self.commands.smembers(INSTANCES))
-        others = [instance for instance in ids if instance != self.instance]
-        pipe = self.commands.pipeline(transaction=False)
-        for instance in others:
-            pipe.hgetall(self._presence_key(instance))
-        leased = list(self._leased)
-        for name in leased:
-            pipe.get(stream_key(name, "lease"))
-        replies = pipe.execute()
-        fleet = {self.instance: self._local_counts()}
-        gone = []
-        for instance, counts in zip(others, replies):
-            if counts:
-                fleet[instance] = {_text(k): int(v) for k, v in counts.items()}
-            else:
-                gone.append(instance)  # its presence expired: it stopped or died
-        if gone:
-            self.commands.srem(INSTANCES, *gone)
-        holders = {name: (_text(holder) if holder else None) for name, holder in zip(leased, replies[len(others):])}
-        return fleet, holders
 
     # --- what the app asks -------------------------------------------------------------------------
 
@@ -684,16 +489,14 @@ class RedisBackplane:
         try:
             if not self.health.up:
                 raise redis.ConnectionError("down")  # known: do not wait for a timeout
-            fleet, holders = self._fleet()
+            fleet, holders = self.fleet.census()
         except (*REDIS_ERRORS, redis.RedisError):
-            fleet, holders = {self.instance: self._local_counts()}, {
-                name: (self.instance if leased.keeper.holding else leased.keeper.holder)
-                for name, leased in self._leased.items()}
+            fleet, holders = self.fleet.census_here()
         for entry in described:
             name = entry["name"]
             entry["local_subscribers"] = entry["subscribers"]
             entry["subscribers"] = sum(counts.get(name, 0) for counts in fleet.values())
-            if name in self._leased:
+            if name in self.fleet:
                 entry["producer"] = holders.get(name)
         return {"streams": described, "instance": self.instance, "instances": sorted(fleet),
                 "backplane": self.describe()}
@@ -706,7 +509,7 @@ class RedisBackplane:
         try:
             self.commands.xadd(CONTROL, {"type": "reload", "from": self.instance}, maxlen=CONTROL_MAXLEN,
                                approximate=False)
-            fleet, _ = self._fleet()
+            fleet, _ = self.fleet.census()
         except (*REDIS_ERRORS, redis.RedisError) as error:
             raise LogUnavailable(f"the backplane (Redis) is unreachable: {self._reason(error)}", RETRY_AFTER) from None
         return sum(counts.get("_control", 0) for counts in fleet.values())

@@ -5,7 +5,7 @@
 runs with ``--backplane redis://...``. It is two things:
 
 * **the shared log, in Redis** (written by ``append``, read by ``backlog`` when needed,
-  through a *store*: ``dashstream.redis_backplane.RedisBackplane``). One atomic Lua script
+  through a *store*: ``dashstream.backplane.redis.RedisBackplane``). One atomic Lua script
   numbers and appends (see there); ``append`` does **not** deliver: every instance's tail
   (XREAD BLOCK on the logs, the publishing instance's own included) hands each new entry
   to ``receive``, which calls ``on_entry``, so delivery has one path whoever published.
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Callable, Iterable, Protocol
+from typing import Callable, Protocol
 
 from dashstream.messages import Entry
 from dashstream.streams.log import LogUnavailable, Resume, owed
@@ -44,29 +44,19 @@ class LogStore(Protocol):
         raises ``LogUnavailable``."""
 
 
-def mark_missed(subscriptions: Iterable[Any], entry: Entry) -> None:
-    """``entry`` follows a hole in the numbering (the log was trimmed past what this
-    instance had read): every subscriber of that epoch that has not reached the entry just
-    before it gets the gap signal on its next message. Subscribers that already have more
-    (their backlog came from Redis) are left alone."""
-    for subscription in subscriptions:
-        if subscription.epoch == entry.epoch and subscription.last_seq < entry.seq - 1:
-            subscription.gap = True
-
-
 class RedisLog:
     """One stream's shared log; see the module docstring."""
 
     remote = True  # its backlog may ask another server (streams.py primes the subscription)
 
     def __init__(self, stream: str, *, history: int = 100, clock: Callable[[], float] = time.time,
-                 on_entry: Callable[[Entry], None] | None = None, store: LogStore,
-                 fenced: bool = False):
+                 on_entry: Callable[[Entry], None] | None = None,
+                 on_hole: Callable[[Entry], None] | None = None, store: LogStore, fenced: bool = False):
         self.stream = stream
         self.on_entry = on_entry
         # Called with the entry after a hole or a restart of the numbering, before it is
-        # delivered (the backplane marks the subscribers that missed something: mark_missed).
-        self.on_hole: Callable[[Entry], None] | None = None
+        # delivered (the stream's fan-out marks the subscribers that missed something).
+        self.on_hole = on_hole
         # The stream's producer runs under a lease: Redis refuses its appends unless this
         # instance holds the lease at that moment (fencing; see redis_backplane.py).
         self.fenced = fenced

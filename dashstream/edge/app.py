@@ -65,7 +65,8 @@ from dashstream.sessions.websocket import WebSocketSession
 if TYPE_CHECKING:  # pragma: no cover - the configuration sits above the edge (it checks edge rules)
     from dashstream.config.options import Config
 from dashstream.streams.log import LogUnavailable
-from dashstream.streams.stream import DOWN, SharedStream, Stream
+from dashstream.streams.stream import SharedStream, Stream
+from producer.base import DOWN
 
 log = logging.getLogger("dashstream.http")
 connection_log = logging.getLogger("dashstream.connection")

@@ -40,13 +40,15 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from producer.base import DOWN, STATES, UP
+
 # Delivery lag: from the message's ``ts`` (when it was produced or published) to its
 # write. Local delivery is milliseconds; a loaded server or a queue behind a slow screen
 # is seconds; past 10 s the slow-subscriber policy has stepped in.
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-SOURCE_STATES = ("up", "down", "stale")
-BACKPLANE_STATES = ("up", "down")
+SOURCE_STATES = STATES
+BACKPLANE_STATES = (UP, DOWN)
 TRANSPORTS = ("websocket", "sse")
 
 # Called at scrape time. ``streams`` yields one mapping per stream with ``name`` and any
@@ -246,17 +248,17 @@ class _Collector(Collector):
             last_seq.add_metric([name], stream.get("last_seq", 0) or 0)
             if stream.get("last_ts") is not None:
                 last_ts.add_metric([name], stream["last_ts"])
-            current = stream.get("state", "up") or "up"
-            up.add_metric([name], 1 if current == "up" else 0)
+            current = stream.get("state", UP) or UP
+            up.add_metric([name], 1 if current == UP else 0)
             for each in sorted({*SOURCE_STATES, current}):
                 state.add_metric([name, each], 1 if each == current else 0)
         yield from (subscribers, last_seq, last_ts, up, state)
 
     @staticmethod
     def _backplane(backplane: Mapping):
-        current = backplane.get("state", "up") or "up"
+        current = backplane.get("state", UP) or UP
         yield GaugeMetricFamily("dashstream_backplane_up", "1 while the backplane (Redis) is reachable, else 0.",
-                                value=1 if current == "up" else 0)
+                                value=1 if current == UP else 0)
         state = GaugeMetricFamily("dashstream_backplane_state", "The backplane state: 1 for the current one.",
                                   labels=["state"])
         for each in sorted({*BACKPLANE_STATES, current}):

@@ -31,14 +31,13 @@ import itertools
 import logging
 import ssl
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from dashstream import runtime
 from dashstream.messages import ControlMessage
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashstream.messages import Entry
-    from dashstream.streams.fanout import Subscription
 
 log = logging.getLogger("dashstream.connection")
 
@@ -50,6 +49,23 @@ WOULD_BLOCK = (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError)
 # Errors that only mean "the peer went away"; anything else is logged as a bug.
 PEER_GONE_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ESHUTDOWN, errno.EBADF, errno.ENOTCONN,
                     errno.ETIMEDOUT}
+
+
+class Subscribed(Protocol):
+    """What a session needs of one of its subscriptions (``streams.fanout.Subscription``
+    implements it and keeps the resume bookkeeping; the session only calls back)."""
+
+    multi: bool  # the connection carries several streams: frames name the stream
+
+    def missed(self) -> None:
+        """A message of this stream was dropped with none queued to carry the gap signal."""
+
+    def count_dropped(self) -> None: ...
+
+    def count_slow_closed(self) -> None: ...
+
+    def cancel(self) -> None:
+        """Leave the stream (the session ends)."""
 
 
 def peer_gone(error: BaseException) -> bool:
@@ -107,7 +123,7 @@ class Session:
         self.dropped = 0
         self.close_code: int | None = None
         self.close_reason = ""
-        self.subscriptions: list["Subscription"] = []
+        self.subscriptions: list["Subscribed"] = []
         self.on_end: list[Callable[[], None]] = []  # e.g. stop a private producer
         # Keepalive (pings or heartbeats) and its stamps (see keepalive.py).
         self.keepalive = None
@@ -137,20 +153,18 @@ class Session:
     def closed(self) -> bool:
         return self.state == CLOSED
 
-    def send_entry(self, entry: "Entry", subscription: "Subscription", gap: bool = False) -> None:
+    def send_entry(self, entry: "Entry", subscription: "Subscribed", gap: bool = False) -> None:
         if self.state is OPEN:
             self.write(self.frame_for(entry, subscription.multi, gap), subscription, entry)
 
-    def send_backlog(self, entries: list, subscription: "Subscription") -> None:
-        """A resume's backlog as one write; it is never dropped (it is what the client asked
-        for), so the queue limit cannot silently lose part of it."""
+    def send_backlog(self, entries: list, subscription: "Subscribed", gap: bool = False) -> None:
+        """A resume's backlog as one write, the gap signal (``gap``) on its first message; it
+        is never dropped (it is what the client asked for), so the queue limit cannot silently
+        lose part of it."""
         if self.state is not OPEN or not entries:
             return
-        gap, subscription.gap = subscription.gap, False
         frames = [self.frame_for(entry, subscription.multi, gap and index == 0)
                   for index, entry in enumerate(entries)]
-        last = entries[-1]
-        subscription.epoch, subscription.last_seq = last.epoch, last.seq
         self.write(b"".join(frames), count=len(frames))
 
     def send_control(self, message: "ControlMessage") -> None:
@@ -169,7 +183,7 @@ class Session:
     # subscription are data messages: droppable while behind. Others (control frames, pongs,
     # a resume's backlog, the close frame) are always sent.
 
-    def write(self, data: bytes, subscription: "Subscription | None" = None, tag: Any = None,
+    def write(self, data: bytes, subscription: "Subscribed | None" = None, tag: Any = None,
               count: int = 1) -> None:
         """Send complete frames now, or queue them behind what is pending."""
         if self.state is CLOSED:
@@ -225,7 +239,7 @@ class Session:
             self._pending_data -= 1
             self._pending_bytes -= len(data)
             self.dropped += 1
-            subscription.stream.count_dropped()
+            subscription.count_dropped()
             if self.ctx.metrics is not None:
                 self.ctx.metrics.dropped()
             self._note_drop()
@@ -237,7 +251,7 @@ class Session:
                     later[0] = replaced
                     break
             else:
-                subscription.gap = True  # nothing queued: the next live one carries it
+                subscription.missed()  # nothing queued: the next live one carries it
             return
 
     def _note_drop(self) -> None:
@@ -358,7 +372,7 @@ class Session:
         log.warning("slow subscriber peer=%s path=%s: behind for %.1fs, %d message(s) dropped; closing 1008",
                     self.peer, self.path, self.ctx.clock() - started, self.dropped)
         for subscription in self.subscriptions:
-            subscription.stream.count_slow_closed()
+            subscription.count_slow_closed()
         if self.ctx.metrics is not None:
             self.ctx.metrics.slow_closed()
         self.close(1008, "subscriber too slow")
@@ -403,7 +417,7 @@ class Session:
 
     def _unsubscribe(self) -> None:
         for subscription in self.subscriptions:
-            subscription.stream.unsubscribe(subscription)
+            subscription.cancel()
         self.subscriptions = []
         for stop in self.on_end:
             stop()

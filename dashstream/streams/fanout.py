@@ -12,6 +12,11 @@ queued and the running pass delivers it next, so every subscriber sees entries i
 order. A subscriber that joined during a pass already got its backlog from the log; the
 per-subscription ``(epoch, seq)`` check skips what it already has, so joining mid-pass
 neither duplicates nor skips a message.
+
+The resume bookkeeping (``epoch``, ``last_seq``, whether the next message carries the gap
+signal) is the Subscription's alone: the session hands it frames and calls back its narrow
+interface (``missed``, ``count_dropped``, ``count_slow_closed``, ``cancel``; the session's
+side is ``sessions.session.Subscribed``), so sessions/ never imports streams/.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:  # pragma: no cover
     from dashstream.messages import Entry
     from dashstream.sessions.session import Session
+    from dashstream.streams.log import Resume
 
 YIELD_EVERY = 256
 
@@ -62,11 +68,42 @@ class Subscription:
         else:
             self.session.send_entry(entry, self)
 
-    def backlog(self, entries: list, gap: bool) -> None:
-        """Send what the log says this subscriber is owed; ``gap``: data was missed."""
-        self.gap = gap
+    def backlog(self, entries: list, gap: bool, resume: "Resume | None" = None) -> None:
+        """Send what the log says this subscriber is owed; ``gap``: data was missed. With
+        nothing owed to a resume that was honoured, the client is up to date: what it has
+        is where this subscription stands."""
         if entries:
-            self.session.send_backlog(entries, self)
+            last = entries[-1]
+            self.epoch, self.last_seq, self.gap = last.epoch, last.seq, False
+            self.session.send_backlog(entries, self, gap)
+            return
+        self.gap = gap
+        if resume is not None and not gap:
+            self.epoch, self.last_seq = resume.epoch, resume.seq
+
+    def missed_before(self, entry: "Entry") -> None:
+        """``entry`` follows a hole in the log's numbering: if this subscriber, on that epoch,
+        had not reached the entry just before it, its next message carries the gap signal
+        (one whose backlog already went past the hole is left alone)."""
+        if self.epoch == entry.epoch and self.last_seq < entry.seq - 1:
+            self.gap = True
+
+    # --- what the session calls back ---
+
+    def missed(self) -> None:
+        """The session dropped one of this stream's messages with none queued behind it to
+        carry the news: the next live message carries the gap signal."""
+        self.gap = True
+
+    def count_dropped(self) -> None:
+        self.stream.count_dropped()
+
+    def count_slow_closed(self) -> None:
+        self.stream.count_slow_closed()
+
+    def cancel(self) -> None:
+        """The session ends: leave the stream."""
+        self.stream.unsubscribe(self)
 
     def start(self) -> None:
         """Leave priming: send the live entries that arrived while the backlog was fetched."""
@@ -96,6 +133,12 @@ class Fanout:
 
     def discard(self, subscription: Subscription) -> None:
         self._subscriptions.pop(subscription, None)
+
+    def mark_missed(self, entry: "Entry") -> None:
+        """A shared log found a hole before ``entry`` (trimmed past what this instance had
+        read): every subscriber that had not reached it gets the gap signal."""
+        for subscription in self._subscriptions:
+            subscription.missed_before(entry)
 
     def deliver(self, entry: "Entry") -> None:
         self._queue.append(entry)

@@ -87,6 +87,14 @@ class MemoryLog:
         return owed(self._history, self.seq, self.epoch, resume)
 
 
+def memory_log(stream: str, *, history: int = 100, clock: Callable[[], float] = time.time,
+               on_entry: Callable[[Entry], None] | None = None,
+               on_hole: Callable[[Entry], None] | None = None) -> MemoryLog:
+    """A shared stream's default log factory. ``on_hole`` is never called: a memory log
+    numbers what it keeps, so its numbering has no hole (a shared log's may)."""
+    return MemoryLog(stream, history=history, clock=clock, on_entry=on_entry)
+
+
 def owed(history: Iterable[Entry] | deque, last_seq: int, epoch: str,
          resume: Resume | None) -> tuple[list[Entry], bool]:
     """The resume rule, for any log that can list its recent entries.

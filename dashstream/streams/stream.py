@@ -1,11 +1,13 @@
 """Streams: a name, where its values come from, its log, and this process's subscribers.
 
 * ``SharedStream``: one log and one fan-out; every subscriber sees the same numbered
-  values. Values come from a producer run by the server (a shared random walk) or from
-  outside (``POST /publish``).
-* ``PrivateStream``: every subscriber gets its own producer and its own numbering (the
-  tutorial's behaviour, and the default stream at ``/``). The producer's value goes straight
-  to its one client: no fan-out, no queue, no second green thread.
+  values. Values come from a source run by a supervisor (a shared random walk, SQL, Redis,
+  ZeroMQ, a ticker) or from outside (``POST /publish``). The stream is built with what it
+  needs: a log factory (memory, or the backplane's shared log) and a runner factory (the
+  plain supervisor, or the backplane's leased producer); nothing is rewired afterwards.
+* ``PrivateStream``: every subscriber gets its own source, run by its own supervisor, and
+  its own numbering (the tutorial's behaviour, and the default stream at ``/``). The value
+  goes straight to its one client: no fan-out, no queue, one green thread per client.
 
 A stream also carries its source's health (``up``, ``down`` with a reason, ``stale``):
 clients that asked for control messages are told when it changes, and once on connect
@@ -15,19 +17,29 @@ while it is not ``up``.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from typing import Any, Callable, Iterable, Mapping
 
 from dashstream import runtime
-from dashstream.messages import BadFields, ControlMessage, Entry, encode_fields
+from dashstream.messages import ControlMessage, Entry, encode_fields
 from dashstream.streams.fanout import Fanout, Subscription
-from dashstream.streams.log import LogUnavailable, MemoryLog, Resume
+from dashstream.streams.log import LogUnavailable, MemoryLog, Resume, memory_log
+from dashstream.streams.supervisor import Backoff, Supervisor, source_supervisor
+from producer.base import STARTING, UP, Source
 
 log = logging.getLogger("dashstream.streams")
 
-ProducerFactory = Callable[[], Iterable[Mapping[str, Any]]]
+# A new source for a private client (the spec's class with its options).
+SourceFactory = Callable[[], Source]
+# What runs a shared stream's source, made once the stream exists: ``runner(stream)`` returns
+# an object with start(), stop(), running and note_value() (a Supervisor, or the Redis
+# backplane's LeasedProducer), or None for a stream without a source of its own.
+RunnerFactory = Callable[["SharedStream"], Any]
 
-UP, DOWN, STALE = "up", "down", "stale"
+# The private supervisors' retry jitter: one generator for all (a Random each would cost
+# 2.5 KB and a urandom read per client; a private walk never fails, so it is never drawn from).
+_PRIVATE_RNG = random.Random()
 
 
 class StreamStats:
@@ -72,6 +84,10 @@ class Stream:
 
     def count_slow_closed(self) -> None:
         self.stats.slow_closed += 1
+
+    def count_rejected(self, reason: str = "") -> None:
+        """A supervisor rejected a value (it writes the log line): the stream's one counter."""
+        self.stats.rejected += 1
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -122,17 +138,17 @@ class Stream:
 class SharedStream(Stream):
     shared = True
 
-    def __init__(self, name: str, source: str, factory: ProducerFactory | None, *, history: int = 100,
-                 clock: Callable[[], float] = time.time, log_factory=None, on_pass=None):
+    def __init__(self, name: str, source: str, *, history: int = 100, clock: Callable[[], float] = time.time,
+                 log_factory=None, runner: RunnerFactory | None = None, on_pass=None):
         super().__init__(name, source)
         self.fanout = Fanout(pause=runtime.cooperative_yield, on_pass=on_pass)
-        self.log = (log_factory or MemoryLog)(name, history=history, clock=clock, on_entry=self.fanout.deliver)
-        self._factory = factory
-        self._pump: runtime.GreenThread | None = None
-        # Runs the source (retries, health, stale clock: dashstream/supervisor.py); None for
-        # a stream that runs its own plain loop (the random walk, which cannot fail).
-        self.supervisor = None
-        self._rejection_logged = float("-inf")
+        # A shared log may find a hole in the numbering (trimmed past what this instance read):
+        # the fan-out marks who missed something.
+        self.log = (log_factory or memory_log)(name, history=history, clock=clock, on_entry=self.fanout.deliver,
+                                               on_hole=self.fanout.mark_missed)
+        # Runs the source (retries, health, stale clock: supervisor.py); None: a stream fed
+        # only through publish() (tests).
+        self.supervisor = runner(self) if runner is not None else None
 
     def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
         subscription = Subscription(session, self, multi)
@@ -143,10 +159,7 @@ class SharedStream(Stream):
         self.fanout.add(subscription)
         session.subscriptions.append(subscription)  # a close while we wait unsubscribes it
         entries, gap = self.log.backlog(resume)
-        if resume is not None and not gap and not entries:
-            # Up to date: what the client has is where this subscription stands.
-            subscription.epoch, subscription.last_seq = resume.epoch, resume.seq
-        subscription.backlog(entries, gap)
+        subscription.backlog(entries, gap, resume)
         subscription.start()
         self._welcome(session)
         return subscription
@@ -175,15 +188,10 @@ class SharedStream(Stream):
         return entry
 
     def publish_from_source(self, fields: Mapping[str, Any]) -> Entry | None:
-        """A producer's value: the entry, or None when it was rejected or not published."""
+        """A supervised source's value: the entry, or None when the log could not take it now.
+        A value the log cannot encode raises ``BadFields``: the supervisor counts and logs it."""
         try:
             return self.publish(fields)
-        except BadFields as error:
-            self.stats.rejected += 1
-            now = time.monotonic()
-            if now - self._rejection_logged >= 60:  # at most a line a minute: a broken source repeats
-                self._rejection_logged = now
-                log.warning("stream %r: a value was rejected (%d so far): %s", self.name, self.stats.rejected, error)
         except LogUnavailable as error:
             # The backplane is down or the lease moved: the backplane says so (once) and
             # stops this producer; the value is not numbered.
@@ -193,28 +201,16 @@ class SharedStream(Stream):
     def start(self) -> None:
         if self.supervisor is not None:
             self.supervisor.start()
-        elif self._factory is not None and self._pump is None:
-            self._pump = runtime.spawn(self._run)
-
-    def _run(self) -> None:
-        try:
-            for fields in self._factory():
-                self.publish_from_source(fields)
-        except Exception:  # noqa: BLE001 - a broken producer must not take the server down
-            log.exception("producer of stream %r failed", self.name)
 
     def stop(self) -> None:
         if self.supervisor is not None:
             self.supervisor.stop()
-        if self._pump is not None:
-            self._pump.kill()
-            self._pump = None
 
     @property
     def producers(self) -> int:
         if self.supervisor is not None:
             return int(self.supervisor.running)
-        return int(self._pump is not None and not self._pump.dead)
+        return 0
 
     def describe(self) -> dict:
         last = self.log.last
@@ -222,84 +218,94 @@ class SharedStream(Stream):
                 "last_ts": last.ts if last else None, "epoch": self.log.epoch}
 
 
-class _PrivateFeed:
-    """One client's own producer, in a green thread that writes to that client directly."""
+class _ClientThread:
+    """A private supervisor's green thread: ``kill()`` spares the thread that calls it. A
+    client's own source may be what stops it (its write found the client gone, and the
+    teardown unsubscribes): killing our own green thread would cut that teardown short, and
+    the supervisor ends its loop after this value anyway."""
 
-    __slots__ = ("thread", "stopped")
+    __slots__ = ("thread",)
 
-    def __init__(self):
-        self.thread: runtime.GreenThread | None = None
-        self.stopped = False
+    def __init__(self, function: Callable[[], None]):
+        self.thread = runtime.spawn(function)
 
-    def run(self, factory: ProducerFactory, log_: MemoryLog, stream: "PrivateStream") -> None:
-        on_pass = stream.on_pass
-        try:
-            for fields in factory():
-                if self.stopped:
-                    return
-                try:
-                    entry = log_.append(encode_fields(fields))
-                    if on_pass is not None:
-                        on_pass(1, entry)
-                except BadFields as error:
-                    stream.stats.rejected += 1
-                    log.warning("stream %r: a value was rejected: %s", stream.name, error)
-                if self.stopped:
-                    return
-        except Exception:  # noqa: BLE001 - a broken producer must not take the server down
-            log.exception("producer of stream %r failed", stream.name)
-
-    def stop(self) -> None:
-        self.stopped = True
-        thread = self.thread
-        # The feed may be stopping itself (its write found the client gone): then it just
-        # returns after this value; killing our own green thread would cut the teardown short.
-        if thread is not None and not thread.dead and thread is not runtime.getcurrent():
-            thread.kill()
+    def kill(self) -> None:
+        if not self.thread.dead and self.thread is not runtime.getcurrent():
+            self.thread.kill()
 
 
 class PrivateStream(Stream):
     shared = False
 
-    def __init__(self, name: str, source: str, factory: ProducerFactory, *,
-                 clock: Callable[[], float] = time.time, on_pass=None):
+    def __init__(self, name: str, source: str, factory: SourceFactory, *,
+                 clock: Callable[[], float] = time.time, on_pass=None, stale_after: float | None = None):
         super().__init__(name, source)
         self.on_pass = on_pass  # (1, entry) per value: metrics
         self._factory = factory
         self._clock = clock
-        self._feeds: dict[Subscription, _PrivateFeed] = {}
+        self._stale_after = stale_after
+        self._supervisors: dict[Subscription, Supervisor] = {}
 
     def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
         subscription = Subscription(session, self, multi)
         # A fresh numbering per client: there is nothing to resume, so a resume gets the gap.
         own_log = MemoryLog(self.name, history=1, clock=self._clock, on_entry=subscription.deliver)
         subscription.backlog(*own_log.backlog(resume))
-        feed = _PrivateFeed()
-        self._feeds[subscription] = feed
+        supervisor = self._supervisor(own_log, session)
+        self._supervisors[subscription] = supervisor
         session.subscriptions.append(subscription)
-        feed.thread = runtime.spawn(feed.run, self._factory, own_log, self)
+        supervisor.start()
         self._welcome(session)
         return subscription
 
+    def _supervisor(self, own_log: MemoryLog, session) -> Supervisor:
+        """The client's own source under its own supervisor: values into its own log, its
+        states to that client alone, rejections into the stream's one counter."""
+        append, on_pass = own_log.append, self.on_pass
+
+        def publish(fields: Mapping[str, Any]) -> None:
+            entry = append(encode_fields(fields))
+            if on_pass is not None:
+                on_pass(1, entry)
+
+        return Supervisor(self.name, self._factory(), on_value=publish, on_health=self._client_health(session),
+                          on_rejected=self.count_rejected, stale_after=self._stale_after, spawn=_ClientThread,
+                          sleep=runtime.sleep, backoff=Backoff(rng=_PRIVATE_RNG), announce=False)
+
+    def _client_health(self, session) -> Callable[[str, str, float], None]:
+        """A private source's state concerns its one client: it hears of a change (a
+        control message, if it asked for them), not of the start. It was welcomed with the
+        stream's state (up), so a source that comes up is no news either."""
+        told = [UP, ""]
+
+        def tell(state: str, reason: str, since: float) -> None:
+            if reason == STARTING or [state, reason] == told:
+                return
+            told[:] = [state, reason]
+            session.send_control(ControlMessage({"control": "source", "stream": self.name, "state": state,
+                                                 "since": since, "reason": reason}))
+
+        return tell
+
     def unsubscribe(self, subscription: Subscription) -> None:
-        feed = self._feeds.pop(subscription, None)
-        if feed is not None:
-            feed.stop()
+        supervisor = self._supervisors.pop(subscription, None)
+        if supervisor is not None:
+            supervisor.stop()
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._feeds)
+        return len(self._supervisors)
 
     def _sessions(self) -> Iterable:
-        return [subscription.session for subscription in self._feeds]
+        return [subscription.session for subscription in self._supervisors]
 
     def stop(self) -> None:
-        for subscription in list(self._feeds):
+        for subscription in list(self._supervisors):
             self.unsubscribe(subscription)
 
     @property
     def producers(self) -> int:
-        return sum(1 for feed in self._feeds.values() if feed.thread is not None and not feed.thread.dead)
+        return sum(1 for supervisor in self._supervisors.values() if supervisor.running)
 
     def describe(self) -> dict:
         return {**super().describe(), "last_seq": None, "last_ts": None}
@@ -307,24 +313,26 @@ class PrivateStream(Stream):
 
 def streams_from_config(config, on_pass=None, backplane=None) -> dict[str, Stream]:
     """Running streams for the config's specs (the default stream is always among them).
-    ``backplane`` (backplane.py) gives shared streams their log and, through Redis, runs
-    their producers under a lease; None: memory, as one process."""
-    from dashstream.streams.supervisor import SELF_RUN, source_supervisor
+    ``backplane`` (backplane/) gives shared streams their log and what runs their source
+    (through Redis: a producer under a lease); None: memory and the plain supervisor."""
     from producer import SOURCES
 
     streams: dict[str, Stream] = {}
     for spec in config.streams:
-        source_class = SOURCES[spec.source]
-        factory = lambda cls=source_class, options=spec.options: cls(**options)  # noqa: E731
         if not spec.shared:
-            # A private walk is new for every client: its own loop writes to that client.
-            streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_pass=on_pass)
+            # A private walk is new for every client, under a supervisor of its own.
+            factory = lambda cls=SOURCES[spec.source], options=spec.options: cls(**options)  # noqa: E731
+            streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_pass=on_pass,
+                                               stale_after=spec.stale_after)
             continue
-        stream = SharedStream(spec.name, spec.source, factory if spec.source in SELF_RUN else None,
-                              history=spec.history or config.history, on_pass=on_pass,
-                              log_factory=backplane.log_factory(spec) if backplane is not None else None)
-        stream.supervisor = source_supervisor(spec, stream)
-        if backplane is not None:
-            backplane.adopt(spec, stream)
-        streams[spec.name] = stream
+        log_factory = backplane.log_factory(spec) if backplane is not None else None
+        runner = backplane.runner_factory(spec) if backplane is not None else None
+        streams[spec.name] = SharedStream(spec.name, spec.source, history=spec.history or config.history,
+                                          on_pass=on_pass, log_factory=log_factory,
+                                          runner=runner or plain_runner(spec))
     return streams
+
+
+def plain_runner(spec) -> RunnerFactory:
+    """The runner of a stream served by this process alone: its source under a supervisor."""
+    return lambda stream: source_supervisor(spec, stream)

@@ -14,9 +14,17 @@ one stream:
   ``first`` (1 s), each window twice the last, at most ``cap`` (30 s), forever. The backoff
   starts again from the first window once a run has produced a value or stayed up for
   ``stable_after`` seconds;
-* a bad payload (``Rejected``) is counted and passed to ``on_rejected(reason)``; its log line
-  is written at most once a minute per stream, so a chatty broken publisher cannot flood the
-  log.
+* a bad payload (``Rejected``, or a value without ``variable``) is counted and passed to
+  ``on_rejected(reason)``; its log line is written at most once a minute per supervisor, so a
+  chatty broken publisher cannot flood the log. This is the one place a rejected value is
+  counted and logged, whichever source it came from.
+
+Every source runs here: a shared stream's (``source_supervisor``, or the Redis backplane's
+leased producer, which starts one while it holds the lease) and each client's own random
+walk on a private stream (``PrivateStream``: one supervisor per client, ``announce=False``
+so a thousand screens do not write a thousand "is up" lines). The hot path, a value from a
+running source, is one type check, the field check and the callback: a private walk costs
+what its own loop used to.
 
 No exception leaves the supervisor: a source's goes into its state, a callback's into the log.
 There is always a pause between two runs (at least ``floor``), so a source that fails at once
@@ -34,10 +42,11 @@ import random
 import time
 from typing import Any, Callable, Mapping
 
+from dashstream.messages import BadFields
 from producer import SOURCES
-from producer.base import DOWN, STALE, UP, Health, Rejected, Source
+from producer.base import DOWN, STALE, STARTING, UP, Health, Rejected, Source
 from producer.urls import scrub
-from producer.values import BadValue, check_fields
+from producer.values import RESERVED_FIELDS, BadValue, check_fields
 
 log = logging.getLogger("dashstream.supervisor")
 
@@ -45,7 +54,6 @@ log = logging.getLogger("dashstream.supervisor")
 MAX_REASON = 300
 # A rejected value is logged at most this often per stream (seconds).
 REJECT_LOG_INTERVAL = 60.0
-STARTING = "starting"
 
 
 def describe_error(error: BaseException) -> str:
@@ -103,6 +111,7 @@ class Supervisor:
                  wall_clock: Callable[[], float] = time.time,
                  backoff: Backoff | None = None,
                  stable_after: float = 30.0,
+                 announce: bool = True,
                  logger: logging.Logger = log) -> None:
         self.name = name
         self.source = source
@@ -117,6 +126,8 @@ class Supervisor:
         self.backoff = backoff or Backoff()
         self.stable_after = stable_after
         self.log = logger
+        # Log "up" and "stale" (False: at DEBUG only; failures and rejections are always logged).
+        self.announce = announce
         self.state = DOWN
         self.reason = STARTING
         self.since = wall_clock()
@@ -162,7 +173,8 @@ class Supervisor:
     def note_value(self) -> None:
         """A value reached the stream: restart the stale clock, and leave ``stale``/``down``."""
         self._last_value = self.monotonic()
-        self._set(UP, "")
+        if self.state != UP:  # up has no reason: nothing else to change on the hot path
+            self._set(UP, "")
 
     # --- the source's loop ---
 
@@ -175,6 +187,8 @@ class Supervisor:
                     if self._stopping:
                         return
                     self._handle(event)
+                    if self._stopping:
+                        return  # stopped by its own callback (the one client went away): end now
                 raise RuntimeError("the source ended")
             except Exception as error:  # noqa: BLE001 - any failure of a source is a state, not a crash
                 if self._stopping:
@@ -184,16 +198,34 @@ class Supervisor:
             self._pause()
 
     def _handle(self, event: Any) -> None:
-        if isinstance(event, Mapping):
+        if type(event) is dict and "variable" in event and RESERVED_FIELDS.isdisjoint(event):
+            # The hot path (every value of a running source): a plain dict that passes the
+            # field check is taken as it is, without check_fields' copy.
+            fields = event
+        elif isinstance(event, Mapping):
             try:
                 fields = check_fields(event)
             except BadValue as error:
                 self._reject(str(error))
                 return
-            self._produced = True
-            self.note_value()
-            self._call(self.on_value, fields)
-        elif isinstance(event, Rejected):
+        else:
+            self._signal(event)
+            return
+        self._produced = True
+        if self.stale_after:
+            self._last_value = self.monotonic()  # note_value(), inlined: this runs for every value
+        if self.state != UP:
+            self._set(UP, "")
+        try:
+            self.on_value(fields)
+        except BadFields as error:  # the log could not encode it (a NaN, a value JSON cannot carry)
+            self._reject(str(error))
+        except Exception:  # noqa: BLE001 - the stream's bug must not stop the source
+            self.log.exception("stream %r: %s failed", self.name, getattr(self.on_value, "__name__", "a callback"))
+
+    def _signal(self, event: Any) -> None:
+        """What a source says besides values: a rejected payload, or its connection's state."""
+        if isinstance(event, Rejected):
             self._reject(event.reason)
         elif isinstance(event, Health) and event.state == UP:
             if self._up_at is None:
@@ -258,9 +290,11 @@ class Supervisor:
         self.state, self.reason = state, reason
         if state == UP:
             self._last_failure = ""
-            self.log.info("stream %r: source %s is up", self.name, self._describe())
+            self.log.log(logging.INFO if self.announce else logging.DEBUG,
+                         "stream %r: source %s is up", self.name, self._describe())
         elif state == STALE:
-            self.log.warning("stream %r: source %s is stale: %s", self.name, self._describe(), reason)
+            self.log.log(logging.WARNING if self.announce else logging.DEBUG,
+                         "stream %r: source %s is stale: %s", self.name, self._describe(), reason)
         self._report()
 
     def _report(self) -> None:
@@ -289,27 +323,22 @@ class Supervisor:
             return type(self.source).__name__
 
 
-# Run by the stream's own loop, as before: the walk cannot fail and may be private.
-SELF_RUN = {"random-walk"}
-
-
-def source_supervisor(spec: Any, stream: Any, spawn=None, sleep=None) -> Supervisor | None:
-    """The supervisor that feeds ``stream`` from ``spec``'s source, or None; with eventlet's
-    spawn and sleep from ``runtime`` unless given (imported here, so the class above stays
-    testable without eventlet)."""
+def source_supervisor(spec: Any, stream: Any, spawn=None, sleep=None, *, source: Source | None = None,
+                      on_value: Callable[[dict], Any] | None = None,
+                      on_health: Callable[[str, str, float], Any] | None = None) -> Supervisor:
+    """The supervisor that feeds the shared ``stream`` from ``spec``'s source (or ``source``,
+    made by the caller: a leased producer continues a counter), its values to ``on_value``
+    and its states to ``on_health`` (default: the stream's); with eventlet's spawn and sleep
+    from ``runtime`` unless given (imported here, so the class above stays testable without
+    eventlet)."""
     from dashstream import runtime
 
-    if spec.source in SELF_RUN:
-        return None
-    source = SOURCES[spec.source](**spec.options)
-
-    def count_rejected(reason: str) -> None:
-        stream.stats.rejected += 1
-
+    if source is None:
+        source = SOURCES[spec.source](**spec.options)
     return Supervisor(
         spec.name, source,
-        on_value=stream.publish_from_source,
-        on_health=lambda state, reason, since: stream.set_health(state, reason, since),
-        on_rejected=count_rejected,
+        on_value=on_value or stream.publish_from_source,
+        on_health=on_health or (lambda state, reason, since: stream.set_health(state, reason, since)),
+        on_rejected=stream.count_rejected,
         stale_after=spec.stale_after,
         spawn=spawn or runtime.spawn, sleep=sleep or runtime.sleep)
