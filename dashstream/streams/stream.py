@@ -238,12 +238,11 @@ class PrivateStream(Stream):
     shared = False
 
     def __init__(self, name: str, source: str, factory: SourceFactory, *,
-                 clock: Callable[[], float] = time.time, on_pass=None, stale_after: float | None = None):
+                 clock: Callable[[], float] = time.time, on_pass=None):
         super().__init__(name, source)
         self.on_pass = on_pass  # (1, entry) per value: metrics
         self._factory = factory
         self._clock = clock
-        self._stale_after = stale_after
         self._supervisors: dict[Subscription, Supervisor] = {}
 
     def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
@@ -260,7 +259,8 @@ class PrivateStream(Stream):
 
     def _supervisor(self, own_log: MemoryLog, session) -> Supervisor:
         """The client's own source under its own supervisor: values into its own log, its
-        states to that client alone, rejections into the stream's one counter."""
+        states to that client alone, rejections into the stream's one counter. No stale
+        clock (a private walk never had one): one green thread per client, no timer."""
         append, on_pass = own_log.append, self.on_pass
 
         def publish(fields: Mapping[str, Any]) -> None:
@@ -269,7 +269,7 @@ class PrivateStream(Stream):
                 on_pass(1, entry)
 
         return Supervisor(self.name, self._factory(), on_value=publish, on_health=self._client_health(session),
-                          on_rejected=self.count_rejected, stale_after=self._stale_after, spawn=_ClientThread,
+                          on_rejected=self.count_rejected, spawn=_ClientThread,
                           sleep=runtime.sleep, backoff=Backoff(rng=_PRIVATE_RNG), announce=False)
 
     def _client_health(self, session) -> Callable[[str, str, float], None]:
@@ -322,8 +322,7 @@ def streams_from_config(config, on_pass=None, backplane=None) -> dict[str, Strea
         if not spec.shared:
             # A private walk is new for every client, under a supervisor of its own.
             factory = lambda cls=SOURCES[spec.source], options=spec.options: cls(**options)  # noqa: E731
-            streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_pass=on_pass,
-                                               stale_after=spec.stale_after)
+            streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_pass=on_pass)
             continue
         log_factory = backplane.log_factory(spec) if backplane is not None else None
         runner = backplane.runner_factory(spec) if backplane is not None else None
