@@ -1,0 +1,71 @@
+"""What a private stream's random walks cost per message, in CPU (the S3 shape: many screens,
+each with its own walk).
+
+    python benchmarks/private_walk_cost.py [--clients 5000] [--seconds 10] [--hot]
+
+Subscribes ``--clients`` fake sessions to one ``PrivateStream`` of the default walk under
+eventlet (no sockets: a session builds the frame and counts it) and reports messages per CPU
+second over ``--seconds``. ``--hot`` makes every walk's wait ``sleep(0)`` instead: the hub
+still switches per value, but the per-message Python cost of the loop dominates. Run it with
+``PYTHONPATH`` set to two checkouts to compare their loops; only ``PrivateStream(name, source,
+factory)`` and ``subscribe(session)`` are used, which every version since the supervisor has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from dashstream.streams.stream import PrivateStream  # noqa: E402
+from producer.random_walk import RandomWalk  # noqa: E402
+
+
+class CountingSession:
+    control = False
+    count = 0
+
+    def __init__(self):
+        self.subscriptions = []
+
+    def send_entry(self, entry, subscription, gap=False):
+        CountingSession.count += 1
+        entry.frame  # noqa: B018 - built as a real session would
+
+    def send_backlog(self, entries, subscription, gap=False):
+        pass
+
+    def send_control(self, message):
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--hot", action="store_true")
+    options = parser.parse_args()
+    walk = (lambda: RandomWalk(sleep=lambda seconds: eventlet.sleep(0))) if options.hot else RandomWalk
+    stream = PrivateStream("walk", "random-walk", walk)
+    for _ in range(options.clients):
+        stream.subscribe(CountingSession())
+    eventlet.sleep(1.5)  # every walk has started
+    CountingSession.count = 0
+    cpu = time.process_time()
+    eventlet.sleep(options.seconds)
+    cpu = time.process_time() - cpu
+    count = CountingSession.count
+    print(f"clients={options.clients} messages={count} cpu={cpu:.2f}s messages/cpu-s={count / cpu:.0f} "
+          f"cpu-us/message={cpu / count * 1e6:.1f} producers={stream.producers}")
+    stream.stop()
+
+
+if __name__ == "__main__":
+    main()
