@@ -10,7 +10,7 @@ import pytest
 
 from dashstream.messages import BadFields
 from dashstream.streams.supervisor import Supervisor
-from producer.base import DOWN, STALE, STARTING, UP, Health, Source
+from producer.base import DOWN, STALE, STARTING, UP, Health, Rejected, Source
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -121,3 +121,54 @@ def test_a_supervisor_stopped_by_its_own_value_ends_its_loop_after_that_value():
     made.start()
     record.threads[0]()  # returns: no second value, no retry
     assert record.values == [{"variable": 1}] and source.closed == 1
+
+
+def test_a_broken_callback_is_logged_with_its_name_and_the_supervisor_goes_on(caplog):
+    caplog.set_level(logging.ERROR, "dashstream.supervisor")
+
+    def broken_health(state, reason, since):
+        raise RuntimeError("bug")
+
+    class Nameless:
+        def __call__(self, reason):
+            raise RuntimeError("bug")
+
+    made, _ = supervisor()
+    made.on_health = broken_health
+    made.on_rejected = Nameless()
+    made._handle(Health(UP))
+    made._handle(Rejected("bad"))
+    assert made.state == UP and made.rejected == 1
+    assert [r.getMessage() for r in caplog.records] == ["stream 'office': broken_health failed",
+                                                         "stream 'office': a callback failed"]
+    assert all(record.exc_info for record in caplog.records)
+
+
+def test_a_value_from_outside_brings_the_source_up_with_no_reason():
+    made, record = supervisor()
+    made._set(DOWN, "gone")
+    made.note_value()
+    made.note_value()
+    assert record.health == [(DOWN, "gone", 1000.0), (UP, "", 1000.0)]
+
+
+def test_the_shared_streams_supervisor_is_named_after_the_spec_and_uses_the_given_spawn_and_sleep(monkeypatch):
+    from dashstream import runtime
+    from dashstream.config.stream_specs import spec_from_table
+    from dashstream.streams.stream import SharedStream
+    from dashstream.streams.supervisor import source_supervisor
+
+    spec = spec_from_table("w", {"source": "random-walk", "shared": True}, "test")
+    stream = SharedStream("w", "random-walk")
+
+    def spawn(function):
+        raise AssertionError("not started here")
+
+    def sleep(seconds):
+        pass
+
+    given = source_supervisor(spec, stream, spawn=spawn, sleep=sleep)
+    assert (given.name, given.spawn, given.sleep) == ("w", spawn, sleep)
+    default = source_supervisor(spec, stream)
+    assert (default.spawn, default.sleep) == (runtime.spawn, runtime.sleep)
+    assert default.on_rejected == stream.count_rejected and default.stale_after == spec.stale_after
