@@ -109,3 +109,13 @@ def test_sessions_import_nothing_of_streams_not_even_for_types():
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             assert not [name for name in names if name.startswith("dashstream.streams")], path.name
+
+
+def test_a_fanout_lists_its_subscribers_as_a_copy():
+    fanout = Fanout()
+    first, second = Subscription(Session(), Stream()), Subscription(Session(), Stream())
+    fanout.add(first)
+    fanout.add(second)
+    listed = iter(fanout)
+    fanout.discard(first)  # while listed: the copy is unchanged
+    assert list(listed) == [first, second] and list(fanout) == [second] and len(fanout) == 1
