@@ -58,7 +58,7 @@ class RedisLog:
         # delivered (the stream's fan-out marks the subscribers that missed something).
         self.on_hole = on_hole
         # The stream's producer runs under a lease: Redis refuses its appends unless this
-        # instance holds the lease at that moment (fencing; see redis_backplane.py).
+        # instance holds the lease at that moment (fencing; see redis.py).
         self.fenced = fenced
         self.store = store
         self._clock = clock
