@@ -264,13 +264,9 @@ class HandshakeRateLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def acquire(self, address: str) -> float:
-        """Take one handshake for ``address``: 0.0 if allowed, else seconds until the next
-        one would be."""
-        return self.take(address)[0]
-
     def take(self, address: str) -> tuple[float, int]:
-        """``acquire``, also returning how many refusals in a row this one is (0 if allowed)."""
+        """Take one handshake for ``address``: ``(0.0, 0)`` if allowed, else the seconds until
+        the next one would be and how many refusals in a row this one is."""
         now = self._clock()
         self._forget_idle(now)
         key = client_key(address)
