@@ -28,9 +28,10 @@ class BadFields(ValueError):
 
 
 # Built once: json.dumps with any non-default argument builds a new encoder on every call,
-# and JSONEncoder.encode still builds its C encoder on every call (2 us of the 3 an
-# encode_fields took). No circular-reference check: values come from JSON or from a source's
-# dict, and a cycle would end as the RecursionError below ("nested too deeply").
+# and JSONEncoder.encode still builds its C encoder on every call (most of what an
+# encode_fields cost: BENCHMARKS.md S3). No circular-reference check: values come from JSON
+# or from a source's dict, and a cycle would end as the RecursionError below ("nested too
+# deeply").
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 

@@ -69,10 +69,12 @@ class Config:
     # and a peer that has not answered one within ping_timeout seconds is closed.
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
-    # A send blocked this long closes that connection. 10 s: the hub's slow-subscriber
-    # limit too, and long enough for a few TCP retransmissions on a flaky Wi-Fi link.
-    # Without it a send to a peer that stopped reading blocks forever (its kernel keeps
-    # acknowledging), and one to a vanished peer for the kernel's ~15 minutes.
+    # A session whose socket has taken not a single byte of its pending bytes for this long
+    # is dropped (sends never block: the watchdog judges it from the last progress). 10 s:
+    # long enough for a few TCP retransmissions on a flaky Wi-Fi link, and after the
+    # slow-subscriber limit, so a screen that still reads is told 1008 first. Without it the
+    # pending bytes of a peer that stopped reading would be held forever (its kernel keeps
+    # acknowledging), and those of a vanished peer for the kernel's ~15 minutes.
     write_timeout: float = 10.0
     # Largest message a client may send, summed over its fragments (close 1009 above it).
     max_message_size: int = 64 * 1024

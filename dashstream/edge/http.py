@@ -3,6 +3,12 @@
 Each check raises ``HTTPError`` with the specific status and a one-line reason; the app
 turns it into a text response. Nothing here touches streams, so a refused request
 cannot leave a stream half-changed.
+
+The one bearer-token parser (``bearer_token``) and constant-time comparison
+(``same_token``) for every endpoint that takes a token: publish and reload here, the
+subscriber token in ``admission.py``, ``/metrics`` in ``ops/metrics.py``. Importing this
+module loads no eventlet (``admission`` is imported by ``dashstream.config``): the body
+reader asks ``runtime`` for its deadline only when it runs.
 """
 
 from __future__ import annotations
@@ -10,8 +16,6 @@ from __future__ import annotations
 import hmac
 import json
 from typing import Any, Iterable
-
-from dashstream import runtime
 
 
 class HTTPError(Exception):
@@ -43,13 +47,28 @@ def require_method(environ: dict, *allowed: str) -> None:
                         [("Allow", ", ".join(allowed))])
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header (the scheme in any case,
+    spaces around the token ignored), or ``None``: no header, another scheme, no token."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    credentials = credentials.strip()
+    return credentials if scheme.lower() == "bearer" and credentials else None
+
+
+def same_token(expected: str, presented: str | None) -> bool:
+    """Constant time (``hmac.compare_digest``), so response timing does not tell an attacker
+    how many leading characters were right; bytes, so no input can raise."""
+    if presented is None:
+        return False
+    return hmac.compare_digest(expected.encode(), presented.encode("utf-8", "surrogateescape"))
+
+
 def require_bearer(environ: dict, token: str | None, what: str) -> None:
     """``Authorization: Bearer TOKEN``, compared in constant time. The token is never
     echoed or logged, whichever way the check goes."""
     if not token:
         raise HTTPError("403 Forbidden", f"{what} is off: start the server with --publish-token")
-    scheme, _, presented = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+    if not same_token(token, bearer_token(environ.get("HTTP_AUTHORIZATION"))):
         raise HTTPError("401 Unauthorized", "missing or wrong bearer token",
                         [("WWW-Authenticate", 'Bearer realm="dashstream"')])
 
@@ -76,6 +95,8 @@ def read_json_object(environ: dict, limit: int, timeout: float | None = None) ->
     declared = environ.get("CONTENT_LENGTH") or ""
     if declared.isdigit() and int(declared) > limit:
         raise too_large  # refused before reading a byte of it
+    from dashstream import runtime  # here, not at the top: see the module's opening comment
+
     deadline = runtime.Timeout(timeout) if timeout else None
     try:
         body = environ["wsgi.input"].read(limit + 1)
