@@ -51,13 +51,13 @@ class Config:
     max_connections: int = 10_000
     echo: bool = True
     close_timeout: float = 1.0
-    # Admission (see admission.py): who may open a WebSocket, and how often.
+    # Admission (see edge/admission.py): who may open a WebSocket, and how often.
     allowed_origins: tuple[str, ...] = ()  # empty: every origin
     token: str | None = field(default=None, repr=False)  # a secret: never in repr() or a log line
-    # Per client address; why these numbers: admission.py, DEFAULT_HANDSHAKE_RATE.
+    # Per client address; why these numbers: edge/admission.py, DEFAULT_HANDSHAKE_RATE.
     handshake_rate: float = DEFAULT_HANDSHAKE_RATE
     handshake_burst: int = DEFAULT_HANDSHAKE_BURST
-    # Peers whose X-Forwarded-For / X-Real-IP are believed (forwarded.py); loopback by
+    # Peers whose X-Forwarded-For / X-Real-IP are believed (edge/forwarded.py); loopback by
     # default, so a proxy on the same machine works out of the box.
     trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
     # A request line and headers must arrive within this (slow-header attacks hold a
@@ -105,7 +105,7 @@ class Config:
     # A secret: kept out of repr() so it never reaches a log line by accident.
     publish_token: str | None = field(default=None, repr=False)
     max_publish_size: int = 65_536
-    # Several instances, one set of streams: a Redis URL (backplane.py); None: this process
+    # Several instances, one set of streams: a Redis URL (``backplane/``); None: this process
     # alone, logs in memory. Not in repr(): the URL may hold a password.
     backplane: str | None = field(default=None, repr=False)
 

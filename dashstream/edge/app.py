@@ -160,7 +160,7 @@ class DashApp:
         suppressed = self._refusal_lines.allow((peer.rsplit(":", 1)[0], error.status))
         if suppressed is None:
             return
-        # The path only: a query string may carry a token (logs.py escapes what it holds).
+        # The path only: a query string may carry a token (``ops/log_output.py`` escapes what it holds).
         log.log(logging.DEBUG if error.quiet else logging.INFO, "%s %s → %s (%s) peer=%s%s",
                 method, path, error.status, error.reason, peer, suppressed_note(suppressed))
 

@@ -5,7 +5,7 @@ the connection to a session.
   one-line reason *before* any upgrade (eventlet's ``WebSocketWSGI`` accepts hixie-75/76
   handshakes and answers most mistakes with a bare 400).
 * ``WebSocketEndpoint`` (a ``WebSocketWSGI``) performs the RFC 6455 upgrade, negotiates
-  permessage-deflate only when the server allows it (``deflate.py``; a bad offer is
+  permessage-deflate only when the server allows it (``protocol/deflate.py``; a bad offer is
   declined, never a 500), takes the socket from the HTTP server (``dashstream.hand_off``)
   and gives it to ``handler(sock, deflate_params, reply, buffered)``, which builds the
   session and returns at once: the HTTP server's green thread ends with the handshake.
