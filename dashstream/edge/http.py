@@ -17,6 +17,8 @@ import hmac
 import json
 from typing import Any, Iterable
 
+from producer.values import BadValue, json_kind, parse_json
+
 
 class HTTPError(Exception):
     def __init__(self, status: str, reason: str, headers: list[tuple[str, str]] | None = None,
@@ -73,19 +75,12 @@ def require_bearer(environ: dict, token: str | None, what: str) -> None:
                         [("WWW-Authenticate", 'Bearer realm="dashstream"')])
 
 
-_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number",
-               bool: "a boolean", type(None): "null"}
-
-
-def _no_constants(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def read_json_object(environ: dict, limit: int, timeout: float | None = None) -> dict:
     """The request body as a JSON object: 415 not JSON, 413 over ``limit`` bytes, 408 not
     all sent within ``timeout`` seconds (a body shorter than its Content-Length must not
-    hold a connection forever), 400 malformed (with the parser's reason; a broken chunked
-    encoding; nesting too deep) or not an object."""
+    hold a connection forever), 400 a broken chunked encoding, not JSON as every source's
+    payload must be (``producer.values.parse_json``: the parser's reason, ``NaN``, a number
+    out of range, nesting too deep) or not an object."""
     content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise HTTPError("415 Unsupported Media Type",
@@ -113,11 +108,9 @@ def read_json_object(environ: dict, limit: int, timeout: float | None = None) ->
     if len(body) > limit:
         raise too_large
     try:
-        value = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise HTTPError("400 Bad Request", f"malformed JSON: {error}") from None
-    except RecursionError:
-        raise HTTPError("400 Bad Request", "malformed JSON: nested too deeply") from None
+        value = parse_json(body)
+    except BadValue as error:
+        raise HTTPError("400 Bad Request", str(error)) from None
     if not isinstance(value, dict):
-        raise HTTPError("400 Bad Request", f"body must be a JSON object, got {_JSON_TYPES[type(value)]}")
+        raise HTTPError("400 Bad Request", f"body must be a JSON object, got {json_kind(value)}")
     return value

@@ -54,6 +54,10 @@ def test_the_body_reader_takes_a_json_object():
     (body(b'{"variable": NaN}'), "400 Bad Request", "NaN is not valid JSON"),
     (body(b"[" * 100), "400 Bad Request", "malformed JSON"),
     (body(b"[1]"), "400 Bad Request", "got an array"),
+    (body(b"7"), "400 Bad Request", "got a number"),
+    # The same JSON rules as a source's payload (producer.values.parse_json):
+    (body(b'{"variable": 1e400}'), "400 Bad Request", "1e400 is out of range"),
+    (body(b'{"variable": "\xff"}'), "400 Bad Request", "not UTF-8"),
 ])
 def test_the_body_reader_refuses_with_a_reason(environ, status, reason):
     with pytest.raises(HTTPError) as refused:
