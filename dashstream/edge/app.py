@@ -24,9 +24,11 @@ request gets the headers of the GET answer and no body.
 
 After the upgrade the connection is a session (``sessions/websocket.py``, ``sessions/sse.py``)
 that this app keeps in the server's ``ServerState.sessions`` (for health, reload and
-shutdown) until it ends. The app only routes and answers: the sessions, the draining flag,
-the metrics, the streams and the backplane are the ``ServerState`` it is given
-(``server/server.py``), so nothing here outlives a request but that state.
+shutdown) until it ends. The app routes and answers, and keeps what only the edge needs
+(admission's slots and rate buckets, the refusal log limiter); the sessions, the draining
+flag, the metrics, the streams and the backplane are the ``ServerState`` it is given. That
+class is the server's (``server/server.py``) and is not imported here: nothing imports
+upward.
 
 With several instances sharing streams through Redis (``--backplane``), the backplane
 (``backplane/``) answers for the fleet: a publish or a reload reaches every instance's
