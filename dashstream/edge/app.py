@@ -43,13 +43,21 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 from dashstream import runtime
-from dashstream.config.options import Config
 from dashstream.edge.admission import Admission
 from dashstream.edge.forwarded import ProxyPolicy
-from dashstream.edge.http import HTTPError, read_json_object, require_bearer, require_method, respond, respond_json
+from dashstream.edge.http import (
+    HTTPError,
+    bearer_token,
+    read_json_object,
+    require_bearer,
+    require_method,
+    respond,
+    respond_json,
+    same_token,
+)
 from dashstream.edge.routes import Match, Route, RouteTable
 from dashstream.edge.subscribe_query import (
     event_id_resume,
@@ -61,13 +69,16 @@ from dashstream.edge.subscribe_query import (
 from dashstream.edge.upgrade import WebSocketEndpoint, wants_websocket
 from dashstream.messages import DEFAULT_STREAM, BadFields
 from dashstream.ops.log_output import LogLimiter, suppressed_note
-from dashstream.ops.metrics import metrics_response
+from dashstream.ops.metrics import Metrics
 from dashstream.protocol.deflate import Deflater, Inflater
 from dashstream.protocol.frames import FrameReader, Message
 from dashstream.sessions.session import Session, SessionContext, describe_peer
 from dashstream.sessions.sse import SSESession
 from dashstream.sessions.sse import response_head as sse_head
 from dashstream.sessions.websocket import WebSocketSession
+
+if TYPE_CHECKING:  # pragma: no cover - the configuration sits above the edge (it checks edge rules)
+    from dashstream.config.options import Config
 from dashstream.streams.log import LogUnavailable, Resume
 from dashstream.streams.stream import DOWN, SharedStream, Stream
 
@@ -380,6 +391,23 @@ def _upgrade_required(environ: dict, start_response) -> Iterable[bytes]:
 
 def _no_such_path(path: str, environ: dict, start_response) -> Iterable[bytes]:
     raise HTTPError("404 Not Found", f"no such path: {path}")
+
+
+def metrics_response(environ: dict, metrics: Metrics, token: str | None) -> tuple[str, list[tuple[str, str]], bytes]:
+    """``GET /metrics``: ``(status, headers, body)``. With ``--metrics-token``, the scraper
+    must send ``Authorization: Bearer TOKEN`` (Prometheus: ``authorization: {credentials:
+    ...}`` in the scrape config); compared in constant time, never logged. Its refusals are
+    answers of the scrape endpoint, neither counted nor logged as refusals."""
+    method = environ.get("REQUEST_METHOD", "GET")
+    if method not in ("GET", "HEAD"):
+        return ("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Type", "text/plain; charset=utf-8")],
+                f"{method} is not allowed here; use GET or HEAD\n".encode())
+    if token is not None and not same_token(token, bearer_token(environ.get("HTTP_AUTHORIZATION"))):
+        return ("401 Unauthorized", [("WWW-Authenticate", 'Bearer realm="dashstream metrics"'),
+                                     ("Content-Type", "text/plain; charset=utf-8")],
+                b"/metrics needs 'Authorization: Bearer TOKEN' (--metrics-token)\n")
+    body, content_type = metrics.render(environ.get("HTTP_ACCEPT"))
+    return "200 OK", [("Content-Type", content_type), ("Cache-Control", "no-store")], body
 
 
 def _unavailable(error: LogUnavailable) -> HTTPError:

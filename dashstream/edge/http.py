@@ -6,7 +6,7 @@ cannot leave a stream half-changed.
 
 The one bearer-token parser (``bearer_token``) and constant-time comparison
 (``same_token``) for every endpoint that takes a token: publish and reload here, the
-subscriber token in ``admission.py``, ``/metrics`` in ``ops/metrics.py``. Importing this
+subscriber token in ``admission.py``, ``/metrics`` (``app.metrics_response``). Importing this
 module loads no eventlet (``admission`` is imported by ``dashstream.config``): the body
 reader asks ``runtime`` for its deadline only when it runs.
 """

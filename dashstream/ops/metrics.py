@@ -3,7 +3,8 @@
 The core calls plain methods on one ``Metrics`` object (``sent``, ``dropped``,
 ``close_sent``, ``refused``, ...); a scrape renders everything in the Prometheus text
 format (or OpenMetrics, when the scraper asks for it) with the official
-``prometheus-client``.
+``prometheus-client``. The endpoint itself (method, ``--metrics-token``) is the edge's:
+``dashstream.edge.app.metrics_response``, with the one bearer parser.
 
 Why the counts are plain Python numbers, not ``prometheus_client.Counter`` objects:
 under ``eventlet.monkey_patch()`` the library's metrics take eventlet's green locks, and
@@ -36,8 +37,6 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-
-from dashstream.edge.http import bearer_token, same_token  # the one bearer parser (no eventlet)
 
 # Delivery lag: from the message's ``ts`` (when it was produced or published) to its
 # write. Local delivery is milliseconds; a loaded server or a queue behind a slow screen
@@ -265,22 +264,3 @@ class _Collector(Collector):
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, documentation, value=value)
-
-
-# --- the endpoint ------------------------------------------------------------------------------
-
-
-def metrics_response(environ: Mapping, metrics: Metrics, token: str | None) -> tuple[str, list[tuple[str, str]], bytes]:
-    """``GET /metrics``: ``(status, headers, body)``. With ``--metrics-token``, the scraper
-    must send ``Authorization: Bearer TOKEN`` (Prometheus: ``authorization: {credentials:
-    ...}`` in the scrape config); compared in constant time, never logged."""
-    method = environ.get("REQUEST_METHOD", "GET")
-    if method not in ("GET", "HEAD"):
-        return ("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Type", "text/plain; charset=utf-8")],
-                f"{method} is not allowed here; use GET or HEAD\n".encode())
-    if token is not None and not same_token(token, bearer_token(environ.get("HTTP_AUTHORIZATION"))):
-        return ("401 Unauthorized", [("WWW-Authenticate", 'Bearer realm="dashstream metrics"'),
-                                     ("Content-Type", "text/plain; charset=utf-8")],
-                b"/metrics needs 'Authorization: Bearer TOKEN' (--metrics-token)\n")
-    body, content_type = metrics.render(environ.get("HTTP_ACCEPT"))
-    return "200 OK", [("Content-Type", content_type), ("Cache-Control", "no-store")], body
