@@ -41,24 +41,27 @@ class Match(NamedTuple):
 
 
 class RouteTable:
-    """Exact paths and prefixes; ``not_found(path, environ, start_response)`` answers the rest."""
+    """Exact paths, then prefixes in the order given; ``not_found(path, environ,
+    start_response)`` answers the rest."""
 
     def __init__(self, routes: Iterable[Route], not_found: HttpHandler):
-        self.exact: dict[str, Route] = {}
+        self.exact: dict[str, Match] = {}  # ready to hand out: nothing to bind
         self.prefixes: list[Route] = []
+        seen: set[str] = set()
         for route in routes:
-            if route.path in self.exact or any(route.path == other.path for other in self.prefixes):
+            if route.path in seen:
                 raise ValueError(f"route {route.path!r} is in the table twice")
+            seen.add(route.path)
             if route.prefix:
                 self.prefixes.append(route)
             else:
-                self.exact[route.path] = route
+                self.exact[route.path] = Match(route.http, route.websocket, route.kind)
         self.not_found = not_found
 
     def match(self, path: str) -> Match:
-        route = self.exact.get(path)
-        if route is not None:
-            return Match(route.http, route.websocket, route.kind)
+        match = self.exact.get(path)
+        if match is not None:
+            return match
         for route in self.prefixes:
             if path.startswith(route.path):
                 name = path[len(route.path):]
