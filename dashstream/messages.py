@@ -17,7 +17,7 @@ import json
 from typing import Any, Mapping
 
 from dashstream.protocol.frames import text_frame
-from producer.values import RESERVED_FIELDS
+from producer.values import field_problem
 
 # The stream ``/`` serves (README: "Message format"); a connection to it needs no name.
 DEFAULT_STREAM = "default"
@@ -28,9 +28,10 @@ class BadFields(ValueError):
 
 
 # Built once: json.dumps with any non-default argument builds a new encoder on every call,
-# and JSONEncoder.encode still builds its C encoder on every call (2 us of the 3 an
-# encode_fields took). No circular-reference check: values come from JSON or from a source's
-# dict, and a cycle would end as the RecursionError below ("nested too deeply").
+# and JSONEncoder.encode still builds its C encoder on every call (most of what an
+# encode_fields cost: BENCHMARKS.md S3). No circular-reference check: values come from JSON
+# or from a source's dict, and a cycle would end as the RecursionError below ("nested too
+# deeply").
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
@@ -47,11 +48,11 @@ else:  # pragma: no cover - an interpreter without the C accelerator
 def encode_fields(fields: Mapping[str, Any]) -> str:
     """Check and serialize a message's own fields, completely, *before* it is numbered: a
     message that cannot be sent must not take a ``seq`` (screens would see a false hole).
-    Raises ``BadFields`` with a reason a publisher can act on."""
-    if "variable" not in fields:
-        raise BadFields("the object must have a 'variable' field")
-    if not RESERVED_FIELDS.isdisjoint(fields):
-        raise BadFields(f"field {sorted(RESERVED_FIELDS & fields.keys())[0]!r} is set by the server")
+    Raises ``BadFields`` with a reason a publisher can act on (the field rule is the one
+    every source's values pass too: ``producer.values.field_problem``)."""
+    problem = field_problem(fields)
+    if problem is not None:
+        raise BadFields(problem)
     try:
         return _encode(fields)
     except ValueError:

@@ -37,7 +37,6 @@ def monkey_patch() -> None:
 
 
 spawn = eventlet.spawn
-spawn_n = eventlet.spawn_n
 sleep = eventlet.sleep
 Event = eventlet.event.Event
 GreenThread = eventlet.greenthread.GreenThread
@@ -65,11 +64,6 @@ RECV_VIEW = memoryview(RECV_BUFFER)
 def cooperative_yield() -> None:
     """Let the hub run other work (accepts, reads, timers) in the middle of a long loop."""
     eventlet.sleep(0)
-
-
-def call_later(seconds: float, function: Callable[..., Any], *args: Any):
-    """Run ``function(*args)`` in the hub after ``seconds``; returns a timer with ``cancel()``."""
-    return eventlet.hubs.get_hub().schedule_call_global(seconds, function, *args)
 
 
 def written_by_hand() -> list:

@@ -8,11 +8,11 @@ A source class declares, as class attributes:
 * ``driver(options)``: the Python module it needs and the pip extra that installs it, so a
   missing driver is refused at start with the line that fixes it.
 
-``stream_specs.py`` reads all of that from the classes (one registry: ``producer.SOURCES``),
-so adding a source is one file here plus its tests.
+``dashstream/config/stream_specs.py`` reads all of that from the classes (one registry:
+``producer.SOURCES``), so adding a source is one file here plus its tests.
 
-At run time a source instance is driven by ``dashstream.supervisor``: ``events()`` is a
-generator that connects, then yields
+At run time a source instance is driven by ``dashstream.streams.supervisor``: ``events()``
+is a generator that connects, then yields
 
 * a ``dict`` of fields (a value; it has ``variable``),
 * ``Rejected(reason)``: a bad payload, counted and skipped,

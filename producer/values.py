@@ -1,7 +1,10 @@
 """What a source may hand on as a value: the one check every source (and a publish) shares.
 
 A message from outside (a Redis or ZeroMQ payload) is UTF-8 JSON: an object with
-``variable``, or a bare number, which is taken as ``{"variable": number}``. A SQL row is
+``variable``, or a bare number, which is taken as ``{"variable": number}``. ``parse_json``
+is the one JSON reader (a publish's body goes through it too, ``dashstream/edge/http.py``)
+and ``field_problem`` the one rule for a message's fields (``check_fields`` here, and
+``dashstream.messages.encode_fields`` for whatever is published). A SQL row is
 already a mapping of column names to values; ``fields_from_row`` makes those JSON values.
 Anything else is a ``BadValue`` with a reason a person can act on; a source reports it as
 ``Rejected`` (counted, logged now and then) and goes on, because one bad message must never
@@ -45,12 +48,11 @@ def _finite_float(literal: str) -> float:
     return value
 
 
-def parse_payload(data: bytes | str) -> dict[str, Any]:
-    """A message's bytes → the fields to publish, or ``BadValue``."""
-    if len(data) > MAX_PAYLOAD_BYTES:
-        raise BadValue(f"payload of {len(data)} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit")
+def parse_json(data: bytes | str) -> Any:
+    """JSON text → its value, or ``BadValue``: not UTF-8, malformed (with the parser's
+    reason), ``NaN``/``Infinity``, a number out of range, nested too deeply."""
     try:
-        value = json.loads(data, parse_constant=_no_constants, parse_float=_finite_float)
+        return json.loads(data, parse_constant=_no_constants, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise BadValue("payload is not UTF-8 text") from None
     except BadValue:
@@ -61,20 +63,35 @@ def parse_payload(data: bytes | str) -> dict[str, Any]:
         # json.loads gives up on deep nesting ('[' * 2000 is 2 KB) with RecursionError, which is
         # not a ValueError: uncaught, one such message would take the source's connection down.
         raise BadValue("payload is nested too deeply") from None
+
+
+def parse_payload(data: bytes | str) -> dict[str, Any]:
+    """A message's bytes → the fields to publish, or ``BadValue``."""
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise BadValue(f"payload of {len(data)} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit")
+    value = parse_json(data)
     if isinstance(value, bool) or not isinstance(value, (dict, int, float)):
-        raise BadValue(f"expected a JSON object with 'variable' or a number, got {_kind(value)}")
+        raise BadValue(f"expected a JSON object with 'variable' or a number, got {json_kind(value)}")
     if not isinstance(value, dict):
         return {"variable": value}
     return check_fields(value)
 
 
-def check_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Fields that can go out as a data message: ``variable`` present, no server field."""
+def field_problem(fields: Mapping[str, Any]) -> str | None:
+    """Why ``fields`` cannot go out as a data message, or ``None``: ``variable`` must be
+    there and no field the server sets (the first such, sorted, is named)."""
     if "variable" not in fields:
-        raise BadValue("no 'variable' field")
-    reserved = sorted(RESERVED_FIELDS.intersection(fields))
-    if reserved:
-        raise BadValue(f"field {reserved[0]!r} is set by the server")
+        return "no 'variable' field"
+    if not RESERVED_FIELDS.isdisjoint(fields):
+        return f"field {sorted(RESERVED_FIELDS.intersection(fields))[0]!r} is set by the server"
+    return None
+
+
+def check_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields that can go out as a data message (``field_problem``), or ``BadValue``."""
+    problem = field_problem(fields)
+    if problem is not None:
+        raise BadValue(problem)
     return dict(fields)
 
 
@@ -109,8 +126,10 @@ def _json_value(value: Any, column: str) -> Any:
     raise BadValue(f"column {column!r} has a {type(value).__name__} value, which JSON cannot carry")
 
 
-_KINDS = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+_KINDS = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+          bool: "a boolean", type(None): "null"}
 
 
-def _kind(value: Any) -> str:
-    return _KINDS[type(value)]  # every JSON type that is neither an object nor a number
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, for a reason a person reads ("got an array")."""
+    return _KINDS[type(value)]

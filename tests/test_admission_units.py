@@ -122,13 +122,13 @@ def test_token_matches_needs_an_exact_candidate():
 def test_rate_limiter_allows_a_burst_then_the_rate():
     clock = FakeClock()
     limiter = HandshakeRateLimiter(rate=2, burst=3, clock=clock)
-    assert [limiter.acquire("10.0.0.1") for _ in range(3)] == [0, 0, 0]
-    wait = limiter.acquire("10.0.0.1")
+    assert [limiter.take("10.0.0.1")[0] for _ in range(3)] == [0, 0, 0]
+    wait = limiter.take("10.0.0.1")[0]
     assert wait == pytest.approx(0.5)
-    assert limiter.acquire("10.0.0.2") == 0  # another address has its own bucket
+    assert limiter.take("10.0.0.2")[0] == 0  # another address has its own bucket
     clock.advance(0.5)
-    assert limiter.acquire("10.0.0.1") == 0
-    assert limiter.acquire("10.0.0.1") > 0
+    assert limiter.take("10.0.0.1")[0] == 0
+    assert limiter.take("10.0.0.1")[0] > 0
 
 
 def test_only_the_first_refusal_in_a_row_is_loud():
@@ -147,21 +147,21 @@ def test_only_the_first_refusal_in_a_row_is_loud():
 def test_refused_attempts_do_not_dig_a_deeper_hole():
     clock = FakeClock()
     limiter = HandshakeRateLimiter(rate=1, burst=1, clock=clock)
-    limiter.acquire("a")
+    limiter.take("a")[0]
     for _ in range(100):
-        assert limiter.acquire("a") == pytest.approx(1.0, abs=0.01)
+        assert limiter.take("a")[0] == pytest.approx(1.0, abs=0.01)
     clock.advance(1.0)
-    assert limiter.acquire("a") == 0
+    assert limiter.take("a")[0] == 0
 
 
 def test_rate_limiter_forgets_idle_addresses():
     clock = FakeClock()
     limiter = HandshakeRateLimiter(rate=10, burst=50, clock=clock)
     for n in range(1000):
-        limiter.acquire(f"10.0.{n // 256}.{n % 256}")
+        limiter.take(f"10.0.{n // 256}.{n % 256}")[0]
     assert len(limiter) == 1000
     clock.advance(5.0)  # burst / rate: every bucket is full again, so it is forgotten
-    limiter.acquire("192.0.2.1")
+    limiter.take("192.0.2.1")[0]
     assert len(limiter) == 1
 
 
@@ -169,7 +169,7 @@ def test_rate_limiter_memory_has_a_hard_cap():
     clock = FakeClock()
     limiter = HandshakeRateLimiter(rate=1, burst=1, max_clients=100, clock=clock)
     for n in range(10_000):
-        limiter.acquire(f"2001:db8:{n:x}::1")
+        limiter.take(f"2001:db8:{n:x}::1")[0]
     assert len(limiter) == 100
 
 

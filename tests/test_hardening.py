@@ -182,7 +182,7 @@ def test_refused_publishes_leave_no_hole_and_resume_no_duplicate(watched):
     for body in bad_bodies:
         status, answer = publish(server.http, "sales", body, TOKEN)
         assert status == 400, (status, answer)
-        assert b"finite" in answer or b"deep" in answer
+        assert b"out of range" in answer or b"deep" in answer  # producer.values.parse_json's reasons
     # A malformed chunked body, by hand.
     with socket.create_connection(("127.0.0.1", server.port), timeout=scaled(5)) as sock:
         sock.sendall(b"POST /publish/sales HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -66,7 +66,7 @@ FINITE = "numbers must be finite (no NaN, Infinity or overflowing values like 1e
 
 
 @pytest.mark.parametrize("fields, reason", [
-    ({"unit": "kg"}, "the object must have a 'variable' field"),
+    ({"unit": "kg"}, "no 'variable' field"),
     ({"variable": 1, "seq": 2}, "field 'seq' is set by the server"),
     ({"variable": 1, "control": "reload"}, "field 'control' is set by the server"),
     ({"variable": 1, "stream": "x"}, "field 'stream' is set by the server"),

@@ -6,7 +6,8 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashstream.ops.metrics import LAG_BUCKETS, Metrics, metrics_response
+from dashstream.edge.app import metrics_response
+from dashstream.ops.metrics import LAG_BUCKETS, Metrics
 
 pytestmark = pytest.mark.timeout(20)
 

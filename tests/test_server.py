@@ -70,6 +70,8 @@ def test_one_line_page_contract_holds_for_every_message(server):
 
 
 # --- endpoints -------------------------------------------------------------------------
+# Which path gets what (404s, 426s, --no-echo, refusals before the upgrade) is tested in
+# process: tests/unit/test_app_routes.py and tests/unit/test_upgrade.py.
 
 
 def test_plain_get_serves_the_page(server):
@@ -86,31 +88,12 @@ def test_healthz_counts_open_websockets(server):
     wait_until(lambda: server.health()["connections"] == 0, message="0 connections")
 
 
-def test_unknown_path_is_404_with_a_body(server):
-    status, _, body = http_get(server.http + "/nope")
-    assert status == 404
-    assert b"/nope" in body
-
-
-def test_websocket_upgrade_to_unknown_path_is_refused_before_upgrade(server):
-    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-        websocket.create_connection(server.ws + "/nope", timeout=scaled(3))
-    assert refused.value.status_code == 404
-
-
 def test_echo_returns_text_and_binary_unchanged(server):
     with connect(server.ws + "/echo") as ws:
         ws.send("héllo")
         assert ws.recv(timeout=scaled(2)) == "héllo"
         ws.send(b"\x00\xffbinary")
         assert ws.recv(timeout=scaled(2)) == b"\x00\xffbinary"
-
-
-def test_no_echo_turns_echo_off(start_server):
-    server = start_server("--no-echo")
-    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-        websocket.create_connection(server.ws + "/echo", timeout=scaled(3))
-    assert refused.value.status_code == 404
 
 
 def _raw_request(port: int, request: bytes, timeout: float = 3.0) -> bytes:

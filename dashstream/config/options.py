@@ -51,13 +51,13 @@ class Config:
     max_connections: int = 10_000
     echo: bool = True
     close_timeout: float = 1.0
-    # Admission (see admission.py): who may open a WebSocket, and how often.
+    # Admission (see edge/admission.py): who may open a WebSocket, and how often.
     allowed_origins: tuple[str, ...] = ()  # empty: every origin
     token: str | None = field(default=None, repr=False)  # a secret: never in repr() or a log line
-    # Per client address; why these numbers: admission.py, DEFAULT_HANDSHAKE_RATE.
+    # Per client address; why these numbers: edge/admission.py, DEFAULT_HANDSHAKE_RATE.
     handshake_rate: float = DEFAULT_HANDSHAKE_RATE
     handshake_burst: int = DEFAULT_HANDSHAKE_BURST
-    # Peers whose X-Forwarded-For / X-Real-IP are believed (forwarded.py); loopback by
+    # Peers whose X-Forwarded-For / X-Real-IP are believed (edge/forwarded.py); loopback by
     # default, so a proxy on the same machine works out of the box.
     trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
     # A request line and headers must arrive within this (slow-header attacks hold a
@@ -69,10 +69,12 @@ class Config:
     # and a peer that has not answered one within ping_timeout seconds is closed.
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
-    # A send blocked this long closes that connection. 10 s: the hub's slow-subscriber
-    # limit too, and long enough for a few TCP retransmissions on a flaky Wi-Fi link.
-    # Without it a send to a peer that stopped reading blocks forever (its kernel keeps
-    # acknowledging), and one to a vanished peer for the kernel's ~15 minutes.
+    # A session whose socket has taken not a single byte of its pending bytes for this long
+    # is dropped (sends never block: the watchdog judges it from the last progress). 10 s:
+    # long enough for a few TCP retransmissions on a flaky Wi-Fi link, and after the
+    # slow-subscriber limit, so a screen that still reads is told 1008 first. Without it the
+    # pending bytes of a peer that stopped reading would be held forever (its kernel keeps
+    # acknowledging), and those of a vanished peer for the kernel's ~15 minutes.
     write_timeout: float = 10.0
     # Largest message a client may send, summed over its fragments (close 1009 above it).
     max_message_size: int = 64 * 1024
@@ -103,7 +105,7 @@ class Config:
     # A secret: kept out of repr() so it never reaches a log line by accident.
     publish_token: str | None = field(default=None, repr=False)
     max_publish_size: int = 65_536
-    # Several instances, one set of streams: a Redis URL (backplane.py); None: this process
+    # Several instances, one set of streams: a Redis URL (``backplane/``); None: this process
     # alone, logs in memory. Not in repr(): the URL may hold a password.
     backplane: str | None = field(default=None, repr=False)
 

@@ -1,6 +1,6 @@
 """Stream definitions: from a TOML file (``--config``) or ``--stream`` flags to ``StreamSpec``s.
 
-A spec only says *what* a stream is (name, source, options); ``streams.py`` turns specs
+A spec only says *what* a stream is (name, source, options); ``streams/stream.py`` turns specs
 into running streams. Every error names the file, the stream and the key, because the
 person reading it is editing that file.
 

@@ -20,7 +20,6 @@ Order of the checks, and why:
 from __future__ import annotations
 
 import functools
-import hmac
 import ipaddress
 import math
 import re
@@ -31,6 +30,7 @@ from typing import Callable, Iterable, Mapping
 from urllib.parse import parse_qs
 
 from dashstream.edge.forwarded import ProxyPolicy, rate_limited
+from dashstream.edge.http import bearer_token, same_token
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -41,16 +41,16 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 #   the page retries within 1 s (full jitter), so about 300 handshakes from one address
 #   in one second. They fit in the burst with room for two more restarts in a row.
 # * A load test of 1,000 screens from one other machine, opened as fast as the tool can:
-#   the burst covers all of them however fast they come (the server itself admits about
-#   700-800 handshakes a second on this 2-core machine, so no client can go faster), and
-#   at 50 a second the bucket is full again 20 s later, ready for the next run.
+#   the burst covers all of them however fast they come (the server itself admits fewer
+#   than that in a second, BENCHMARKS.md S4, so no client can go faster), and at 50 a
+#   second the bucket is full again 20 s later, ready for the next run.
 # * A runaway client (a reconnect loop without backoff) is held to 50 admitted handshakes
-#   a second once its burst is spent. Measured (python benchmarks/handshake_cost.py): an
-#   admitted handshake and close cost 0.7-0.8 ms of server CPU, a refused one 0.6 ms (1.0-1.4
-#   and 0.7-0.9 ms before this round's handshake path); so the runaway's admitted
-#   connections cost at most about 4% of one core, where unthrottled it would take the whole
-#   process (1,600-2,600 handshakes a second from 64 loops, BENCHMARKS.md S4). Its refused attempts still cost their 429s: a client that
-#   ignores Retry-After must be stopped in front of the server (firewall, nginx limit_req).
+#   a second once its burst is spent. An admitted handshake and close costs under a
+#   millisecond of server CPU (BENCHMARKS.md, "Operations": handshake_cost.py), so the
+#   runaway's admitted connections cost a few percent of one core, where unthrottled it
+#   would take the whole process (BENCHMARKS.md S4). Its refused attempts still cost their
+#   429s: a client that ignores Retry-After must be stopped in front of the server
+#   (firewall, nginx limit_req).
 # The local machine is not limited at all (a trusted address is exempt, see forwarded.py),
 # so conformance suites and benchmarks on the server's own machine never see a 429.
 DEFAULT_HANDSHAKE_RATE = 50.0
@@ -196,21 +196,17 @@ def check_token_text(token: str) -> str:
 def presented_tokens(query_string: str, authorization: str | None) -> list[str]:
     """Every token the request offers: ``?token=`` values and an ``Authorization: Bearer``."""
     tokens = parse_qs(query_string, keep_blank_values=True).get("token", [])
-    if authorization:
-        scheme, _, credentials = authorization.strip().partition(" ")
-        if scheme.lower() == "bearer" and credentials.strip():
-            tokens.append(credentials.strip())
+    bearer = bearer_token(authorization)
+    if bearer is not None:
+        tokens.append(bearer)
     return tokens
 
 
 def token_matches(expected: str, presented: Iterable[str]) -> bool:
-    """Constant-time per comparison (``hmac.compare_digest``), so response timing does not
-    tell an attacker how many leading characters were right."""
-    wanted = expected.encode()
+    """Constant time per comparison (``same_token``)."""
     found = False
     for candidate in presented:
-        # Compare every candidate (no early exit), bytes so non-ASCII input cannot raise.
-        found |= hmac.compare_digest(wanted, candidate.encode("utf-8", "surrogateescape"))
+        found |= same_token(expected, candidate)  # every candidate compared: no early exit
     return found
 
 
@@ -264,13 +260,9 @@ class HandshakeRateLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def acquire(self, address: str) -> float:
-        """Take one handshake for ``address``: 0.0 if allowed, else seconds until the next
-        one would be."""
-        return self.take(address)[0]
-
     def take(self, address: str) -> tuple[float, int]:
-        """``acquire``, also returning how many refusals in a row this one is (0 if allowed)."""
+        """Take one handshake for ``address``: ``(0.0, 0)`` if allowed, else the seconds until
+        the next one would be and how many refusals in a row this one is."""
         now = self._clock()
         self._forget_idle(now)
         key = client_key(address)

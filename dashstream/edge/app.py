@@ -1,6 +1,7 @@
 """The WSGI application: routes for the page, the WebSocket paths and the HTTP API.
 
-Routing (eventlet's examples/websocket.py shape: one app, split by path):
+Routing (eventlet's examples/websocket.py shape: one app, split by path), from one table
+(``routes.py``; built in ``DashApp._route_table``):
 
     GET  /                the dashboard page (index.html)
     WS   /                the default stream
@@ -21,11 +22,16 @@ specific status and a one-line body. An upgrade request passes ``Admission`` (ra
 origin 403, token 401, capacity 503) before the endpoint checks the handshake. A HEAD
 request gets the headers of the GET answer and no body.
 
-After the upgrade the connection is a session (``ws_session.py``) that this app keeps in
-``sessions`` (for health, reload and shutdown) until it ends.
+After the upgrade the connection is a session (``sessions/websocket.py``, ``sessions/sse.py``)
+that this app keeps in the server's ``ServerState.sessions`` (for health, reload and
+shutdown) until it ends. The app routes and answers, and keeps what only the edge needs
+(admission's slots and rate buckets, the refusal log limiter); the sessions, the draining
+flag, the metrics, the streams and the backplane are the ``ServerState`` it is given. That
+class is the server's (``server/server.py``) and is not imported here: nothing imports
+upward.
 
 With several instances sharing streams through Redis (``--backplane``), the backplane
-(``backplane.py``) answers for the fleet: a publish or a reload reaches every instance's
+(``backplane/``) answers for the fleet: a publish or a reload reaches every instance's
 screens, /streams sums the subscribers over instances, and while Redis is away publish and
 reload answer 503 and /readyz 503.
 
@@ -37,13 +43,22 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 from dashstream import runtime
-from dashstream.backplane.memory import MemoryBackplane
 from dashstream.edge.admission import Admission
 from dashstream.edge.forwarded import ProxyPolicy
-from dashstream.edge.http import HTTPError, read_json_object, require_bearer, require_method, respond, respond_json
+from dashstream.edge.http import (
+    HTTPError,
+    bearer_token,
+    read_json_object,
+    require_bearer,
+    require_method,
+    respond,
+    respond_json,
+    same_token,
+)
+from dashstream.edge.routes import Match, Route, RouteTable
 from dashstream.edge.subscribe_query import (
     event_id_resume,
     multi_stream_targets,
@@ -52,9 +67,9 @@ from dashstream.edge.subscribe_query import (
     wants_control,
 )
 from dashstream.edge.upgrade import WebSocketEndpoint, wants_websocket
-from dashstream.messages import DEFAULT_STREAM, BadFields, ControlMessage
+from dashstream.messages import DEFAULT_STREAM, BadFields
 from dashstream.ops.log_output import LogLimiter, suppressed_note
-from dashstream.ops.metrics import Metrics, metrics_response
+from dashstream.ops.metrics import Metrics
 from dashstream.protocol.deflate import Deflater, Inflater
 from dashstream.protocol.frames import FrameReader, Message
 from dashstream.sessions.session import Session, SessionContext, describe_peer
@@ -62,35 +77,40 @@ from dashstream.sessions.sse import SSESession
 from dashstream.sessions.sse import response_head as sse_head
 from dashstream.sessions.websocket import WebSocketSession
 
-if TYPE_CHECKING:  # pragma: no cover - the configuration sits above the edge (it checks edge rules)
-    from dashstream.config.options import Config
-from dashstream.streams.log import LogUnavailable
+from dashstream.streams.log import LogUnavailable, Resume
 from dashstream.streams.stream import SharedStream, Stream
 from producer.base import DOWN
+
+if TYPE_CHECKING:  # pragma: no cover - the configuration sits above the edge (it checks edge rules)
+    from dashstream.config.options import Config
 
 log = logging.getLogger("dashstream.http")
 connection_log = logging.getLogger("dashstream.connection")
 
-RELOAD = ControlMessage({"control": "reload"})
 TEXT = "text/plain; charset=utf-8"
 
 
-class DashApp:
-    """Routes requests; owns the set of open sessions."""
+class Subscribe(NamedTuple):
+    """What a WebSocket route decided an upgrade gets, before upgrading."""
 
-    def __init__(self, config: Config, streams: dict[str, Stream], index_path: Path, context: SessionContext,
-                 metrics: Metrics | None = None, backplane=None):
+    targets: list[tuple[Stream, Resume | None]]
+    multi: bool = False  # several streams on one socket: each message carries `stream`
+    echo: bool = False  # the /echo diagnostic: no stream, messages come back
+
+
+class DashApp:
+    """Routes requests, from one table, with the ``ServerState`` it is given (the sessions,
+    draining, metrics, streams and backplane: ``server/server.py``)."""
+
+    def __init__(self, config: Config, state, index_path: Path, context: SessionContext):
         self.config = config
-        self.streams = streams
-        self.backplane = backplane or MemoryBackplane()
+        self.state = state
+        self.streams: dict[str, Stream] = state.streams
+        self.backplane = state.backplane
+        self.metrics = state.metrics
         self.index_path = index_path
         self.context = context
         context.on_closed = self._session_closed
-        self.metrics = metrics
-        self.sessions: set[Session] = set()
-        self.draining = False
-        self.started = time.time()
-        self.refused_connections = 0
         # From a trusted proxy the client is the right-most untrusted X-Forwarded-For entry:
         # rate limits and every log line use that address.
         self.proxies = ProxyPolicy(config.trusted_proxies)
@@ -101,32 +121,41 @@ class DashApp:
         # One line per client address and status a minute for refused requests: a client
         # hammering 404s must not be able to flood the log (the rest are counted).
         self._refusal_lines = LogLimiter(60.0)
-        self._endpoint = WebSocketEndpoint(self._open_websocket, compression=config.compression,
-                                           send_buffer=config.send_buffer)
-        # Exact paths; prefixes are matched after these.
-        self._routes: dict[str, Callable[[dict, Callable], Iterable[bytes]]] = {
-            "/": self._page,
-            "/healthz": self._healthz,
-            "/readyz": self._readyz,
-            "/streams": self._streams,
-            "/reload": self._reload,
-            "/dashboard.json": self._dashboard,
-            "/metrics": self._metrics,
-        }
+        self._endpoint = WebSocketEndpoint(compression=config.compression, send_buffer=config.send_buffer)
+        self.routes = self._route_table()
+
+    def _route_table(self) -> RouteTable:
+        """Every path: what plain HTTP gets, what an upgrade subscribes to (none: 404)."""
+        echo = [Route("/echo", _upgrade_required, websocket=self._echo)] if self.config.echo else []
+        return RouteTable([
+            Route("/", self._page, websocket=self._default_stream),
+            Route("/healthz", self._healthz),
+            Route("/readyz", self._readyz),
+            Route("/streams", self._streams),
+            Route("/reload", self._reload),
+            Route("/dashboard.json", self._dashboard),
+            Route("/metrics", self._metrics),
+            *echo,
+            Route("/ws", _upgrade_required, websocket=self._several_streams),
+            Route("/ws/", self._named_stream_http, websocket=self._named_stream, prefix=True),
+            Route("/sse/", self._sse, prefix=True, kind="handshake"),
+            Route("/publish/", self._publish, prefix=True, kind="publish"),
+        ], not_found=_no_such_path)
 
     # --- WSGI entry -------------------------------------------------------------------
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
+        route = self.routes.match(path)
         try:
-            if self.draining:
+            if self.state.draining:
                 raise HTTPError("503 Service Unavailable", "server is shutting down", [("Retry-After", "1")])
             if wants_websocket(environ):
-                return self._websocket(path, environ, start_response)
-            body = self._http(path, environ, start_response)
+                return self._websocket(route, path, environ, start_response)
+            body = route.http(environ, start_response)
         except HTTPError as error:
-            self._log_refusal(method, path, error, environ)
+            self._log_refusal(method, path, route, error, environ)
             body = respond(start_response, error.status, error.reason + "\n", TEXT, error.headers)
         except Exception as error:  # noqa: BLE001 - a bug must cost one request, not leak a traceback
             # One line with the peer; eventlet would otherwise log nothing (log_output off)
@@ -136,17 +165,17 @@ class DashApp:
         # HEAD: the GET answer's headers (Content-Length included), no body (RFC 9110 9.3.2).
         return [] if method == "HEAD" else body
 
-    def _log_refusal(self, method: str, path: str, error: HTTPError, environ: dict) -> None:
+    def _log_refusal(self, method: str, path: str, route: Match, error: HTTPError, environ: dict) -> None:
         if self.metrics is not None:
-            kind = "handshake" if wants_websocket(environ) or path.startswith("/sse/") else "http"
+            kind = "handshake" if wants_websocket(environ) or route.kind == "handshake" else "http"
             self.metrics.refused(error.status, kind)
-            if path.startswith("/publish/"):
+            if route.kind == "publish":
                 self.metrics.published(error.status)
         peer = self._peer(environ)
         suppressed = self._refusal_lines.allow((peer.rsplit(":", 1)[0], error.status))
         if suppressed is None:
             return
-        # The path only: a query string may carry a token (logs.py escapes what it holds).
+        # The path only: a query string may carry a token (``ops/log_output.py`` escapes what it holds).
         log.log(logging.DEBUG if error.quiet else logging.INFO, "%s %s → %s (%s) peer=%s%s",
                 method, path, error.status, error.reason, peer, suppressed_note(suppressed))
 
@@ -159,19 +188,10 @@ class DashApp:
 
     # --- plain HTTP -----------------------------------------------------------------
 
-    def _http(self, path: str, environ: dict, start_response) -> Iterable[bytes]:
-        route = self._routes.get(path)
-        if route is not None:
-            return route(environ, start_response)
-        if path.startswith("/publish/"):
-            return self._publish(path[len("/publish/"):], environ, start_response)
-        if path.startswith("/sse/"):
-            return self._sse(path[len("/sse/"):], environ)
-        if path == "/echo" and self.config.echo or path == "/ws" \
-                or path.startswith("/ws/") and path[4:] in self.streams:
-            raise HTTPError("426 Upgrade Required", "this is a WebSocket endpoint; connect with a WebSocket client",
-                            [("Upgrade", "websocket"), ("Connection", "Upgrade")])
-        raise HTTPError("404 Not Found", f"no such path: {path}")
+    def _named_stream_http(self, name: str, environ: dict, start_response) -> Iterable[bytes]:
+        if name in self.streams:
+            return _upgrade_required(environ, start_response)
+        return _no_such_path("/ws/" + name, environ, start_response)
 
     def _page(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "GET", "HEAD")
@@ -183,9 +203,9 @@ class DashApp:
         return respond_json(start_response, "200 OK", self.health())
 
     def health(self) -> dict:
-        return {"status": "ok", "connections": len(self.sessions),
+        return {"status": "ok", "connections": len(self.state.sessions),
                 "producers": sum(stream.producers for stream in self.streams.values()),
-                "uptime": round(time.time() - self.started, 3), **self.backplane.health_fields()}
+                "uptime": round(time.time() - self.state.started, 3), **self.backplane.health_fields()}
 
     def _readyz(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "GET", "HEAD")
@@ -219,28 +239,14 @@ class DashApp:
         return respond(start_response, status, body, dict(headers).pop("Content-Type"),
                        [header for header in headers if header[0] != "Content-Type"])
 
-    def connection_counts(self) -> dict[str, int]:
-        """Open sessions by transport (websocket, sse), for /metrics."""
-        counts = {"websocket": 0, "sse": 0}
-        for session in self.sessions:
-            counts[session.kind] = counts.get(session.kind, 0) + 1
-        return counts
-
     def _reload(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "POST")
         require_bearer(environ, self.config.publish_token, "reload")
         try:
-            reloaded = self.backplane.reload(self.reload_here)
+            reloaded = self.backplane.reload(self.state.reload_here)
         except LogUnavailable as error:
             raise _unavailable(error) from None
         return respond_json(start_response, "200 OK", {"reloaded": reloaded})
-
-    def reload_here(self) -> int:
-        """Send the reload to this instance's control clients; how many there were."""
-        receivers = [session for session in self.sessions if session.control]
-        for session in receivers:
-            session.send_control(RELOAD)
-        return len(receivers)
 
     def _publish(self, name: str, environ: dict, start_response) -> Iterable[bytes]:
         """Checks in the order a client can fix them; the stream is touched only at the end,
@@ -261,7 +267,7 @@ class DashApp:
             self.metrics.published(200)
         return respond_json(start_response, "200 OK", {"stream": name, "seq": entry.seq, "epoch": entry.epoch})
 
-    def _sse(self, name: str, environ: dict) -> Iterable[bytes]:
+    def _sse(self, name: str, environ: dict, start_response) -> Iterable[bytes]:
         """A Server-Sent Events stream: the same admission as a WebSocket, then a session."""
         require_method(environ, "GET")
         stream = self.streams.get(name)
@@ -279,7 +285,7 @@ class DashApp:
             raise
         session = SSESession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", ""),
                              control=wants_control(query))
-        self._opened(session, environ)
+        self._opened(session)
         try:
             session.write(sse_head(self._cors_origin(environ)), count=0)
             session.start()
@@ -298,79 +304,112 @@ class DashApp:
             return None
         return origin if self.config.allowed_origins else "*"
 
-    def note_refused_connection(self, address: str) -> None:
-        """The request pool closed a connection: its address has too many waiting."""
-        self.refused_connections += 1
-
     # --- WebSocket --------------------------------------------------------------------
 
-    def _websocket(self, path: str, environ: dict, start_response) -> Iterable[bytes]:
+    def _websocket(self, route: Match, path: str, environ: dict, start_response) -> Iterable[bytes]:
         refusal = self.admission.check(environ)
         if refusal is not None:
             raise HTTPError(refusal.status, refusal.reason, list(refusal.headers), refusal.quiet)
-        try:  # a capacity slot is now ours: the session gives it back when it ends
-            environ["dashstream.route"] = self._websocket_route(path, environ)
-            return self._endpoint(environ, start_response)
+        opened = False  # a capacity slot is now ours: once a session holds it, the session gives it back
+
+        def open_session(sock, params, reply: bytes, buffered: bytes) -> None:
+            nonlocal opened
+            session = self._websocket_session(sock, environ, params, control, echo=subscribe.echo)
+            self._opened(session)
+            opened = True
+            self._start_websocket(session, subscribe, reply, buffered)
+
+        try:
+            # Decide what the upgrade gets before upgrading: 400 or 404 if nothing.
+            query = parse_query(environ.get("QUERY_STRING", ""))
+            control = wants_control(query)
+            if route.websocket is None:
+                raise HTTPError("404 Not Found", f"no WebSocket endpoint at {path}")
+            subscribe = route.websocket(query)
+            return self._endpoint.upgrade(environ, open_session)
         finally:
-            if "dashstream.session" not in environ:
+            if not opened:
                 self.admission.release()  # refused before the upgrade
 
-    def _websocket_route(self, path: str, environ: dict) -> tuple:
-        """Decide what an upgrade request gets, before upgrading: 404 if nothing."""
-        query = parse_query(environ.get("QUERY_STRING", ""))
-        control = wants_control(query)
-        if path == "/echo" and self.config.echo:
-            return "echo", [], control, False
-        if path == "/ws":
-            targets = [(self.streams[name], resume) for name, resume in multi_stream_targets(query, self.streams)]
-            return "stream", targets, control, True
-        if path == "/":
-            name = DEFAULT_STREAM
-        elif path.startswith("/ws/") and path[4:] in self.streams:
-            name = path[4:]
-        else:
-            raise HTTPError("404 Not Found", f"no WebSocket endpoint at {path}")
-        return "stream", [(self.streams[name], single_resume(query))], control, False
+    def _default_stream(self, query: dict) -> Subscribe:
+        return Subscribe([(self.streams[DEFAULT_STREAM], single_resume(query))])
 
-    def _open_websocket(self, sock, environ: dict, params, reply: bytes, buffered: bytes) -> None:
-        """The upgrade happened: build the session, answer 101, subscribe it."""
-        kind, targets, control, multi = environ["dashstream.route"]
-        echo = kind == "echo"
+    def _named_stream(self, name: str, query: dict) -> Subscribe:
+        if name not in self.streams:
+            raise HTTPError("404 Not Found", f"no WebSocket endpoint at /ws/{name}")
+        return Subscribe([(self.streams[name], single_resume(query))])
+
+    def _several_streams(self, query: dict) -> Subscribe:
+        targets = [(self.streams[name], resume) for name, resume in multi_stream_targets(query, self.streams)]
+        return Subscribe(targets, multi=True)
+
+    def _echo(self, query: dict) -> Subscribe:
+        return Subscribe([], echo=True)
+
+    def _websocket_session(self, sock, environ: dict, params, control: bool, echo: bool) -> WebSocketSession:
         config = self.config
         reader = FrameReader(max_message_size=config.max_message_size, keep_messages=echo,
                              inflater=Inflater(params) if params is not None else None)
-        session = WebSocketSession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", "/"),
-                                   control=control, reader=reader,
-                                   deflater=Deflater(params) if params is not None else None,
-                                   on_message=_echo if echo else None)
-        self._opened(session, environ)
+        return WebSocketSession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", "/"),
+                                control=control, reader=reader,
+                                deflater=Deflater(params) if params is not None else None,
+                                on_message=_echo if echo else None)
+
+    def _start_websocket(self, session: WebSocketSession, subscribe: Subscribe, reply: bytes,
+                         buffered: bytes) -> None:
+        """The upgrade happened: answer 101, subscribe the session."""
         try:
             session.write(reply, count=0)
             session.start(buffered)
-            if not echo:
+            if not subscribe.echo:
                 self.backplane.welcome(session)
-            for stream, resume in targets:
+            for stream, resume in subscribe.targets:
                 if session.closed:
                     break
-                stream.subscribe(session, resume, multi)
+                stream.subscribe(session, resume, subscribe.multi)
         except BaseException:
             session.abort()  # the socket is ours now: end it, give its capacity back
             raise
 
-    def _opened(self, session: Session, environ: dict) -> None:
-        environ["dashstream.session"] = session
-        self.sessions.add(session)
+    def _opened(self, session: Session) -> None:
+        self.state.sessions.add(session)
         # Debug: the close line says all of it (peer, path, duration, sent, code), and a line
         # per handshake is a cost a reconnect storm would pay twice.
         connection_log.debug("open peer=%s path=%s", session.peer, session.path)
 
     def _session_closed(self, session: Session) -> None:
-        if session in self.sessions:
-            self.sessions.discard(session)
+        if session in self.state.sessions:
+            self.state.sessions.discard(session)
             self.admission.release()
         connection_log.info("close peer=%s path=%s duration=%.1fs sent=%d code=%s%s", session.peer, session.path,
                             self.context.clock() - session.opened, session.sent, session.close_code or "-",
                             f" reason={session.close_reason!r}" if session.close_reason else "")
+
+
+def _upgrade_required(environ: dict, start_response) -> Iterable[bytes]:
+    raise HTTPError("426 Upgrade Required", "this is a WebSocket endpoint; connect with a WebSocket client",
+                    [("Upgrade", "websocket"), ("Connection", "Upgrade")])
+
+
+def _no_such_path(path: str, environ: dict, start_response) -> Iterable[bytes]:
+    raise HTTPError("404 Not Found", f"no such path: {path}")
+
+
+def metrics_response(environ: dict, metrics: Metrics, token: str | None) -> tuple[str, list[tuple[str, str]], bytes]:
+    """``GET /metrics``: ``(status, headers, body)``. With ``--metrics-token``, the scraper
+    must send ``Authorization: Bearer TOKEN`` (Prometheus: ``authorization: {credentials:
+    ...}`` in the scrape config); compared in constant time, never logged. Its refusals are
+    answers of the scrape endpoint, neither counted nor logged as refusals."""
+    method = environ.get("REQUEST_METHOD", "GET")
+    if method not in ("GET", "HEAD"):
+        return ("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Type", "text/plain; charset=utf-8")],
+                f"{method} is not allowed here; use GET or HEAD\n".encode())
+    if token is not None and not same_token(token, bearer_token(environ.get("HTTP_AUTHORIZATION"))):
+        return ("401 Unauthorized", [("WWW-Authenticate", 'Bearer realm="dashstream metrics"'),
+                                     ("Content-Type", "text/plain; charset=utf-8")],
+                b"/metrics needs 'Authorization: Bearer TOKEN' (--metrics-token)\n")
+    body, content_type = metrics.render(environ.get("HTTP_ACCEPT"))
+    return "200 OK", [("Content-Type", content_type), ("Cache-Control", "no-store")], body
 
 
 def _unavailable(error: LogUnavailable) -> HTTPError:

@@ -3,6 +3,12 @@
 Each check raises ``HTTPError`` with the specific status and a one-line reason; the app
 turns it into a text response. Nothing here touches streams, so a refused request
 cannot leave a stream half-changed.
+
+The one bearer-token parser (``bearer_token``) and constant-time comparison
+(``same_token``) for every endpoint that takes a token: publish and reload here, the
+subscriber token in ``admission.py``, ``/metrics`` (``app.metrics_response``). Importing this
+module loads no eventlet (``admission`` is imported by ``dashstream.config``): the body
+reader asks ``runtime`` for its deadline only when it runs.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import hmac
 import json
 from typing import Any, Iterable
 
-from dashstream import runtime
+from producer.values import BadValue, json_kind, parse_json
 
 
 class HTTPError(Exception):
@@ -43,30 +49,38 @@ def require_method(environ: dict, *allowed: str) -> None:
                         [("Allow", ", ".join(allowed))])
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header (the scheme in any case,
+    spaces around the token ignored), or ``None``: no header, another scheme, no token."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    credentials = credentials.strip()
+    return credentials if scheme.lower() == "bearer" and credentials else None
+
+
+def same_token(expected: str, presented: str | None) -> bool:
+    """Constant time (``hmac.compare_digest``), so response timing does not tell an attacker
+    how many leading characters were right; bytes, so no input can raise."""
+    if presented is None:
+        return False
+    return hmac.compare_digest(expected.encode(), presented.encode("utf-8", "surrogateescape"))
+
+
 def require_bearer(environ: dict, token: str | None, what: str) -> None:
     """``Authorization: Bearer TOKEN``, compared in constant time. The token is never
     echoed or logged, whichever way the check goes."""
     if not token:
         raise HTTPError("403 Forbidden", f"{what} is off: start the server with --publish-token")
-    scheme, _, presented = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+    if not same_token(token, bearer_token(environ.get("HTTP_AUTHORIZATION"))):
         raise HTTPError("401 Unauthorized", "missing or wrong bearer token",
                         [("WWW-Authenticate", 'Bearer realm="dashstream"')])
-
-
-_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number",
-               bool: "a boolean", type(None): "null"}
-
-
-def _no_constants(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def read_json_object(environ: dict, limit: int, timeout: float | None = None) -> dict:
     """The request body as a JSON object: 415 not JSON, 413 over ``limit`` bytes, 408 not
     all sent within ``timeout`` seconds (a body shorter than its Content-Length must not
-    hold a connection forever), 400 malformed (with the parser's reason; a broken chunked
-    encoding; nesting too deep) or not an object."""
+    hold a connection forever), 400 a broken chunked encoding, not JSON as every source's
+    payload must be (``producer.values.parse_json``: the parser's reason, ``NaN``, a number
+    out of range, nesting too deep) or not an object."""
     content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise HTTPError("415 Unsupported Media Type",
@@ -76,6 +90,8 @@ def read_json_object(environ: dict, limit: int, timeout: float | None = None) ->
     declared = environ.get("CONTENT_LENGTH") or ""
     if declared.isdigit() and int(declared) > limit:
         raise too_large  # refused before reading a byte of it
+    from dashstream import runtime  # here, not at the top: see the module's opening comment
+
     deadline = runtime.Timeout(timeout) if timeout else None
     try:
         body = environ["wsgi.input"].read(limit + 1)
@@ -92,11 +108,9 @@ def read_json_object(environ: dict, limit: int, timeout: float | None = None) ->
     if len(body) > limit:
         raise too_large
     try:
-        value = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise HTTPError("400 Bad Request", f"malformed JSON: {error}") from None
-    except RecursionError:
-        raise HTTPError("400 Bad Request", "malformed JSON: nested too deeply") from None
+        value = parse_json(body)
+    except BadValue as error:
+        raise HTTPError("400 Bad Request", str(error)) from None
     if not isinstance(value, dict):
-        raise HTTPError("400 Bad Request", f"body must be a JSON object, got {_JSON_TYPES[type(value)]}")
+        raise HTTPError("400 Bad Request", f"body must be a JSON object, got {json_kind(value)}")
     return value

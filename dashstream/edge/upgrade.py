@@ -5,10 +5,13 @@ the connection to a session.
   one-line reason *before* any upgrade (eventlet's ``WebSocketWSGI`` accepts hixie-75/76
   handshakes and answers most mistakes with a bare 400).
 * ``WebSocketEndpoint`` (a ``WebSocketWSGI``) performs the RFC 6455 upgrade, negotiates
-  permessage-deflate only when the server allows it (``deflate.py``; a bad offer is
+  permessage-deflate only when the server allows it (``protocol/deflate.py``; a bad offer is
   declined, never a 500), takes the socket from the HTTP server (``dashstream.hand_off``)
-  and gives it to ``handler(sock, environ, deflate_params, buffered)``, which builds the
+  and gives it to ``handler(sock, deflate_params, reply, buffered)``, which builds the
   session and returns at once: the HTTP server's green thread ends with the handshake.
+  ``upgrade(environ, handler)`` takes this request's handler, a closure over what the
+  route decided, so nothing travels through ``environ``; as a WSGI app (``__call__``) the
+  endpoint uses the handler it was made with.
 
 The 101 answer is the first thing the session writes, so it can never block the handshake's
 green thread, and nothing can overtake it.
@@ -67,13 +70,15 @@ def accept_key(key: str) -> bytes:
     return base64.b64encode(hashlib.sha1(key.encode() + RFC6455_GUID).digest())
 
 
-Handler = Callable[[object, dict, "deflate.DeflateParams | None", bytes, bytes], None]
+# (socket, negotiated deflate parameters or None, the 101 answer to write first, bytes the
+# client sent after its handshake)
+Handler = Callable[[object, "deflate.DeflateParams | None", bytes, bytes], None]
 
 
 class WebSocketEndpoint(runtime.WebSocketWSGI):
     """Upgrade a checked request and give its socket to ``handler``."""
 
-    def __init__(self, handler: Handler, *, compression: bool = False, send_buffer: int | None = None,
+    def __init__(self, handler: Handler | None = None, *, compression: bool = False, send_buffer: int | None = None,
                  nodelay: bool = True):
         super().__init__(handler)
         self.support_legacy_versions = False
@@ -82,7 +87,11 @@ class WebSocketEndpoint(runtime.WebSocketWSGI):
         self.nodelay = nodelay
 
     def __call__(self, environ, start_response):
-        """Upgrade; a bad handshake raises ``HTTPError`` for the app to answer."""
+        return self.upgrade(environ, self.handler)
+
+    def upgrade(self, environ: dict, handler: Handler) -> list:
+        """Upgrade and hand the socket to ``handler``; a bad handshake raises ``HTTPError``
+        for the app to answer."""
         check_handshake(environ)
         params = deflate.negotiate(environ.get("HTTP_SEC_WEBSOCKET_EXTENSIONS")) if self.compression else None
         reply = [b"HTTP/1.1 101 Switching Protocols", b"Upgrade: websocket", b"Connection: Upgrade",
@@ -91,7 +100,7 @@ class WebSocketEndpoint(runtime.WebSocketWSGI):
             reply.append(b"Sec-WebSocket-Extensions: " + params.response().encode())
         sock, buffered = environ["dashstream.hand_off"]()
         self.tune(sock)
-        self.handler(sock, environ, params, b"\r\n".join(reply) + b"\r\n\r\n", buffered)
+        handler(sock, params, b"\r\n".join(reply) + b"\r\n\r\n", buffered)
         return runtime.written_by_hand()
 
     def tune(self, sock) -> None:

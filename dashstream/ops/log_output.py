@@ -28,9 +28,9 @@ the record's ``extra`` fields) for log shippers.
 Why real threads: ``eventlet.monkey_patch()`` makes ``threading`` and ``queue`` green, and
 a green thread cannot wait in ``write(2)`` without stopping the hub. The writer is built
 from ``eventlet.patcher.original('threading')``/``('queue')`` (``runtime.os_threading``,
-``runtime.os_queue``; what ``eventlet.tpool`` does), and takes its own duplicate of file descriptor 2 so it shares no Python-level lock
-with ``sys.stderr``. Everything the server's thread does per record is non-blocking:
-``put_nowait`` on a bounded ``SimpleQueue``.
+``runtime.os_queue``; what ``eventlet.tpool`` does), and takes its own duplicate of file
+descriptor 2 so it shares no Python-level lock with ``sys.stderr``. Everything the server's
+thread does per record is non-blocking: ``put_nowait`` on a bounded ``SimpleQueue``.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ FORMATTERS: dict[str, Callable[[], logging.Formatter]] = {"text": TextFormatter,
 def _real_threading():
     """``threading`` and ``queue`` as they were before ``eventlet.monkey_patch()``, from the
     one module that holds eventlet's primitives (imported here, not at the top, so that
-    config.py can import this module's names without loading eventlet)."""
+    ``dashstream.config`` can import this module's names without loading eventlet)."""
     from dashstream import runtime
 
     return runtime.os_threading, runtime.os_queue
@@ -521,7 +521,7 @@ def suppressed_note(count: int | None) -> str:
     return f" ({count} similar lines suppressed)" if count else ""
 
 
-# ---- from dashstream.admission ----
+# --- what a log line must not hold ------------------------------------------------------------
 _QUERY = re.compile(r"\?[^\s'\"]*")
 
 

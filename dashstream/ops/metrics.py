@@ -3,15 +3,14 @@
 The core calls plain methods on one ``Metrics`` object (``sent``, ``dropped``,
 ``close_sent``, ``refused``, ...); a scrape renders everything in the Prometheus text
 format (or OpenMetrics, when the scraper asks for it) with the official
-``prometheus-client``.
+``prometheus-client``. The endpoint itself (method, ``--metrics-token``) is the edge's:
+``dashstream.edge.app.metrics_response``, with the one bearer parser.
 
 Why the counts are plain Python numbers, not ``prometheus_client.Counter`` objects:
-under ``eventlet.monkey_patch()`` the library's metrics take eventlet's green locks.
-Measured with ``python benchmarks/metrics_cost.py`` (2 shared cores): ``Counter.inc()``
-0.66-2.2 µs, ``Counter.labels(code).inc()`` 2.1-3.2 µs, ``Histogram.observe`` 1.5-1.8 µs;
-here ``sent(messages, nbytes)`` (two counts) 0.12-0.23 µs, ``delivery_lag`` 0.26-0.32 µs,
-``close_sent`` 0.3 µs. The publish path is meant to cost about 10 µs per delivered frame;
-the library's objects, two or three per pass, would add a noticeable share of it.
+under ``eventlet.monkey_patch()`` the library's metrics take eventlet's green locks, and
+cost several times what these counts do (BENCHMARKS.md, ``python
+benchmarks/metrics_cost.py``); two or three of them per fan-out pass would add a noticeable
+share of what a delivered frame costs.
 The numbers become metric families only at scrape time, in ``_Collector``,
 through the library's own ``CounterMetricFamily``/``HistogramMetricFamily`` API, and the
 library writes the exposition format. Per-stream values (subscribers, last seq, source
@@ -28,7 +27,6 @@ bytes), ``_total`` on counters.
 from __future__ import annotations
 
 import bisect
-import hmac
 import math
 import time
 from collections import Counter as Tally
@@ -268,25 +266,3 @@ class _Collector(Collector):
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, documentation, value=value)
-
-
-# --- the endpoint ------------------------------------------------------------------------------
-
-
-def metrics_response(environ: Mapping, metrics: Metrics, token: str | None) -> tuple[str, list[tuple[str, str]], bytes]:
-    """``GET /metrics``: ``(status, headers, body)``. With ``--metrics-token``, the scraper
-    must send ``Authorization: Bearer TOKEN`` (Prometheus: ``authorization: {credentials:
-    ...}`` in the scrape config); compared in constant time, never logged."""
-    method = environ.get("REQUEST_METHOD", "GET")
-    if method not in ("GET", "HEAD"):
-        return ("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Type", "text/plain; charset=utf-8")],
-                f"{method} is not allowed here; use GET or HEAD\n".encode())
-    if token is not None:
-        scheme, _, presented = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode("utf-8", "surrogateescape"),
-                                                                 token.encode()):
-            return ("401 Unauthorized", [("WWW-Authenticate", 'Bearer realm="dashstream metrics"'),
-                                         ("Content-Type", "text/plain; charset=utf-8")],
-                    b"/metrics needs 'Authorization: Bearer TOKEN' (--metrics-token)\n")
-    body, content_type = metrics.render(environ.get("HTTP_ACCEPT"))
-    return "200 OK", [("Content-Type", content_type), ("Cache-Control", "no-store")], body

@@ -49,6 +49,9 @@ CLOSE_INVALID_DATA = 1007  # a text message that is not UTF-8
 CLOSE_POLICY = 1008  # subscriber too slow; a frame not finished in time
 CLOSE_TOO_BIG = 1009  # a message over --max-message-size
 CLOSE_INTERNAL = 1011  # also: keepalive ping timeout (websockets' convention)
+# Never sent (RFC 6455 7.4.1 reserves it): what the log and /metrics record for a connection
+# that ended without a close handshake (the peer vanished, a write timed out).
+CLOSE_ABNORMAL = 1006
 
 _VALID_DEFINED_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015)))
 

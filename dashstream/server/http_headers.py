@@ -2,8 +2,8 @@
 
 eventlet's request parser is the standard library's ``BaseHTTPRequestHandler``, which hands
 the header block to ``email.parser`` (built for RFC 5322 mail: MIME, defects, payloads).
-Measured under the handshake benchmark that parser was the largest single cost of a
-WebSocket upgrade. HTTP's header grammar is small (RFC 9112 section 5: ``name ":" OWS
+Under the handshake benchmark that parser was the largest single cost of a WebSocket
+upgrade (BENCHMARKS.md S4). HTTP's header grammar is small (RFC 9112 section 5: ``name ":" OWS
 value OWS`` per line, nothing else), so this module reads it directly and refuses what
 HTTP forbids instead of guessing: a line without a colon, whitespace before the colon, an
 empty name, an obsolete folded line (RFC 9112 5.2: a server may reject it with 400), more

@@ -23,7 +23,7 @@ from typing import Sequence  # noqa: E402
 
 from dashstream.config.options import parse_config  # noqa: E402
 from dashstream.ops.log_output import configure_logging  # noqa: E402
-from dashstream.server.serve import run  # noqa: E402
+from dashstream.server.server import Server  # noqa: E402
 
 PAGE = "index.html"
 PACKAGE = Path(__file__).resolve().parent.parent  # dashstream/
@@ -35,7 +35,7 @@ def serve(index_path: Path, argv: Sequence[str] | None = None, prog: str = "pyth
     config = parse_config(argv, prog=prog)  # exits 2 naming the bad option
     # After monkey_patch: the log writer is a real thread.
     configure_logging(config.log_level, config.log_format)
-    return run(config, index_path)
+    return Server(config, index_path).run()
 
 
 def installed_page() -> Path | None:

@@ -1,11 +1,13 @@
-"""Process lifecycle: bind, serve with eventlet's WSGI server, stop cleanly on a signal.
+"""eventlet's HTTP server, as the ``Server`` (``server.py``) uses it: bind, serve, signals.
 
-eventlet-specific on purpose (with ``runtime.py`` and ``websocket.py``, the only such
-places). The HTTP side is eventlet's ``wsgi.server`` with three things added where they
-must sit: a guarded request parser (deadlines, limits, quiet failures), a request pool that
-bounds what waits for a request overall and per address (``request_pool.py``), and the
-hand-off of an upgraded connection's socket to its session, after which the HTTP server
-forgets it: no green thread stays parked per WebSocket.
+eventlet-specific on purpose (with ``dashstream/runtime.py``, the only such places): the
+listening socket, eventlet's ``wsgi.server`` and the wait for a shutdown signal. What the
+server does with them, and the order of a shutdown, is ``server.py``'s. The HTTP side is
+``wsgi.server`` with three things added where they must sit: a guarded request parser
+(deadlines, limits, quiet failures), a request pool that bounds what waits for a request
+overall and per address (``request_pool.py``), and the hand-off of an upgraded connection's
+socket to its session, after which the HTTP server forgets it: no green thread stays parked
+per WebSocket.
 """
 
 from __future__ import annotations
@@ -17,27 +19,17 @@ import resource
 import signal
 import socket
 import ssl
-import sys
 import time
-from pathlib import Path
 
 import eventlet
 import eventlet.hubs
 from eventlet import patcher, wsgi
 from eventlet.green import ssl as green_ssl
 
-from dashstream import runtime
-from dashstream.backplane import make_backplane
 from dashstream.config.options import Config
-from dashstream.edge.app import DashApp
-from dashstream.ops.log_output import dropped_lines, without_query
-from dashstream.ops.metrics import Metrics
-from dashstream.protocol.frames import CLOSE_GOING_AWAY
+from dashstream.ops.log_output import without_query
 from dashstream.server.http_headers import BadHeaders, TooManyHeaders, read_headers
 from dashstream.server.request_pool import RequestPool
-from dashstream.sessions.keepalive import Keepalive, Watchdog
-from dashstream.sessions.session import SessionContext
-from dashstream.streams.stream import Stream, streams_from_config
 
 _original_socket = patcher.original("socket")
 
@@ -391,78 +383,22 @@ def force_exit_on_second_signal() -> None:
         signal.signal(signum, force)
 
 
-def shutdown(listener, app: DashApp, streams: dict[str, Stream], close_timeout: float) -> None:
-    """Graceful stop, in this order:
-
-    1. Stop accepting: close the listening socket, so new connections are refused.
-    2. Drain: requests and handshakes still in flight are answered 503.
-    3. Stop the producers, so no new values are queued.
-    4. Send every open session its goodbye (WebSocket: 1001 "server shutting down"), all at
-       once, without blocking on any of them.
-    5. Wait until every session has ended (the peer answered, or its close deadline of
-       ``close_timeout`` passed, checked by the watchdog); drop what remains.
-    6. Leave the backplane (with Redis: this instance's presence; its leases were given
-       back in step 3, so another instance took over the producers at once).
-    """
-    listener.close()
-    app.draining = True
-    for stream in streams.values():
-        stream.stop()
-    sessions = list(app.sessions)
-    for session in sessions:
-        session.close(CLOSE_GOING_AWAY, "server shutting down")
-    deadline = time.monotonic() + 2 * close_timeout + 0.2
-    while app.sessions and time.monotonic() < deadline:
-        eventlet.sleep(0.01)
-    for session in list(app.sessions):
-        session.abort()
-    app.backplane.stop()
-    log.info("stopped; closed %d connection(s)", len(sessions))
-
-
-def session_context(config: Config, metrics=None) -> SessionContext:
-    """The limits, keepalives and watchdog every session shares, from the config."""
-    keepalive = (Keepalive(config.ping_interval, config.ping_timeout, clock=runtime.monotonic, metrics=metrics)
-                 if config.ping_interval > 0 else None)  # --ping-interval 0: no pings
-    heartbeat = Keepalive(config.sse_heartbeat, config.sse_heartbeat, clock=runtime.monotonic)  # SSE comments
-    resolution = min(0.1, heartbeat.resolution, *([keepalive.resolution] if keepalive is not None else []))
-    watchdog = Watchdog(resolution=resolution, clock=runtime.monotonic, sleep=eventlet.sleep,
-                        keepalives=(keepalive, heartbeat))
-    return SessionContext(queue_size=config.queue_size, slow_timeout=config.slow_timeout,
-                          write_timeout=config.write_timeout, close_timeout=config.close_timeout,
-                          frame_timeout=config.frame_timeout, watchdog=watchdog, keepalive=keepalive,
-                          heartbeat=heartbeat, clock=runtime.monotonic, metrics=metrics)
-
-
-def run(config: Config, index_path: Path) -> int:
-    """Serve until a shutdown signal; return the process exit status."""
-    try:
-        listener = bind(config.host, config.port)
-    except BindError as error:
-        print(f"dashstream: {error}", file=sys.stderr)
-        return 1
+def listen(config: Config):
+    """The listening socket for ``--host``/``--port`` (TLS-wrapped with ``--certfile``), with
+    the descriptor limit raised for ``--max-connections``; ``BindError`` if the port cannot
+    be had."""
+    listener = bind(config.host, config.port)
     if config.certfile is not None:
         # The files were checked when the options were parsed; this only wraps.
         listener = tls_context(config.certfile, config.keyfile).wrap_socket(listener, server_side=True)
     raise_fd_limit(config.max_connections + FD_HEADROOM)
-    app: DashApp | None = None
-    streams: dict[str, Stream] = {}
-    # The instance's name in the fleet (/healthz, /streams, leases): host, port and a
-    # token, so a restarted instance never mistakes its predecessor's lease for its own.
-    backplane = make_backplane(config.backplane,
-                               f"{socket.gethostname()}:{listener.getsockname()[1]}:{os.urandom(2).hex()}")
-    metrics = Metrics(connections=lambda: app.connection_counts() if app else {},
-                      streams=lambda: [stream.describe() for stream in streams.values()],
-                      backplane=backplane.describe, log_lines_dropped=dropped_lines)
-    streams.update(streams_from_config(config, on_pass=metrics.fanout_pass, backplane=backplane))
-    context = session_context(config, metrics)
-    app = DashApp(config, streams, index_path, context, metrics, backplane=backplane)
-    eventlet.spawn(context.watchdog.run)
-    backplane.start(app)
-    for stream in streams.values():
-        stream.start()
-    pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=eventlet.spawn_n,
-                       on_refused=app.note_refused_connection)
+    return listener
+
+
+def serve_http(listener, app, header_timeout: float) -> None:
+    """Serve ``app`` on ``listener`` with eventlet's WSGI server, in a green thread of its
+    own, until the listener is closed."""
+    pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=eventlet.spawn_n)
     eventlet.spawn(
         wsgi.server, GuardedListener(listener), app,
         log=logging.getLogger("dashstream.wsgi"),
@@ -470,15 +406,5 @@ def run(config: Config, index_path: Path) -> int:
         debug=False,  # eventlet's default writes tracebacks into the client's socket
         custom_pool=pool,
         socket_timeout=None,  # WebSockets idle for long; GuardedHttpProtocol bounds the headers
-        protocol=GuardedHttpProtocol.configured(config.header_timeout),
+        protocol=GuardedHttpProtocol.configured(header_timeout),
     )
-    host, port = url_host(config.host), listener.getsockname()[1]
-    http, ws = ("https", "wss") if config.certfile is not None else ("http", "ws")
-    log.info("dashstream ready: page %s://%s:%d/  websocket %s://%s:%d/", http, host, port, ws, host, port)
-    signum = wait_for_signal()
-    force_exit_on_second_signal()
-    started = time.monotonic()
-    log.info("%s received: shutting down", signal.Signals(signum).name)
-    shutdown(listener, app, streams, config.close_timeout)
-    log.debug("shutdown took %.2fs", time.monotonic() - started)
-    return 0

@@ -26,6 +26,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from dashstream.messages import sse_record
+from dashstream.protocol.frames import CLOSE_ABNORMAL
 from dashstream.sessions.session import Session, SessionContext
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,7 +80,7 @@ class SSESession(Session):
         if not self._recv():
             self.peer_done = True
             if self.close_code is None:
-                self.close_code = 1006  # the log's "the client went away"
+                self.close_code = CLOSE_ABNORMAL  # the log's "the client went away"
             self._teardown()
 
     def _stop_reading(self) -> None:

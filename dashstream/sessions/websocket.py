@@ -14,6 +14,8 @@ import ssl
 from typing import TYPE_CHECKING, Callable
 
 from dashstream.protocol.frames import (
+    CLOSE_ABNORMAL,
+    CLOSE_INTERNAL,
     CLOSE_POLICY,
     OP_BINARY,
     OP_TEXT,
@@ -114,7 +116,7 @@ class WebSocketSession(Session):
             self._read()
         except Exception:  # noqa: BLE001 - a bug in one session must not take the hub down
             log.exception("read failed peer=%s path=%s", self.peer, self.path)
-            self.close_code = self.close_code or 1011
+            self.close_code = self.close_code or CLOSE_INTERNAL
             self._teardown()
 
     def _read(self) -> None:
@@ -192,7 +194,7 @@ class WebSocketSession(Session):
         """EOF without a close frame (or after our close frame, before an answer)."""
         self.peer_done = True
         if self.state is OPEN:
-            self.close_code = 1006
+            self.close_code = CLOSE_ABNORMAL
         self._teardown()
 
     # --- a frame that started must finish ----------------------------------------------------
