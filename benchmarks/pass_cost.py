@@ -21,7 +21,7 @@ from dashstream.protocol.frames import FrameReader  # noqa: E402
 from dashstream.sessions.session import SessionContext  # noqa: E402
 from dashstream.sessions.websocket import WebSocketSession  # noqa: E402
 from dashstream.streams.fanout import Fanout, Subscription  # noqa: E402
-from tests.test_session import Clock, FakeIO, FakeWatchdog, Stream  # noqa: E402
+from tests.unit.test_session import Clock, FakeIO, FakeWatchdog, Stream  # noqa: E402
 
 
 class FreeSocket:

@@ -10,7 +10,7 @@ need_apt=()
 # The browser tests drive Debian's chromium through Playwright (which downloads no browser).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # self-signed certificates for the TLS tests
-# tests/test_docker.py makes a fresh venv; Debian's own python3 keeps ensurepip in python3-venv.
+# tests/services/test_dockerfile.py makes a fresh venv; Debian's own python3 keeps ensurepip in python3-venv.
 python -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # The source tests start their own redis-server and PostgreSQL on free ports (tests/services.py);
 # Debian keeps initdb in /usr/lib/postgresql/VERSION/bin, off PATH. The reverse-proxy tests run nginx.

@@ -1,4 +1,5 @@
-"""Browser fixtures for the page tests: Debian's chromium driven by Playwright.
+"""Helpers of the page tests: Debian's chromium driven by Playwright (the fixtures ``browser``,
+``page``, ``problems`` and ``after_page`` are in tests/conftest.py).
 
 Every test that uses ``page`` saves a screenshot under ``test-artifacts/`` and fails on any
 console error, uncaught exception or unhandled promise rejection, except what a test
@@ -17,10 +18,7 @@ import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-from playwright.sync_api import sync_playwright
-
-from tests.support import ARTIFACTS, ROOT, scaled
+from tests.support import ARTIFACTS, ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -73,50 +71,6 @@ class Problems:
         page.on("console", lambda message: message.type == "error" and not is_layout_404(message)
                 and self.seen.append(f"console.error: {message.text}"))
         page.on("pageerror", lambda error: self.seen.append(f"pageerror: {error}"))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def problems() -> Problems:
-    return Problems()
-
-
-@pytest.fixture
-def after_page() -> list:
-    """Stops to run once the page is closed: a server the page talks to, stopped while the
-    page is still open, makes it reconnect and log refused connections. (``page`` depends
-    on this fixture, so this teardown runs after the page's.)"""
-    stops: list = []
-    yield stops
-    for stop in reversed(stops):
-        stop()
-
-
-@pytest.fixture
-def page(browser, problems, request, after_page):
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    context.add_init_script(RECORDER)
-    page = context.new_page()
-    page.set_default_timeout(scaled(10) * 1000)
-    problems.watch(page)
-    yield page
-    ARTIFACTS.mkdir(exist_ok=True)
-    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
-    shot = ARTIFACTS / f"{prefix}-{request.node.name}.png"
-    try:
-        problems.seen.extend(f"unhandledrejection: {r}" for r in page.evaluate("window.__rejections || []"))
-        page.screenshot(path=str(shot))
-    finally:
-        context.close()
-    assert shot.stat().st_size > 0
-    assert not problems.unexpected(), problems.unexpected()
 
 
 def snapshot(page, name: str) -> None:

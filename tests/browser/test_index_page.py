@@ -8,7 +8,7 @@ Every test saves a screenshot under ``test-artifacts/`` and fails on any console
 uncaught exception or unhandled promise rejection (the ``page`` fixture in
 tests/browser.py), except the browser's own "WebSocket connection ... failed" lines a test
 declares it expects because it takes the server away on purpose. The wall of tiles is
-tested in tests/test_tiles.py.
+tested in tests/browser/test_wall_page.py.
 """
 
 from __future__ import annotations
@@ -21,19 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 from websockets.sync.server import serve
 
-from tests.browser import (  # noqa: F401
-    PAGE_FILE,
-    RECORDER,
-    SOCKET_FAILED,
-    Problems,
-    after_page,
-    browser,
-    page,
-    problems,
-    query,
-    received,
-    sockets,
-)
+from tests.browser import PAGE_FILE, RECORDER, SOCKET_FAILED, Problems, query, received, sockets
 from tests.browser import snapshot as save_snapshot
 from tests.support import free_port, http_request, publish, scaled, wait_until
 

@@ -15,18 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser import (  # noqa: F401 - fixtures
-    PAGE_FILE,
-    SOCKET_FAILED,
-    after_page,
-    browser,
-    page,
-    problems,
-    query,
-    received,
-    snapshot,
-    sockets,
-)
+from tests.browser import PAGE_FILE, SOCKET_FAILED, query, received, snapshot, sockets
 from tests.scripted_wall import ScriptedWall
 from tests.support import scaled, wait_until
 

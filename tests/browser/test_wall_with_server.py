@@ -1,7 +1,7 @@
 """The wall of tiles against the real server (issue 14): ``[dashboard]`` in the config file,
 ``GET /dashboard.json``, one ``/ws?streams=`` socket for every tile, in Chromium.
 
-tests/test_tiles.py covers the page's every state against a scripted server; these tests
+tests/browser/test_wall_page.py covers the page's every state against a scripted server; these tests
 check that the real server gives the page what it needs.
 """
 
@@ -13,9 +13,9 @@ import textwrap
 import pytest
 import websocket  # websocket-client
 
-from tests.browser import after_page, browser, page, problems, query, received, snapshot  # noqa: F401
+from tests.browser import query, received, snapshot
+from tests.browser.test_wall_page import count_sockets, seqs, text, tiles
 from tests.support import http_get, publish, scaled, wait_until
-from tests.test_tiles import count_sockets, seqs, text, tiles
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 

@@ -412,7 +412,7 @@ def test_refused_and_failed_handshakes_do_not_use_up_capacity(start_server):
 
 def test_default_handshake_limit_admits_a_burst_of_1000_then_50_a_second(start_server):
     # The default limit, applied to 127.0.0.1: --trusted-proxy none, because the local
-    # machine is otherwise exempt (see tests/test_proxy_admission.py).
+    # machine is otherwise exempt (see tests/server/test_trusted_proxy.py).
     server = start_server("--log-level", "warning", "--trusted-proxy", "none",
                           env={"DASHSTREAM_HANDSHAKE_RATE": "50"})  # the default
     gate = asyncio.Semaphore(100)  # 1,200 handshakes, at most 100 sockets open at once

@@ -17,7 +17,7 @@ import websocket  # websocket-client
 from websockets.sync.client import connect
 
 from tests.support import ROOT, StreamWatcher, free_port, http_get, http_request, publish, scaled, wait_until
-from tests.test_frames import frame, text
+from tests.ws_frames import frame, text
 
 pytestmark = pytest.mark.timeout(90)
 

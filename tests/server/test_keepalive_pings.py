@@ -1,10 +1,8 @@
-"""Keepalive pings and the write timeout (issue 5).
-
-Units: ``Keepalive``'s schedule driven by a fake clock and fake connections.
-End to end: a real ``python server.py`` with short intervals, and clients that answer
-pings (``websockets`` does, in its background thread), stop answering them (a raw socket
-that reads every frame but never sends a pong: websocket-client has no switch for that,
-it always answers inside ``recv``), or stop reading altogether.
+"""Keepalive pings and the write timeout, end to end: a real ``python server.py`` with short
+intervals, and clients that answer pings (``websockets`` does, in its background thread),
+stop answering them (a raw socket that reads every frame but never sends a pong:
+websocket-client has no switch for that, it always answers inside ``recv``), or stop
+reading altogether. ``Keepalive``'s schedule with a fake clock is tests/unit/test_keepalive.py.
 """
 
 from __future__ import annotations
@@ -19,8 +17,6 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from dashstream.config.options import parse_config
-from dashstream.sessions.keepalive import Keepalive
 from tests.support import assert_refused_option, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -92,141 +88,7 @@ class RawClient:
         self.sock.close()
 
 
-# --- units: the schedule -----------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class FakeSession:
-    """What Keepalive reads and calls on a session."""
-
-    expects_pong = True
-
-    def __init__(self, name: str):
-        self.peer, self.path = name, "/"
-        self.next_ping = self.ping_sent_at = self.last_pong = None
-        self.pings = 0
-        self.closed_with = None
-
-    def ping(self):
-        self.pings += 1
-
-    def close(self, code, reason):
-        self.closed_with = (code, reason)
-
-
-class Ticking:
-    """A Keepalive and its fake clock; ``tick()`` runs one pass at the clock's time."""
-
-    def __init__(self, interval: float, timeout: float):
-        self.clock = FakeClock()
-        self.keepalive = Keepalive(interval, timeout, clock=self.clock)
-
-    def tick(self):
-        self.keepalive.tick(self.clock.now)
-
-
-def keepalive_with_fakes(interval: float, timeout: float) -> tuple[Ticking, FakeClock]:
-    ticking = Ticking(interval, timeout)
-    return ticking, ticking.clock
-
-
-def test_first_ping_one_interval_after_opening_then_every_interval():
-    keepalive, clock = keepalive_with_fakes(20, 10)
-    connection = FakeSession("a")
-    keepalive.keepalive.add(connection)
-    clock.now += 19.9
-    keepalive.tick()
-    assert connection.pings == 0
-    clock.now += 0.1
-    keepalive.tick()
-    assert connection.pings == 1
-    clock.now += 1
-    connection.last_pong = clock.now  # answered
-    keepalive.tick()
-    clock.now += 18.9
-    keepalive.tick()
-    assert connection.pings == 1
-    clock.now += 0.1
-    keepalive.tick()
-    assert connection.pings == 2 and connection.closed_with is None
-
-
-def test_unanswered_ping_closes_with_1011_after_the_timeout():
-    keepalive, clock = keepalive_with_fakes(20, 10)
-    silent, answering = FakeSession("silent"), FakeSession("answering")
-    keepalive.keepalive.add(silent)
-    keepalive.keepalive.add(answering)
-    clock.now += 20
-    keepalive.tick()
-    assert silent.pings == answering.pings == 1
-    silent.last_pong = clock.now - 5  # a pong from *before* the ping does not count
-    answering.last_pong = clock.now + 0.01
-    clock.now += 9.9
-    keepalive.tick()
-    assert silent.closed_with is None
-    clock.now += 0.1
-    keepalive.tick()
-    assert silent.closed_with == (1011, "keepalive ping timeout")
-    assert answering.closed_with is None
-    assert keepalive.keepalive.tracked == 1  # the silent one is no longer tracked; the other still is
-
-
-def test_one_ping_outstanding_at_a_time():
-    keepalive, clock = keepalive_with_fakes(1, 5)
-    connection = FakeSession("slow")
-    keepalive.keepalive.add(connection)
-    for _ in range(5):  # ping at t=1, then four intervals without an answer
-        clock.now += 1
-        keepalive.tick()
-    assert connection.pings == 1  # no pile of pings to a peer that has not answered the first
-    clock.now += 1
-    keepalive.tick()
-    assert connection.closed_with == (1011, "keepalive ping timeout")
-
-
-def test_discard_stops_tracking():
-    ticking, clock = keepalive_with_fakes(1, 1)
-    keepalive = ticking.keepalive
-    connection = FakeSession("gone")
-    keepalive.add(connection)
-    keepalive.discard(connection)
-    keepalive.discard(connection)  # idempotent
-    assert keepalive.tracked == 0
-    clock.now += 5
-    ticking.tick()
-    assert connection.pings == 0  # a discarded session is never pinged
-
-
-def test_ten_thousand_sessions_cost_a_tick_only_when_due():
-    """The schedule is two queues: a tick before anyone is due touches nobody."""
-    ticking, clock = keepalive_with_fakes(20, 20)
-    sessions = [FakeSession(str(i)) for i in range(10_000)]
-    for session in sessions:
-        ticking.keepalive.add(session)
-    clock.now += 19.99
-    ticking.tick()
-    assert sum(session.pings for session in sessions) == 0
-    clock.now += 0.02
-    ticking.tick()
-    assert all(session.pings == 1 for session in sessions)
-
-
-# --- units: options ----------------------------------------------------------------------
-
-
-def test_option_defaults_and_ping_interval_zero_turns_pings_off():
-    config = parse_config([], environ={})
-    assert (config.ping_interval, config.ping_timeout, config.write_timeout) == (20.0, 20.0, 10.0)
-    assert parse_config(["--ping-interval", "0"], environ={}).ping_interval == 0
-    assert parse_config([], environ={"DASHSTREAM_PING_INTERVAL": "0"}).ping_interval == 0
-    assert parse_config([], environ={"DASHSTREAM_WRITE_TIMEOUT": "2.5"}).write_timeout == 2.5
+# --- options the server refuses ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("args, env, named", [

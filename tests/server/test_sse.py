@@ -13,7 +13,6 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.browser import SOCKET_FAILED, after_page, browser, page, problems  # noqa: F401 - fixtures
 from tests.support import ServerProcess, http_get, http_request, publish, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(60)

@@ -1,6 +1,6 @@
 """--trusted-proxy against a real server: the handshake limit counts the forwarded client,
 and the server's own machine is not limited. The pure rule is tested in
-tests/test_forwarded.py.
+tests/unit/test_forwarded.py.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tests.support import ROOT, free_port, scaled, wait_until
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # tests/, beside source_runner.py and zmq_publisher.py
 
 
 def _stop_process(proc: subprocess.Popen | None, signum: int = signal.SIGTERM, timeout: float = 10.0) -> None:

@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from tests.browser import after_page, browser, page, problems  # noqa: F401 - fixtures
 from tests.fleet import Fleet, Recorder, cpu_seconds, publish, ready, stream_info, streams
 from tests.support import assert_refused_option, http_get, http_request, scaled, wait_until
 

@@ -4,7 +4,7 @@ redis-server (and a SQLite file) under it, and Debian's chromium showing the pag
 The test kills the service; the page must say so on that stream only ("source offline since
 HH:MM: REASON", the last value kept and dimmed, the connection still "live"), and clear it
 when the service is back and values flow. Every test also has a watcher (tests/e2e.py) on the
-server's shared ticker that must not stall. tests/test_tiles.py covers the same page states
+server's shared ticker that must not stall. tests/browser/test_wall_page.py covers the same page states
 against a scripted server; these check that the real server drives them.
 """
 
@@ -14,11 +14,11 @@ import sqlite3
 
 import pytest
 
-from tests.browser import after_page, browser, page, problems, snapshot  # noqa: F401 - fixtures
+from tests.browser import snapshot
+from tests.browser.test_wall_page import text, tiles
 from tests.e2e import WATCHED, Recorder, clock, readyz, streams_info, wait_stream
 from tests.services import RedisServer
 from tests.support import scaled, wait_until
-from tests.test_tiles import text, tiles
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 

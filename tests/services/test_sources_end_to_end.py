@@ -5,7 +5,7 @@ process, and real WebSocket clients.
 Every test has a watcher (tests/e2e.py ``Recorder``): a plain subscriber of the same server's
 shared ticker that must see every value, without a hole, a control message, a new epoch (the
 server restarted) or a pause, whatever the source under test is going through. The sources as
-producers are tested in tests/test_source_*.py; here it is what a screen and an operator see:
+producers are tested in tests/services/test_source_*.py; here it is what a screen and an operator see:
 values, ``{"control": "source", ...}`` messages for ``control=1`` clients, ``/streams`` and
 ``/readyz``. The README's examples (the NOTIFY trigger, the TOML tables, the redis-cli lines)
 are run verbatim from README.md.

@@ -6,7 +6,6 @@ import pytest
 
 from dashstream.config.dashboard import Dashboard, DashboardError, Tile, parse_dashboard
 from dashstream.streams.log import MAX_STREAMS
-from tests.support import assert_refused_option
 
 STREAMS = ["signups", "orders", "default"]
 
@@ -108,12 +107,3 @@ def test_at_most_one_connections_worth_of_tiles():
 def test_not_a_table():
     with pytest.raises(DashboardError, match="must be a table"):
         parse_dashboard(["x"], "w.toml", STREAMS)
-
-
-def test_a_bad_dashboard_stops_the_server_with_exit_2(tmp_path):
-    config = tmp_path / "bad.toml"
-    config.write_text('[streams.orders]\nsource = "publish"\n\n[dashboard]\n\n[[dashboard.tiles]]\n'
-                      'stream = "orders"\nwarn = 9\ncrit = 3\n')
-    assert_refused_option(["--config", str(config)], f"{config}: tile 1 ('orders'), key 'crit'")
-    config.write_text('[streams.orders]\nsource = "publish"\n\n[dashbord]\n')
-    assert_refused_option(["--config", str(config)], "unknown top-level key 'dashbord'")

@@ -1,7 +1,7 @@
 """The WebSocket protocol without a network: ``FrameReader`` fed bytes, and a
 ``WebSocketSession`` over an in-memory socket (what it writes back is parsed and checked).
 
-The real-server half of the frame rules is tests/test_frames.py (same frame builders).
+The real-server half of the frame rules is tests/server/test_frame_rules.py (same frame builders).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dashstream.protocol.frames import (
 from dashstream.protocol.frames import frame as protocol_frame
 from dashstream.sessions.session import SessionContext
 from dashstream.sessions.websocket import WebSocketSession
-from tests.test_frames import (
+from tests.ws_frames import (
     INVALID_CLOSE_CODES,
     VALID_CLOSE_CODES,
     close_payload,

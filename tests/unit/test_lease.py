@@ -1,6 +1,6 @@
 """Unit tests of the lease rules (dashstream/lease.py) with a fake clock, and of the
 producer that runs under a lease. The real thing (instances killed with SIGKILL, Redis
-killed) is in tests/test_backplane.py."""
+killed) is in tests/services/test_backplane_fleet.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Unit tests of RedisLog (dashstream/redis_log.py) with a fake store: the mirror the tail
 keeps, when it answers a backlog alone and when Redis is asked, the epoch re-read after a
 reconnect, holes, and a subscription joining while the backlog read yields. The real Redis
-is in tests/test_backplane.py."""
+is in tests/services/test_backplane_fleet.py."""
 
 from __future__ import annotations
 

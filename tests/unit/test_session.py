@@ -26,7 +26,7 @@ from dashstream.sessions.session import SessionContext
 from dashstream.sessions.websocket import WebSocketSession
 from dashstream.streams.fanout import Subscription
 from dashstream.streams.log import MemoryLog
-from tests.test_frames import parse_frames
+from tests.ws_frames import parse_frames
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -20,7 +20,7 @@ from dashstream.sessions.session import Session, SessionContext, describe_peer, 
 from dashstream.sessions.sse import SSESession
 from dashstream.sessions.websocket import WebSocketSession
 from dashstream.streams.fanout import Subscription
-from tests.test_session import Clock, FakeIO, FakeWatchdog, ScriptedSocket, Stream, make_session, messages
+from tests.unit.test_session import Clock, FakeIO, FakeWatchdog, ScriptedSocket, Stream, make_session, messages
 
 pytestmark = pytest.mark.timeout(30)
 

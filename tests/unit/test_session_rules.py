@@ -12,7 +12,7 @@ from dashstream.protocol.frames import FrameReader
 from dashstream.sessions.session import SessionContext
 from dashstream.sessions.websocket import WebSocketSession
 from dashstream.streams.fanout import Subscription
-from tests.test_session import Clock, FakeIO, FakeWatchdog, ScriptedSocket, Stream, messages
+from tests.unit.test_session import Clock, FakeIO, FakeWatchdog, ScriptedSocket, Stream, messages
 
 pytestmark = pytest.mark.timeout(30)
 
