@@ -167,7 +167,7 @@ class _Pump:
                 else:
                     return
                 runtime.sleep(self.RETRY)
-        except Exception:  # noqa: BLE001 - a broken producer must not take the server down
+        except Exception:  # a broken producer must not take the server down
             log.exception("producer of stream %r failed", self.stream.name)
 
     @property
@@ -302,7 +302,8 @@ class RedisBackplane:
                 pipe.execute()
         except (*REDIS_ERRORS, runtime.Timeout, redis.RedisError):
             pass
-        for client in (self.commands, self.tail_client, *(s.registered_client for s in self._producer_appends.values())):
+        appends = self._producer_appends.values()
+        for client in (self.commands, self.tail_client, *(s.registered_client for s in appends)):
             try:
                 if client is not None:
                     client.close()
@@ -360,7 +361,7 @@ class RedisBackplane:
                     return
                 self._went_down(error)
                 runtime.sleep(self._backoff.next_delay())
-            except Exception as error:  # noqa: BLE001 - a bug must not end the tail for good
+            except Exception as error:  # a bug must not end the tail for good
                 log.exception("backplane %s: the tail failed", self.shown)
                 self._went_down(error)
                 runtime.sleep(self._backoff.next_delay())

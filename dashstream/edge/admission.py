@@ -49,8 +49,9 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 #   admitted handshake and close cost 0.7-0.8 ms of server CPU, a refused one 0.6 ms (1.0-1.4
 #   and 0.7-0.9 ms before this round's handshake path); so the runaway's admitted
 #   connections cost at most about 4% of one core, where unthrottled it would take the whole
-#   process (1,600-2,600 handshakes a second from 64 loops, BENCHMARKS.md S4). Its refused attempts still cost their 429s: a client that
-#   ignores Retry-After must be stopped in front of the server (firewall, nginx limit_req).
+#   process (1,600-2,600 handshakes a second from 64 loops, BENCHMARKS.md S4). Its refused
+#   attempts still cost their 429s: a client that ignores Retry-After must be stopped in
+#   front of the server (firewall, nginx limit_req).
 # The local machine is not limited at all (a trusted address is exempt, see forwarded.py),
 # so conformance suites and benchmarks on the server's own machine never see a 429.
 DEFAULT_HANDSHAKE_RATE = 50.0

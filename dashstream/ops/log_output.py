@@ -28,9 +28,9 @@ the record's ``extra`` fields) for log shippers.
 Why real threads: ``eventlet.monkey_patch()`` makes ``threading`` and ``queue`` green, and
 a green thread cannot wait in ``write(2)`` without stopping the hub. The writer is built
 from ``eventlet.patcher.original('threading')``/``('queue')`` (``runtime.os_threading``,
-``runtime.os_queue``; what ``eventlet.tpool`` does), and takes its own duplicate of file descriptor 2 so it shares no Python-level lock
-with ``sys.stderr``. Everything the server's thread does per record is non-blocking:
-``put_nowait`` on a bounded ``SimpleQueue``.
+``runtime.os_queue``; what ``eventlet.tpool`` does), and takes its own duplicate of file
+descriptor 2 so it shares no Python-level lock with ``sys.stderr``. Everything the server's
+thread does per record is non-blocking: ``put_nowait`` on a bounded ``SimpleQueue``.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ class SharedStream(Stream):
         try:
             for fields in self._factory():
                 self.publish_from_source(fields)
-        except Exception:  # noqa: BLE001 - a broken producer must not take the server down
+        except Exception:  # a broken producer must not take the server down
             log.exception("producer of stream %r failed", self.name)
 
     def stop(self) -> None:
@@ -246,7 +246,7 @@ class _PrivateFeed:
                     log.warning("stream %r: a value was rejected: %s", stream.name, error)
                 if self.stopped:
                     return
-        except Exception:  # noqa: BLE001 - a broken producer must not take the server down
+        except Exception:  # a broken producer must not take the server down
             log.exception("producer of stream %r failed", stream.name)
 
     def stop(self) -> None:

@@ -1,4 +1,4 @@
-"""The dashboard page (issue 3) in a real browser: Debian's chromium driven by Playwright.
+"""The dashboard page (index.html) in a real browser: Debian's chromium driven by Playwright.
 
 The server is the real ``python server.py`` as a subprocess. Where the page must handle
 protocol the server does not send yet (control messages, ``gap`` on a named stream, junk),

@@ -1,4 +1,4 @@
-"""The wall of tiles (issue 14, page side) and the page's handling of source, backplane and
+"""The wall of tiles (the page's side) and the page's handling of source, backplane and
 delay states, in a real browser: Debian's chromium driven by Playwright.
 
 The real server does not serve /dashboard.json or /ws?streams= yet, so tests/scripted_wall.py

@@ -1,4 +1,4 @@
-"""The wall of tiles against the real server (issue 14): ``[dashboard]`` in the config file,
+"""The wall of tiles against the real server: ``[dashboard]`` in the config file,
 ``GET /dashboard.json``, one ``/ws?streams=`` socket for every tile, in Chromium.
 
 tests/browser/test_wall_page.py covers the page's every state against a scripted server; these tests

@@ -1,4 +1,4 @@
-"""Admission and bad input against a real ``python server.py`` (issue 5): bad handshakes and
+"""Admission and bad input against a real ``python server.py``: bad handshakes and
 requests, header limits and deadline, origin, token, capacity, handshake rate, TLS.
 
 Wherever something is refused, a healthy client on the same server keeps receiving its

@@ -1,4 +1,4 @@
-"""What broke when the running server was attacked (issue 10), each case against a real
+"""What broke when the running server was attacked, each case against a real
 server with real clients, and a watcher on a shared stream proving the other screens were
 untouched (no gap, still flowing)."""
 

@@ -75,7 +75,8 @@ def test_a_log_pipe_nobody_reads_neither_freezes_the_hub_nor_loses_lines_silentl
     lines = stderr.decode().splitlines()
     assert all(TEXT_LINE.match(line) for line in lines), [line for line in lines if not TEXT_LINE.match(line)][:3]
     written = [int(m[1]) for m in map(re.compile(r".*: line (\d+) from peer=").match, lines) if m]
-    notes = [int(m[1]) for m in map(re.compile(r".* WARNING dashstream.logs: (\d+) log lines dropped").match, lines) if m]
+    dropped = re.compile(r".* WARNING dashstream.logs: (\d+) log lines dropped")
+    notes = [int(m[1]) for m in map(dropped.match, lines) if m]
     assert notes, "the stalled output should have cost lines, and said so"
     assert written == sorted(written)  # in order, with gaps where the notes are
     assert len(written) + sum(notes) == 100_000, (len(written), notes)

@@ -1,4 +1,5 @@
-"""The producer service (issue 2), against a real ``python server.py`` with real clients."""
+"""Serving a stream: the page, the socket, health, options, signals and shutdown, against a real
+``python server.py`` with real clients."""
 
 from __future__ import annotations
 

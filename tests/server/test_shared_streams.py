@@ -1,4 +1,4 @@
-"""Shared streams, last value, resume, the publish API and reload (issue 4): real server, real clients."""
+"""Shared streams, last value, resume, the publish API and reload: real server, real clients."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Server-Sent Events (issue 13): ``GET /sse/NAME`` against the real server, with curl, a
+"""Server-Sent Events: ``GET /sse/NAME`` against the real server, with curl, a
 Python SSE client (httpx-sse) and EventSource in Chromium."""
 
 from __future__ import annotations

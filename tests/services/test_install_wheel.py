@@ -80,7 +80,8 @@ def test_the_command_patches_eventlet_before_it_imports_anything_else():
     for entry in (ROOT / "dashstream" / "server" / "main.py", ROOT / "server.py"):
         tree = ast.parse(entry.read_text())
         body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
-        assert [ast.unparse(node) for node in body[:2]] == ["from dashstream import runtime", "runtime.monkey_patch()"], entry
+        first_two = [ast.unparse(node) for node in body[:2]]
+        assert first_two == ["from dashstream import runtime", "runtime.monkey_patch()"], entry
     # runtime.py itself imports nothing that opens sockets before eventlet (stdlib helpers only)
     runtime = ast.parse((ROOT / "dashstream" / "runtime.py").read_text())
     before = []

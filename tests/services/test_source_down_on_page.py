@@ -1,4 +1,4 @@
-"""A source down on the page, end to end (issues 11 and 14): the real server, a real
+"""A source down on the page, end to end: the real server, a real
 redis-server (and a SQLite file) under it, and Debian's chromium showing the page.
 
 The test kills the service; the page must say so on that stream only ("source offline since

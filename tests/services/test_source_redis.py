@@ -1,4 +1,4 @@
-"""The redis source as a producer, under eventlet, against a real redis-server (issue 11)."""
+"""The redis source as a producer, under eventlet, against a real redis-server."""
 
 from __future__ import annotations
 

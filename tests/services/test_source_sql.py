@@ -1,4 +1,4 @@
-"""The sql source as a producer, under eventlet: SQLite files and a real PostgreSQL (issue 11)."""
+"""The sql source as a producer, under eventlet: SQLite files and a real PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The zmq source as a producer, under eventlet, against a PUB socket in another process (issue 11)."""
+"""The zmq source as a producer, under eventlet, against a PUB socket in another process."""
 
 from __future__ import annotations
 

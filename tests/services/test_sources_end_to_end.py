@@ -1,4 +1,4 @@
-"""Data sources end to end (issue 11): the real ``python server.py`` with a config file, real
+"""Data sources end to end: the real ``python server.py`` with a config file, real
 SQLite files, a real PostgreSQL, a real redis-server (and redis-cli), a real ZeroMQ publisher
 process, and real WebSocket clients.
 

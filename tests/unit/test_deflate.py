@@ -34,8 +34,10 @@ def test_acceptable_offers(offer, params):
 
 
 @pytest.mark.parametrize("offer", [None, "", "x-other", "permessage-deflate; client_max_window_bits=abc",
-                                   "permessage-deflate; server_max_window_bits", "permessage-deflate; server_max_window_bits=16",
-                                   "permessage-deflate; server_max_window_bits=7", "permessage-deflate; server_max_window_bits=010",
+                                   "permessage-deflate; server_max_window_bits",
+                                   "permessage-deflate; server_max_window_bits=16",
+                                   "permessage-deflate; server_max_window_bits=7",
+                                   "permessage-deflate; server_max_window_bits=010",
                                    "permessage-deflate; server_no_context_takeover=1",
                                    "permessage-deflate; client_no_context_takeover=yes", "permessage-deflate; bogus",
                                    "permessage-deflate; client_max_window_bits=15; client_max_window_bits=15"])

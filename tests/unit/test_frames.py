@@ -1,7 +1,8 @@
 """The WebSocket protocol without a network: ``FrameReader`` fed bytes, and a
 ``WebSocketSession`` over an in-memory socket (what it writes back is parsed and checked).
 
-The real-server half of the frame rules is tests/server/test_frame_rules.py (same frame builders).
+The real-server half of the frame rules is tests/server/test_frame_rules.py (same frame builders,
+tests/ws_frames.py).
 """
 
 from __future__ import annotations
@@ -373,14 +374,15 @@ def test_valid_fragmented_messages_arrive_intact(messages, splits, chunk_sizes):
     assert server_close_code(sock) is None
 
 
-# --- exact rules, boundaries and reasons (found by mutation testing) ----------------------------
+# --- exact rules, boundaries and reasons ------------------------------------------------------
 
 
 @pytest.mark.parametrize("data, code, reason", [
     (text(b"x", rsv=2), 1002, "RSV bits set without a negotiated extension"),
     (frame(0x3, b"x"), 1002, "reserved opcode 0x3"),
     (text(b"x", masked=False), 1002, "client frames must be masked"),
-    (bytes([0x82, 0xFF]) + struct.pack("!Q", 1 << 63) + b"mask", 1002, "payload length with the most significant bit set"),
+    (bytes([0x82, 0xFF]) + struct.pack("!Q", 1 << 63) + b"mask", 1002,
+     "payload length with the most significant bit set"),
     (frame(0x9, b"x", fin=False), 1002, "fragmented control frame"),
     (frame(0x9, b"p" * 126), 1002, "control frame payload over 125 bytes"),
     (frame(0x0, b"x"), 1002, "continuation frame without a message to continue"),
@@ -504,7 +506,7 @@ def test_a_reader_needs_a_positive_message_size():
     assert str(refused.value) == "max_message_size must be >= 1"
 
 
-# --- header boundaries, RSV bits and what the reader keeps (found by mutation testing) ---------
+# --- header boundaries, RSV bits and what the reader keeps ---------------------------------------
 
 
 @pytest.mark.parametrize("header", [

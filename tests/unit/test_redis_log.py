@@ -77,7 +77,8 @@ class Tail:
         self.cursor = 0
 
     def sync(self) -> None:
-        self.cursor = self.log.resync(self.store.epoch, self.store.seq, [self.store.copy(e) for e in self.store.entries])
+        entries = [self.store.copy(e) for e in self.store.entries]
+        self.cursor = self.log.resync(self.store.epoch, self.store.seq, entries)
 
     def read(self) -> None:
         for entry in [e for e in self.store.entries if e.seq > self.cursor]:

@@ -2,8 +2,7 @@
 messages always match what is queued, through partial writes, drops with the gap re-encoded,
 closes that discard data, and catching up. Also the error paths (which socket errors mean
 "the peer went away", what is logged otherwise), control messages, the SSE transport's
-frames through the same engine, and how peers are named in log lines (found by mutation
-testing: these were the session's survivors)."""
+frames through the same engine, and how peers are named in log lines."""
 
 from __future__ import annotations
 

@@ -96,7 +96,8 @@ def test_stream_flags_still_work_and_url_sources_need_a_file():
 
 
 @pytest.mark.parametrize("table, environ, message", [
-    ({"source": "kafka"}, {}, "key 'source': unknown source 'kafka'; one of random-walk, publish, ticker, sql, redis, zmq"),
+    ({"source": "kafka"}, {},
+     "key 'source': unknown source 'kafka'; one of random-walk, publish, ticker, sql, redis, zmq"),
     ({"source": 5}, {}, "key 'source': unknown source 5"),
     ({"source": "sql", "url": "sqlite:///x.db"}, {}, "key 'query': missing; a 'sql' source needs it"),
     ({"source": "sql", "query": "SELECT 1"}, {},
@@ -109,7 +110,8 @@ def test_stream_flags_still_work_and_url_sources_need_a_file():
     ({"source": "sql", "url": "sqlite://", "query": "q"}, {}, "key 'url': a sqlite URL names a file"),
     ({"source": "sql", "url": "", "query": "q"}, {}, "key 'url': must not be empty"),
     ({"source": "sql", "url": "sqlite:///x.db", "query": "  "}, {}, "key 'query': must not be empty"),
-    ({"source": "sql", "url": "sqlite:///x.db", "query": "q", "interval": 0}, {}, "key 'interval': must be a number > 0"),
+    ({"source": "sql", "url": "sqlite:///x.db", "query": "q", "interval": 0}, {},
+     "key 'interval': must be a number > 0"),
     ({"source": "sql", "url": "sqlite:///x.db", "query": "q", "interval": "5"}, {}, "key 'interval': must be a number"),
     ({"source": "sql", "url": "sqlite:///x.db", "query": "q", "listen": "c"}, {},
      "key 'listen': LISTEN needs a postgresql:// URL, not sqlite:"),

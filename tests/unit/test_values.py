@@ -16,7 +16,8 @@ pytestmark = pytest.mark.timeout(10)
 @pytest.mark.parametrize("payload, fields", [
     (b'{"variable": 5}', {"variable": 5}),
     ('{"variable": 5, "unit": "orders"}', {"variable": 5, "unit": "orders"}),
-    (b'{"variable": "text is allowed", "nested": {"a": [1, 2]}}', {"variable": "text is allowed", "nested": {"a": [1, 2]}}),
+    (b'{"variable": "text is allowed", "nested": {"a": [1, 2]}}',
+     {"variable": "text is allowed", "nested": {"a": [1, 2]}}),
     (b'{"variable": null}', {"variable": None}),
     (b"5", {"variable": 5}),
     (b" -2.5e3 ", {"variable": -2500.0}),
