@@ -64,4 +64,8 @@ fi
 
 # The test extra, and every optional driver: the source tests run the real ones.
 python -m pip install --quiet --disable-pip-version-check -e '.[test,all]'
-exec python -m pytest "$@"
+# Lint first: a finding fails the run before a test starts (config in pyproject.toml).
+python -m ruff check .
+# Two workers (pytest-xdist), each with its own servers on free ports and its own tmp_path;
+# tests marked with the same xdist_group run one after the other on one worker.
+exec python -m pytest -n 2 --dist loadgroup "$@"

@@ -394,7 +394,7 @@ def test_valid_fragmented_messages_arrive_intact(messages, splits, chunk_sizes):
     (text(b"\xed\xa0", fin=False), 1007, "text message is not valid UTF-8"),
     (text(b"ab\xce"), 1007, "text message is not valid UTF-8"),
     (frame(0x2, b"x" * 11), 1009, "message exceeds 10 bytes"),
-])
+], ids=lambda value: "frame" if isinstance(value, bytes) else None)  # random masks: not in the test ids
 def test_each_violation_has_its_code_and_reason(data, code, reason):
     (failure,) = FrameReader(max_message_size=10).receive(data)
     assert (failure.code, failure.reason) == (code, reason)
