@@ -12,7 +12,7 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # self-signed certificates for the TLS tests
 # tests/services/test_dockerfile.py makes a fresh venv; Debian's own python3 keeps ensurepip in python3-venv.
 python -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
-# The source tests start their own redis-server and PostgreSQL on free ports (tests/services.py);
+# The source tests start their own redis-server and PostgreSQL on free ports (tests/services/__init__.py);
 # Debian keeps initdb in /usr/lib/postgresql/VERSION/bin, off PATH. The reverse-proxy tests run nginx.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)

@@ -6,7 +6,7 @@ a small scripted WebSocket server from the ``websockets`` library plays the serv
 
 Every test saves a screenshot under ``test-artifacts/`` and fails on any console error,
 uncaught exception or unhandled promise rejection (the ``page`` fixture in
-tests/browser.py), except the browser's own "WebSocket connection ... failed" lines a test
+tests/conftest.py), except the browser's own "WebSocket connection ... failed" lines a test
 declares it expects because it takes the server away on purpose. The wall of tiles is
 tested in tests/browser/test_wall_page.py.
 """

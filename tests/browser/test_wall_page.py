@@ -3,7 +3,7 @@ delay states, in a real browser: Debian's chromium driven by Playwright.
 
 The real server does not serve /dashboard.json or /ws?streams= yet, so tests/scripted_wall.py
 plays it on one port (the page, the layout, the sockets, per-stream logs with the resume
-rule). Every test fails on a console error or an unhandled rejection (tests/browser.py) and
+rule). Every test fails on a console error or an unhandled rejection (tests/conftest.py) and
 leaves a screenshot under test-artifacts/.
 """
 
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 
 @pytest.fixture
 def start_wall(after_page):
-    """Start a ScriptedWall; it stops after the page is closed (see tests/browser.py)."""
+    """Start a ScriptedWall; it stops after the page is closed (see tests/conftest.py)."""
     def start(*args, **kwargs) -> ScriptedWall:
         wall = ScriptedWall(*args, **kwargs).start()
         after_page.append(wall.stop)

@@ -69,7 +69,7 @@ def wall_server(start_server, tmp_path, after_page):
     path = tmp_path / "wall.toml"
     path.write_text(CONFIG)
     server = start_server("--config", str(path), "--publish-token", TOKEN)
-    after_page.append(server.stop)  # after the page is closed (tests/browser.py)
+    after_page.append(server.stop)  # after the page is closed (tests/conftest.py)
     return server
 
 

@@ -39,7 +39,7 @@ def watched(start_server, tmp_path, after_page):
         path = tmp_path / "streams.toml"
         path.write_text(WATCHED + body)
         server = start_server("--config", str(path))
-        after_page.append(server.stop)  # after the page is closed (tests/browser.py)
+        after_page.append(server.stop)  # after the page is closed (tests/conftest.py)
         watcher = Recorder(server.ws + "/ws/tick")
         made.append((server, watcher))
         return server, watcher
