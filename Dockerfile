@@ -1,7 +1,7 @@
 # dashstream in a container: `docker build -t dashstream .` then
 # `docker run --rm -p 5000:5000 dashstream` (README.md, "Docker").
 #
-# No Docker engine runs where this project is developed, so tests/test_docker.py checks
+# No Docker engine runs where this project is developed, so tests/services/test_dockerfile.py checks
 # this file instead: hadolint lints it, and a replay performs its COPY and RUN steps into
 # a fresh venv, starts CMD with these ENV values and runs the HEALTHCHECK command. The
 # replay knows only the instructions used here; a new kind of step must be taught to it.

@@ -5,7 +5,7 @@ The page stays where users expect it, ``index.html`` at the top of the repositor
 repository, so the build copies that one file into the package as
 ``dashstream/index.html`` (package data in the wheel). The copy exists only in build
 output, never in the source tree (it is git-ignored there), so the two cannot drift;
-tests/test_install.py builds a wheel and checks its page is byte-for-byte the root one.
+tests/services/test_install_wheel.py builds a wheel and checks its page is byte-for-byte the root one.
 Everything else about the package is in pyproject.toml.
 """
 

@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import free_port
-from harness_peer import write_config  # noqa: E402
+from common import free_port  # noqa: E402 - after the path is set
+from harness_peer import write_config  # noqa: E402 - after the path is set
 
 
 def start_redis() -> str:

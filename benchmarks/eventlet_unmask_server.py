@@ -16,5 +16,6 @@ from eventlet.websocket import RFC6455WebSocket  # noqa: E402
 
 import dashstream.protocol  # noqa: E402
 
-dashstream.protocol.xor_mask = lambda data, mask, offset=0: RFC6455WebSocket._apply_mask(bytes(data), mask, offset=offset)
+dashstream.protocol.xor_mask = (
+    lambda data, mask, offset=0: RFC6455WebSocket._apply_mask(bytes(data), mask, offset=offset))
 runpy.run_path(str(ROOT / "server.py"), run_name="__main__")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import websocket  # noqa: E402
+import websocket
 from common import cpu_seconds
 
-from tests.support import ServerProcess  # noqa: E402
+from tests.support import ServerProcess
 
 
 def run(server: ServerProcess, path: str, count: int) -> tuple[float, float]:

@@ -23,9 +23,9 @@ from pathlib import Path
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import cpu_seconds  # noqa: E402
+from common import cpu_seconds
 
-from tests.support import ServerProcess, wait_until  # noqa: E402
+from tests.support import ServerProcess, wait_until
 
 
 async def hold_idle_clients(server: ServerProcess, clients: int, window: float) -> tuple[float, int]:

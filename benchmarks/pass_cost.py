@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from dashstream.protocol.frames import FrameReader  # noqa: E402
-from dashstream.sessions.session import SessionContext  # noqa: E402
-from dashstream.sessions.websocket import WebSocketSession  # noqa: E402
-from dashstream.streams.fanout import Fanout, Subscription  # noqa: E402
-from tests.test_session import Clock, FakeIO, FakeWatchdog, Stream  # noqa: E402
+from dashstream.protocol.frames import FrameReader
+from dashstream.sessions.session import SessionContext
+from dashstream.sessions.websocket import WebSocketSession
+from dashstream.streams.fanout import Fanout, Subscription
+from tests.unit.test_session import Clock, FakeIO, FakeWatchdog, Stream
 
 
 class FreeSocket:

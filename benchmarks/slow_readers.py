@@ -65,8 +65,8 @@ def run(args, stuck: int) -> dict:
     port = free_port()
     env = {**os.environ, "SHAPE": "B", "RATE": str(args.rate), "PORT": str(port)}
     server = subprocess.Popen(["taskset", "-c", "0", sys.executable, str(ROOT / "benchmarks" / "harness_peer.py"),
-                               "--log-level", "warning", *shlex.split(args.server_args)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+                               "--log-level", "warning", *shlex.split(args.server_args)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 10
@@ -147,7 +147,8 @@ def main() -> None:
     for result in results:
         label = f"{args.readers} readers" + (f" + {result['stuck']} never reading" if result["stuck"] else "")
         print(f"| {label} | {result['delivered_ratio']:.3f} | {result['lat_ms']['p50']:.1f} / "
-              f"{result['lat_ms']['p99']:.1f} | {result['rss_kib_min'] / 1024:.1f}-{result['rss_kib_max'] / 1024:.1f} | "
+              f"{result['lat_ms']['p99']:.1f} | "
+              f"{result['rss_kib_min'] / 1024:.1f}-{result['rss_kib_max'] / 1024:.1f} | "
               f"{result['stuck_counted_slow_at_s'] or '-'} s | {result['stuck_gone_at_s'] or '-'} s | "
               f"{', '.join(f'{k} {v}' for k, v in result['closes'].items()) or '-'} |")
 

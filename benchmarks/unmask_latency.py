@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import cpu_seconds, percentile
+from common import cpu_seconds, percentile  # noqa: E402 - after the path is set
 
 from tests.support import ServerProcess  # noqa: E402 - after the path is set
 

@@ -1,6 +1,6 @@
 """``python -m dashstream``: the same as the ``dashstream`` command."""
 
-import sys  # noqa: E402
+import sys
 
 from dashstream.server.main import main  # first: it monkey-patches before anything else loads
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 # would only repeat that on every start.
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-import eventlet  # noqa: E402 - after the filter on purpose
+import eventlet
 import eventlet.event
 import eventlet.greenthread
 import eventlet.hubs

@@ -51,7 +51,8 @@ class SecretUrl(str):
             parts = urllib.parse.urlsplit(str(self))
             if parts.password:
                 found += [parts.password, urllib.parse.unquote(parts.password)]
-            found += [value for name, value in urllib.parse.parse_qsl(parts.query) if name.lower() in _SECRET_PARAMETERS]
+            query = urllib.parse.parse_qsl(parts.query)
+            found += [value for name, value in query if name.lower() in _SECRET_PARAMETERS]
         except ValueError:
             pass
         return tuple(secret for secret in found if secret)

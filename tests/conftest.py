@@ -1,9 +1,34 @@
+"""Fixtures shared by every folder of tests, and the folder markers.
+
+The folder a test lives in says what it needs, and gives it its marker (registered in
+pyproject.toml), so ``pytest -m unit`` runs the tests that start nothing:
+
+* ``unit/``: no subprocess, no server, no network service;
+* ``server/``: a real ``python server.py`` subprocess and real clients;
+* ``browser/``: the page in Debian's chromium through Playwright;
+* ``services/``: real redis-server, PostgreSQL, nginx, a Docker build replay or a venv install.
+"""
+
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, RECORDER, Problems
 from tests.services import SourceProcess
-from tests.support import ServerProcess
+from tests.support import ARTIFACTS, ServerProcess, scaled
+
+TESTS = Path(__file__).resolve().parent
+FOLDER_MARKERS = ("unit", "server", "browser", "services")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        path = item.path.resolve()
+        folder = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else None
+        if folder in FOLDER_MARKERS:
+            item.add_marker(folder)
 
 
 @pytest.fixture
@@ -42,6 +67,53 @@ def run_sources():
     yield run
     for process in processes:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # Imported here: a run of the unit tests loads no Playwright.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def problems() -> Problems:
+    return Problems()
+
+
+@pytest.fixture
+def after_page() -> list:
+    """Stops to run once the page is closed: a server the page talks to, stopped while the
+    page is still open, makes it reconnect and log refused connections. (``page`` depends
+    on this fixture, so this teardown runs after the page's.)"""
+    stops: list = []
+    yield stops
+    for stop in reversed(stops):
+        stop()
+
+
+@pytest.fixture
+def page(browser, problems, request, after_page):
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context.add_init_script(RECORDER)
+    page = context.new_page()
+    page.set_default_timeout(scaled(10) * 1000)
+    problems.watch(page)
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    shot = ARTIFACTS / f"{prefix}-{request.node.name}.png"
+    try:
+        problems.seen.extend(f"unhandledrejection: {r}" for r in page.evaluate("window.__rejections || []"))
+        page.screenshot(path=str(shot))
+    finally:
+        context.close()
+    assert shot.stat().st_size > 0
+    assert not problems.unexpected(), problems.unexpected()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

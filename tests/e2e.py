@@ -1,5 +1,6 @@
-"""Helpers for the end-to-end source tests (tests/test_sources_e2e.py, tests/test_sources_page.py):
-real ``python server.py`` with a config file, real services, real WebSocket clients.
+"""Helpers for the end-to-end source tests (tests/services/test_sources_end_to_end.py,
+tests/services/test_source_down_on_page.py): real ``python server.py`` with a config file,
+real services, real WebSocket clients.
 
 * ``Recorder``: a websocket-client subscriber on its own thread that keeps every message with
   the wall-clock time it arrived. As a *watcher* (a plain subscriber of the server's shared

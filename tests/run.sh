@@ -10,9 +10,9 @@ need_apt=()
 # The browser tests drive Debian's chromium through Playwright (which downloads no browser).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # self-signed certificates for the TLS tests
-# tests/test_docker.py makes a fresh venv; Debian's own python3 keeps ensurepip in python3-venv.
+# tests/services/test_dockerfile.py makes a fresh venv; Debian's own python3 keeps ensurepip in python3-venv.
 python -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
-# The source tests start their own redis-server and PostgreSQL on free ports (tests/services.py);
+# The source tests start their own redis-server and PostgreSQL on free ports (tests/services/__init__.py);
 # Debian keeps initdb in /usr/lib/postgresql/VERSION/bin, off PATH. The reverse-proxy tests run nginx.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
@@ -64,4 +64,8 @@ fi
 
 # The test extra, and every optional driver: the source tests run the real ones.
 python -m pip install --quiet --disable-pip-version-check -e '.[test,all]'
-exec python -m pytest "$@"
+# Lint first: a finding fails the run before a test starts (config in pyproject.toml).
+python -m ruff check .
+# Two workers (pytest-xdist), each with its own servers on free ports and its own tmp_path;
+# tests marked with the same xdist_group run one after the other on one worker.
+exec python -m pytest -n 2 --dist loadgroup "$@"

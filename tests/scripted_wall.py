@@ -15,7 +15,7 @@ real server has it: one port, as the real server, serving
 The test drives it: ``publish``, ``set_source``, ``set_backplane``, ``send_raw``, ``stop``
 (drops every connection, as a killed server) and ``start`` (the same port again),
 ``forget`` (a stream loses its history and gets a new epoch, so its resume fails).
-It is built on the ``websockets`` library, like test_page.py's ScriptedServer.
+It is built on the ``websockets`` library, like tests/browser/test_index_page.py's ScriptedServer.
 """
 
 from __future__ import annotations

@@ -167,7 +167,7 @@ class LeasedProducer:
             log.info("stream %r: producer stopped here (%s)", self.name, why)
             try:
                 handle.stop()
-            except Exception:  # noqa: BLE001 - stopping must finish
+            except Exception:  # stopping must finish
                 log.exception("stream %r: stopping the producer failed", self.name)
 
 

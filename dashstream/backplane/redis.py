@@ -214,7 +214,8 @@ class RedisBackplane:
             thread.kill()
         self._threads = []
         self.fleet.leave()
-        for client in (self.commands, self.tail_client, *(s.registered_client for s in self._producer_appends.values())):
+        producers = (append.registered_client for append in self._producer_appends.values())
+        for client in (self.commands, self.tail_client, *producers):
             try:
                 if client is not None:
                     client.close()
@@ -270,7 +271,7 @@ class RedisBackplane:
                     return
                 self._went_down(error)
                 runtime.sleep(self._backoff.next_delay())
-            except Exception as error:  # noqa: BLE001 - a bug must not end the tail for good
+            except Exception as error:  # a bug must not end the tail for good
                 log.exception("backplane %s: the tail failed", self.shown)
                 self._went_down(error)
                 runtime.sleep(self._backoff.next_delay())

@@ -76,7 +76,6 @@ from dashstream.sessions.session import Session, SessionContext, describe_peer
 from dashstream.sessions.sse import SSESession
 from dashstream.sessions.sse import response_head as sse_head
 from dashstream.sessions.websocket import WebSocketSession
-
 from dashstream.streams.log import LogUnavailable, Resume
 from dashstream.streams.stream import SharedStream, Stream
 from producer.base import DOWN

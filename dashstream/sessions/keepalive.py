@@ -124,5 +124,5 @@ class Watchdog:
             self._sleep(self.resolution)
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - the clock must outlive a bug in one pass
+            except Exception:  # the clock must outlive a bug in one pass
                 log.exception("watchdog pass failed")

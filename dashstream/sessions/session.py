@@ -266,7 +266,7 @@ class Session:
     def _on_writable(self, _fileno: int) -> None:
         try:
             self._flush()
-        except Exception:  # noqa: BLE001 - a bug in one session must not take the hub down
+        except Exception:  # a bug in one session must not take the hub down
             log.exception("write failed peer=%s path=%s", self.peer, self.path)
             self._teardown()
 

@@ -114,7 +114,7 @@ class WebSocketSession(Session):
     def _on_readable(self, _fileno: int) -> None:
         try:
             self._read()
-        except Exception:  # noqa: BLE001 - a bug in one session must not take the hub down
+        except Exception:  # a bug in one session must not take the hub down
             log.exception("read failed peer=%s path=%s", self.peer, self.path)
             self.close_code = self.close_code or CLOSE_INTERNAL
             self._teardown()

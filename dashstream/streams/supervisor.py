@@ -154,7 +154,7 @@ class Supervisor:
         for thread in self._threads:
             try:
                 thread.kill()
-            except Exception:  # noqa: BLE001 - stopping must finish whatever a handle does
+            except Exception:  # stopping must finish whatever a handle does
                 self.log.exception("stream %r: could not stop a source thread", self.name)
         self._threads.clear()
         self._close()
@@ -220,7 +220,7 @@ class Supervisor:
             self.on_value(fields)
         except BadFields as error:  # the log could not encode it (a NaN, a value JSON cannot carry)
             self._reject(str(error))
-        except Exception:  # noqa: BLE001 - the stream's bug must not stop the source
+        except Exception:
             self.log.exception("stream %r: %s failed", self.name, getattr(self.on_value, "__name__", "a callback"))
 
     def _signal(self, event: Any) -> None:
@@ -313,7 +313,7 @@ class Supervisor:
     def _call(self, callback: Callable[..., Any], *args: Any) -> None:
         try:
             callback(*args)
-        except Exception:  # noqa: BLE001 - the stream's bug must not stop the source
+        except Exception:  # the stream's bug must not stop the source
             self.log.exception("stream %r: %s failed", self.name, getattr(callback, "__name__", "a callback"))
 
     def _describe(self) -> str:

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("redis")
 
-from dashstream.backplane import fleet as fleet_module  # noqa: E402
-from dashstream.backplane.fleet import LEASE, RELEASE, Fleet  # noqa: E402
-from dashstream.backplane.redis_keys import INSTANCES, stream_key  # noqa: E402
+from dashstream.backplane import fleet as fleet_module
+from dashstream.backplane.fleet import LEASE, RELEASE, Fleet
+from dashstream.backplane.redis_keys import INSTANCES, stream_key
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -7,14 +7,14 @@ import pytest
 
 pytest.importorskip("redis")
 
-from dashstream.backplane import make_backplane  # noqa: E402
-from dashstream.backplane.lease import ContinuedSource, LeasedProducer  # noqa: E402
-from dashstream.backplane.redis_keys import stream_key  # noqa: E402
-from dashstream.backplane.redis_log import RedisLog  # noqa: E402
-from dashstream.config.stream_specs import spec_from_table  # noqa: E402
-from dashstream.streams.stream import SharedStream  # noqa: E402
-from dashstream.streams.supervisor import Supervisor  # noqa: E402
-from producer.ticker import Ticker  # noqa: E402
+from dashstream.backplane import make_backplane
+from dashstream.backplane.lease import ContinuedSource, LeasedProducer
+from dashstream.backplane.redis_keys import stream_key
+from dashstream.backplane.redis_log import RedisLog
+from dashstream.config.stream_specs import spec_from_table
+from dashstream.streams.stream import SharedStream
+from dashstream.streams.supervisor import Supervisor
+from producer.ticker import Ticker
 
 pytestmark = pytest.mark.timeout(10)
 

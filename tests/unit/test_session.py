@@ -1,0 +1,363 @@
+"""The session's write engine: the fast path, pending bytes, drop-oldest, slow and write
+timeouts, and the close, with a scripted socket and with real (plain and TLS) sockets.
+
+The scripted socket takes exactly as many bytes as the test allows and says "would block"
+after that; the fake I/O records the writability watch and lets the test fire it.
+The real-socket tests run eventlet's hub (``eventlet.sleep``) in this process, unpatched:
+the session only asks the hub to watch descriptors.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+
+import eventlet
+import pytest
+
+from dashstream import runtime
+from dashstream.messages import encode_fields
+from dashstream.protocol.frames import FrameReader
+from dashstream.sessions.session import SessionContext
+from dashstream.sessions.websocket import WebSocketSession
+from dashstream.streams.fanout import Subscription
+from dashstream.streams.log import MemoryLog
+from tests.ws_frames import parse_frames
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+class ScriptedSocket:
+    """``send`` takes up to ``room`` bytes (BlockingIOError at 0); records what went out."""
+
+    def __init__(self, room: int = 1 << 30):
+        self.room = room
+        self.out = bytearray()
+        self.sends: list[object] = []  # every buffer passed to send, as passed
+        self.closed = False
+
+    def send(self, data) -> int:
+        self.sends.append(data)
+        if self.closed:
+            raise OSError(9, "closed")
+        if self.room <= 0:
+            raise BlockingIOError()
+        taken = min(self.room, len(data))
+        self.out += bytes(data[:taken])
+        self.room -= taken
+        return taken
+
+    def recv(self, size):
+        return b""
+
+    def recv_into(self, buffer):
+        return 0  # nothing more: EOF
+
+    def fileno(self):
+        return 42
+
+    def shutdown(self, how):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+class FakeIO:
+    def __init__(self):
+        self.writers = {}
+
+    def watch_write(self, fileno, callback):
+        handle = object()
+        self.writers[handle] = callback
+        return handle
+
+    def watch_read(self, fileno, callback):
+        return object()
+
+    def unwatch(self, handle):
+        self.writers.pop(handle, None)
+
+    def writable(self):
+        for callback in list(self.writers.values()):
+            callback(42)
+
+
+class FakeWatchdog:
+    def __init__(self):
+        self.watched = set()
+
+    def watch(self, session):
+        self.watched.add(session)
+
+    def unwatch(self, session):
+        self.watched.discard(session)
+
+
+class Stream:
+    """Enough of a stream for a subscription: counts drops and slow closes."""
+
+    name = "s"
+
+    def __init__(self):
+        self.dropped = self.slow_closed = 0
+        self.log = MemoryLog("s", epoch="E")
+
+    def count_dropped(self):
+        self.dropped += 1
+
+    def count_slow_closed(self):
+        self.slow_closed += 1
+
+    def unsubscribe(self, subscription):
+        pass
+
+    def entry(self, value, size=0):
+        return self.log.append(encode_fields({"variable": value, "pad": "x" * size}))
+
+
+def make_session(sock, *, queue_size=100, slow_timeout=5.0, write_timeout=10.0, clock=None):
+    clock = clock or Clock()
+    io, watchdog, closed = FakeIO(), FakeWatchdog(), []
+    ctx = SessionContext(queue_size=queue_size, slow_timeout=slow_timeout, write_timeout=write_timeout,
+                         close_timeout=1.0, clock=clock, io=io, watchdog=watchdog, on_closed=closed.append)
+    session = WebSocketSession(sock, ctx, peer="t", path="/", reader=FrameReader(keep_messages=False))
+    stream = Stream()
+    subscription = Subscription(session, stream)
+    session.subscriptions.append(subscription)
+    return session, subscription, stream, io, watchdog, clock, closed
+
+
+def messages(data: bytes) -> list:
+    """Server frames -> [(opcode, parsed JSON or payload)]."""
+    result = []
+    for _, opcode, _, payload in parse_frames(bytes(data)):
+        result.append((opcode, json.loads(payload) if opcode == 1 else payload))
+    return result
+
+
+def test_fast_path_one_send_no_watch():
+    sock = ScriptedSocket()
+    session, subscription, stream, io, watchdog, _, _ = make_session(sock)
+    for value in range(3):
+        subscription.deliver(stream.entry(value))
+    assert len(sock.sends) == 3 and not io.writers and not watchdog.watched
+    assert [m["variable"] for _, m in messages(sock.out)] == [0, 1, 2]
+
+
+def test_a_partial_write_finishes_before_the_next_frame():
+    sock = ScriptedSocket(room=10)
+    session, subscription, stream, io, watchdog, _, _ = make_session(sock)
+    first = stream.entry(1, size=50)
+    subscription.deliver(first)
+    assert len(sock.out) == 10 and io.writers and session in watchdog.watched
+    session.ping()  # a control frame queued behind the half-sent data frame
+    subscription.deliver(stream.entry(2))
+    sock.room = 1 << 20
+    io.writable()
+    assert [op for op, _ in messages(sock.out)] == [1, 0x9, 1]  # whole frames, in order
+    assert bytes(sock.out).startswith(first.frame)
+    assert not io.writers and session not in watchdog.watched
+
+
+def test_would_block_on_the_first_byte_then_writable_again():
+    sock = ScriptedSocket(room=0)
+    session, subscription, stream, io, _, _, _ = make_session(sock)
+    subscription.deliver(stream.entry(1))
+    assert sock.out == b"" and io.writers
+    io.writable()  # still full: nothing moves
+    assert sock.out == b""
+    sock.room = 1 << 20
+    io.writable()
+    assert [m["seq"] for _, m in messages(sock.out)] == [1] and not io.writers
+
+
+def test_retries_pass_the_very_same_buffer_until_something_is_taken():
+    """OpenSSL's rule for a TLS write that wants to be retried: the same buffer again."""
+    sock = ScriptedSocket(room=0)
+    session, subscription, stream, io, _, _, _ = make_session(sock)
+    entry = stream.entry(1)
+    subscription.deliver(entry)
+    io.writable()
+    io.writable()
+    assert all(buffer is entry.frame for buffer in sock.sends)
+
+
+def test_drop_oldest_while_bytes_are_pending_keeps_the_started_frame_and_flags_the_gap():
+    sock = ScriptedSocket(room=5)
+    session, subscription, stream, io, _, _, _ = make_session(sock, queue_size=3)
+    for value in range(1, 11):
+        subscription.deliver(stream.entry(value))
+    assert stream.dropped == 7 and session.dropped == 7  # at most 3 pending, the started one included
+    sock.room = 1 << 20
+    io.writable()
+    received = [m for _, m in messages(sock.out)]
+    assert [m["seq"] for m in received] == [1, 9, 10]  # the started one, then the newest
+    assert received[1].get("gap") is True and "gap" not in received[2] and "gap" not in received[0]
+
+
+def test_a_subscriber_behind_for_slow_timeout_is_closed_1008_and_counted():
+    sock = ScriptedSocket(room=5)
+    session, subscription, stream, io, watchdog, clock, closed = make_session(sock, slow_timeout=5.0)
+    subscription.deliver(stream.entry(1))
+    for step in range(4):
+        clock.now += 1
+        sock.room += 3  # it drains a little now and then...
+        io.writable()
+        subscription.deliver(stream.entry(step + 2))
+    assert session.state == "open"
+    clock.now += 1.5  # ...but has not caught up for more than 5 s
+    session.check_deadlines(clock.now)
+    assert stream.slow_closed == 1 and session.close_code == 1008
+    sock.room = 1 << 20
+    io.writable()
+    frames = messages(sock.out)
+    assert frames[-1][0] == 0x8 and struct.unpack("!H", frames[-1][1][:2])[0] == 1008
+    assert [op for op, _ in frames] == [1, 0x8]  # the started frame, then the close: no more data
+
+
+def test_catching_up_resets_the_slow_clock():
+    sock = ScriptedSocket(room=0)
+    session, subscription, stream, io, _, clock, _ = make_session(sock, slow_timeout=5.0)
+    for step in range(20):
+        clock.now += 1
+        subscription.deliver(stream.entry(step))
+        sock.room = 1 << 20
+        io.writable()  # it catches up every second
+        sock.room = 0
+        session.check_deadlines(clock.now)
+    assert session.state == "open" and stream.slow_closed == 0
+
+
+def test_no_progress_for_the_write_timeout_drops_the_socket():
+    sock = ScriptedSocket(room=0)
+    session, subscription, stream, io, _, clock, closed = make_session(sock, slow_timeout=60, write_timeout=10)
+    subscription.deliver(stream.entry(1))
+    clock.now += 10.5
+    session.check_deadlines(clock.now)
+    assert closed == [session] and session.close_code == 1006 and sock.closed and not io.writers
+
+
+def test_a_resume_backlog_is_never_dropped():
+    """Issue 10 item 7: a backlog longer than --queue-size is delivered whole."""
+    sock = ScriptedSocket(room=0)
+    session, subscription, stream, io, _, _, _ = make_session(sock, queue_size=5)
+    entries = [stream.entry(value) for value in range(1, 51)]
+    subscription.backlog(entries, False)
+    for value in range(51, 54):
+        subscription.deliver(stream.entry(value))
+    sock.room = 1 << 30
+    io.writable()
+    assert [m["seq"] for _, m in messages(sock.out)] == list(range(1, 54))
+
+
+# --- real sockets ------------------------------------------------------------------------------
+
+
+def run_hub_until(condition, timeout=5.0):
+    deadline = runtime.monotonic() + timeout
+    while not condition():
+        assert runtime.monotonic() < deadline, "timed out"
+        eventlet.sleep(0.005)
+
+
+def real_session(server_sock):
+    server_sock.setblocking(False)
+    ctx = SessionContext(queue_size=1000, slow_timeout=60, write_timeout=60, close_timeout=1.0)
+    session = WebSocketSession(server_sock, ctx, peer="t", path="/", reader=FrameReader(keep_messages=False))
+    stream = Stream()
+    subscription = Subscription(session, stream)
+    session.subscriptions.append(subscription)
+    return session, subscription, stream
+
+
+def read_all(sock, count_frames):
+    data = b""
+    while len(parse_complete(data)) < count_frames:
+        chunk = sock.recv(1 << 16)
+        assert chunk
+        data += chunk
+    return parse_complete(data)
+
+
+def parse_complete(data):
+    try:
+        return parse_frames(data)
+    except AssertionError:
+        return []
+
+
+def test_real_socket_that_stops_reading_then_reads_gets_every_frame_intact():
+    server, client = socket.socketpair()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    session, subscription, stream = real_session(server)
+    for value in range(200):
+        subscription.deliver(stream.entry(value, size=300))
+    assert session._pending is not None, "the socket must have filled"
+    received = []
+    reader = threading.Thread(target=lambda: received.extend(read_all(client, 200)))
+    reader.start()
+    run_hub_until(lambda: session._pending is None)
+    reader.join(5)
+    assert [json.loads(payload)["variable"] for _, _, _, payload in received] == list(range(200))
+    client.close()
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
+                   check=True, capture_output=True)
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def test_tls_socket_that_stops_reading_then_reads_gets_every_frame_intact(certificate):
+    certfile, keyfile = certificate
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    client_context = ssl.create_default_context()
+    client_context.check_hostname = False
+    client_context.verify_mode = ssl.CERT_NONE
+    connected = {}
+
+    def connect():
+        raw = socket.create_connection(("127.0.0.1", port))
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        connected["sock"] = client_context.wrap_socket(raw)
+
+    thread = threading.Thread(target=connect)
+    thread.start()
+    raw_server, _ = listener.accept()
+    raw_server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(certfile, keyfile)
+    tls = server_context.wrap_socket(raw_server, server_side=True)  # blocking handshake
+    thread.join(5)
+    session, subscription, stream = real_session(tls)
+    for value in range(300):
+        subscription.deliver(stream.entry(value, size=300))
+    assert session._pending is not None, "the TLS socket must have asked to retry"
+    received = []
+    reader = threading.Thread(target=lambda: received.extend(read_all(connected["sock"], 300)))
+    reader.start()
+    run_hub_until(lambda: session._pending is None)
+    reader.join(5)
+    assert [json.loads(payload)["variable"] for _, _, _, payload in received] == list(range(300))
+    connected["sock"].close()
+    tls.close()
+    listener.close()
