@@ -57,10 +57,11 @@ from dashstream.messages import DEFAULT_STREAM, BadFields, ControlMessage
 from dashstream.ops.log_output import LogLimiter, suppressed_note
 from dashstream.ops.metrics import Metrics, metrics_response
 from dashstream.protocol.deflate import Deflater, Inflater
-from dashstream.protocol.frames import FrameReader, Message
+from dashstream.protocol.frames import STREAM_SOCKET_DATA_BUDGET, FrameReader, Message
 from dashstream.sessions.session import Session, SessionContext, describe_peer
 from dashstream.sessions.sse import SSESession
 from dashstream.sessions.sse import response_head as sse_head
+from dashstream.sessions.sse import response_headers as sse_headers
 from dashstream.sessions.websocket import WebSocketSession
 from dashstream.streams.log import LogUnavailable
 from dashstream.streams.stream import DOWN, SharedStream, Stream
@@ -163,7 +164,7 @@ class DashApp:
         if path.startswith("/publish/"):
             return self._publish(path[len("/publish/"):], environ, start_response)
         if path.startswith("/sse/"):
-            return self._sse(path[len("/sse/"):], environ)
+            return self._sse(path[len("/sse/"):], environ, start_response)
         if path == "/echo" and self.config.echo or path == "/ws" \
                 or path.startswith("/ws/") and path[4:] in self.streams:
             raise HTTPError("426 Upgrade Required", "this is a WebSocket endpoint; connect with a WebSocket client",
@@ -258,15 +259,20 @@ class DashApp:
             self.metrics.published(200)
         return respond_json(start_response, "200 OK", {"stream": name, "seq": entry.seq, "epoch": entry.epoch})
 
-    def _sse(self, name: str, environ: dict) -> Iterable[bytes]:
+    def _sse(self, name: str, environ: dict, start_response) -> Iterable[bytes]:
         """A Server-Sent Events stream: the same admission as a WebSocket, then a session."""
-        require_method(environ, "GET")
+        require_method(environ, "GET", "HEAD")
         stream = self.streams.get(name)
         if stream is None:
             raise HTTPError("404 Not Found", f"no stream named {name!r}")
         refusal = self.admission.check(environ)
         if refusal is not None:
             raise HTTPError(refusal.status, refusal.reason, list(refusal.headers), refusal.quiet)
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            # The GET answer's headers, no stream: the capacity slot goes back at once.
+            self.admission.release()
+            start_response("200 OK", sse_headers(self._cors_origin(environ)))
+            return []
         try:
             query = parse_query(environ.get("QUERY_STRING", ""))
             resume = event_id_resume(environ.get("HTTP_LAST_EVENT_ID") or query.get("last_event_id", [None])[0])
@@ -274,12 +280,17 @@ class DashApp:
         except BaseException:
             self.admission.release()
             raise
+        # The WebSocket's socket options: no Nagle, and the --send-buffer clamp, so a stuck
+        # reader backs up into its bounded queue (and the slow policy) within seconds.
+        self._endpoint.tune(sock)
         session = SSESession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", ""),
                              control=wants_control(query))
         self._opened(session, environ)
         try:
             session.write(sse_head(self._cors_origin(environ)), count=0)
             session.start()
+            if session.closed:
+                return runtime.written_by_hand()  # the client left (or reset) at once
             self.backplane.welcome(session)
             stream.subscribe(session, resume)
         except BaseException:
@@ -335,7 +346,8 @@ class DashApp:
         echo = kind == "echo"
         config = self.config
         reader = FrameReader(max_message_size=config.max_message_size, keep_messages=echo,
-                             inflater=Inflater(params) if params is not None else None)
+                             inflater=Inflater(params) if params is not None else None,
+                             data_budget=None if echo else STREAM_SOCKET_DATA_BUDGET)
         session = WebSocketSession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", "/"),
                                    control=control, reader=reader,
                                    deflater=Deflater(params) if params is not None else None,

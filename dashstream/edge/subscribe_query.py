@@ -26,7 +26,6 @@ from urllib.parse import parse_qs
 from dashstream.edge.http import HTTPError
 from dashstream.streams.log import MAX_STREAMS, Resume
 
-
 # A seq of 18 digits is 10**18 messages: a stream publishing a million a second reaches it
 # in 30,000 years. An epoch is a short token (``log.new_epoch``), 64 leaves it room.
 MAX_SEQ_DIGITS = 18
