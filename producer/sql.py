@@ -194,9 +194,14 @@ class SqlSource(UrlSource):
 
         path = sqlite_path(str(self.url))
         while True:
-            self._run = SqliteRun(path, self.query, self.timeout)
+            run = self._run = SqliteRun(path, self.query, self.timeout)
             try:
-                names, row = run_in_thread(self._run)
+                names, row = run_in_thread(run)
+            except BaseException:
+                # Killed while waiting (the server stops, GreenletExit): the worker thread
+                # would run on, and the process could not exit before it ended.
+                run.cancel()
+                raise
             finally:
                 self._run = None
             yield from self._row(names, row)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import resource
 import signal
@@ -314,8 +315,8 @@ class GuardedListener:
     have sent something, and it survives a full descriptor table.
 
     * A connection that has sent nothing holds no request-pool slot and no green thread:
-      ``TCP_DEFER_ACCEPT`` (Linux) keeps it in the kernel until its first bytes (for at most
-      ``DEFER_ACCEPT_SECONDS``), and once accepted it waits in ``FirstBytes`` (a hub
+      ``TCP_DEFER_ACCEPT`` (Linux) keeps it in the kernel until its first bytes (for about
+      ``silent_timeout``), and once accepted it waits in ``FirstBytes`` (a hub
       watcher, closed after ``silent_timeout``, which is --header-timeout) before
       ``accept`` returns it to wsgi.server. The accepting is done by a green thread of its
       own, so the one wsgi.server runs only ever waits for a connection that is ready.
@@ -323,7 +324,6 @@ class GuardedListener:
       re-raises any errno it does not know): instead, log it (once a second at most), wait
       a moment for descriptors to free, and go on accepting."""
 
-    DEFER_ACCEPT_SECONDS = 10
     silent_timeout: float = 10.0
 
     def __init__(self, sock, silent_timeout: float | None = None):
@@ -339,7 +339,7 @@ class GuardedListener:
         defer = getattr(socket, "TCP_DEFER_ACCEPT", None)
         if defer is not None:
             try:
-                sock.setsockopt(socket.IPPROTO_TCP, defer, self.DEFER_ACCEPT_SECONDS)
+                sock.setsockopt(socket.IPPROTO_TCP, defer, max(1, math.ceil(self.silent_timeout)))
             except OSError:
                 pass  # not a TCP socket, or a kernel without it: FirstBytes still holds the line
 
