@@ -62,7 +62,8 @@ def test_importing_the_sources_imports_no_driver():
 def test_a_sql_stream_with_defaults_filled_in():
     got = spec({"source": "sql", "url": "sqlite:///srv/app/app.db", "query": "SELECT 1 AS variable"})
     assert (got.source, got.shared, got.history, got.stale_after) == ("sql", True, None, None)
-    assert got.options == {"url": "sqlite:///srv/app/app.db", "query": "SELECT 1 AS variable", "interval": 5.0}
+    assert got.options == {"url": "sqlite:///srv/app/app.db", "query": "SELECT 1 AS variable", "interval": 5.0,
+                            "timeout": 10.0}
     assert isinstance(got.options["url"], SecretUrl)
 
 
