@@ -16,8 +16,9 @@ holding records back.
 
 The response has no length and the connection closes when the stream ends (shutdown, a
 slow client): an ``SSESession`` is a ``Session`` with the same non-blocking writes,
-drop-oldest and slow-client policy as a WebSocket; it reads only to notice the client
-leaving.
+drop-oldest and slow-client policy as a WebSocket (and the same ``--send-buffer`` clamp,
+set by the app); it reads only to notice the client leaving, and ends a client that sends
+more than ``INPUT_BUDGET`` bytes after its request (nothing would ever read them).
 """
 
 from __future__ import annotations
