@@ -12,6 +12,7 @@ a parked green thread per connection.
 
 from __future__ import annotations
 
+import _imp
 import time
 import warnings
 from typing import Any, Callable
@@ -42,7 +43,19 @@ Event = eventlet.event.Event
 GreenThread = eventlet.greenthread.GreenThread
 Timeout = eventlet.Timeout
 monotonic = time.monotonic
-run_in_thread = tpool.execute  # blocking C calls (sqlite3) off the hub
+
+
+def run_in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """Run blocking C work (sqlite3) in a real OS thread; this green thread waits for it.
+
+    ``tpool.execute`` runs ``function`` right here, on the hub's thread, whenever *any*
+    thread holds the import lock at that moment (its guard against a deadlock in a nested
+    import). A query run that way freezes every screen for its whole duration, so wait,
+    yielding, until no import is under way."""
+    while _imp.lock_held():
+        eventlet.sleep(0.001)
+    return tpool.execute(function, *args)
+
 # The upgrade's base class (``edge/upgrade.py``): eventlet's WebSocket handler, the user's stack.
 WebSocketWSGI = eventlet.websocket.WebSocketWSGI
 # ``time.sleep`` as it was before monkey_patch, for real OS threads (the log writer).

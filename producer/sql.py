@@ -13,6 +13,13 @@ Two databases, chosen by the URL's scheme:
   refuses to be used from a thread other than its creator's, and tpool may pick any of its
   threads, so one call opens, queries and closes. The file is opened read-only
   (``mode=ro``): a typo in the path is an error on the screen, not a new empty database.
+  ``sqlite3`` is imported here, at module import, never in the worker: ``tpool.execute``
+  runs its function on the *calling* thread (the hub) whenever any thread holds the import
+  lock, and a worker importing sqlite3 while a second stream called it froze the server.
+  A query has a deadline (``timeout``): a progress handler, called every
+  ``PROGRESS_STEPS`` virtual-machine instructions, ends it once the deadline has passed or
+  the source was closed (so a runaway ``WITH RECURSIVE`` cannot hold a thread, or a
+  shutdown, for ever); waiting on a locked file is bounded by the same deadline.
 * **PostgreSQL** (``postgresql://user@host:5432/db``): psycopg2 (the ``psycopg2-binary``
   wheel), which ``eventlet.monkey_patch()`` itself makes cooperative
   (``eventlet/support/psycopg2_patcher.py`` installs a wait callback that trampolines on
@@ -32,22 +39,28 @@ was disconnected are not replayed by PostgreSQL, so every (re)connect starts wit
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import urllib.parse
 from typing import Any, Callable, Iterator, Mapping
 
-from producer.base import DOWN, UP, Driver, Health, UrlSource
+from producer.base import DOWN, UP, Driver, Health, Rejected, UrlSource
 from producer.keys import ConfigProblem, Key, nonempty_text, positive_number
 from producer.urls import parse_url, url_keys
-from producer.values import BadValue, fields_from_row
+from producer.values import BadValue, check_row_value, duplicate_column, fields_from_row
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 PSYCOPG2 = Driver("psycopg2", "sql")
-# A query that takes longer than this is cancelled by PostgreSQL (the stream goes down with
-# "canceling statement due to statement timeout"): a lock wait must not freeze a screen
-# forever without a word. SQLite's equivalent is the busy timeout on a locked file.
-STATEMENT_TIMEOUT_MS = 30_000
-SQLITE_BUSY_TIMEOUT = 5.0
+# A query that takes longer than ``timeout`` seconds is ended: by PostgreSQL itself
+# (statement_timeout: "canceling statement due to statement timeout"), by the progress
+# handler for SQLite. A lock wait or a runaway query must not freeze a screen (or hold a
+# worker thread and the shutdown) forever without a word; the stream goes down with the
+# reason and the supervisor retries with its backoff.
+DEFAULT_TIMEOUT = 10.0
+# SQLite calls the progress handler every this many VM instructions: about a millisecond of
+# work, so the deadline is kept to a few ms, while the callback (it takes the GIL) stays
+# too rare to slow the hub's thread.
+PROGRESS_STEPS = 100_000
 CONNECT_TIMEOUT = 5
 # A database host that vanished without closing the connection (a pulled cable, a failover
 # that kept the address silent): TCP keepalive finds an idle connection dead in about
@@ -78,18 +91,45 @@ def sqlite_path(url: str) -> str:
     return "/" + path.lstrip("/") if path.startswith("//") else path
 
 
-def _query_sqlite(path: str, query: str) -> tuple[list[str] | None, tuple | None]:
-    """Runs in a tpool thread: open, query, close, all in that thread."""
-    import sqlite3
+class QueryTimeout(Exception):
+    """The query ran past its deadline and was ended."""
 
-    uri = f"file:{urllib.parse.quote(path)}?mode=ro"
-    connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT)
-    try:
-        cursor = connection.execute(query)
-        names = [column[0] for column in cursor.description] if cursor.description else None
-        return names, cursor.fetchone() if names is not None else None
-    finally:
-        connection.close()
+
+class SqliteRun:
+    """One query run, handed to a worker thread: open, query, close, all in that thread.
+    ``cancel()`` (any thread) ends it at the next progress step; the deadline does too."""
+
+    def __init__(self, path: str, query: str, timeout: float, clock: Callable[[], float] = time.monotonic):
+        self.path = path
+        self.query = query
+        self.timeout = timeout
+        self.clock = clock
+        self.cancelled = False
+        self.deadline = 0.0
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def _stop(self) -> int:
+        # Non-zero ends the statement with SQLITE_INTERRUPT.
+        return 1 if self.cancelled or self.clock() > self.deadline else 0
+
+    def __call__(self) -> tuple[list[str] | None, tuple | None]:
+        self.deadline = self.clock() + self.timeout
+        uri = f"file:{urllib.parse.quote(self.path)}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, timeout=self.timeout)
+        try:
+            connection.set_progress_handler(self._stop, PROGRESS_STEPS)
+            try:
+                cursor = connection.execute(self.query)
+                names = [column[0] for column in cursor.description] if cursor.description else None
+                return names, cursor.fetchone() if names is not None else None
+            except sqlite3.OperationalError as error:
+                if str(error) == "interrupted" and not self.cancelled:
+                    raise QueryTimeout(f"the query did not finish within {self.timeout:g} s (timeout)") from None
+                raise
+        finally:
+            connection.close()
 
 
 class SqlSource(UrlSource):
@@ -101,14 +141,18 @@ class SqlSource(UrlSource):
             required=True),
         Key("interval", positive_number, "seconds between runs of the query", default=5.0),
         Key("listen", _listen_channel, "PostgreSQL only: LISTEN on this channel; a NOTIFY runs the query at once"),
+        Key("timeout", positive_number, "seconds a query may run before it is ended (the stream goes down)",
+            default=DEFAULT_TIMEOUT),
     )
 
     def __init__(self, *, url: str, query: str, interval: float = 5.0, listen: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(url=url, query=query, interval=interval, listen=listen)
+                 timeout: float = DEFAULT_TIMEOUT, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(url=url, query=query, interval=interval, listen=listen, timeout=timeout)
         self.query = query
         self.interval = interval
         self.listen = listen
+        self.timeout = timeout
+        self._run: SqliteRun | None = None  # the SQLite query in a worker thread now
         self._sleep = sleep
         self._last: dict | None = None  # the last row published: kept across reconnects
         self._connections: list[Any] = []
@@ -150,7 +194,16 @@ class SqlSource(UrlSource):
 
         path = sqlite_path(str(self.url))
         while True:
-            names, row = run_in_thread(_query_sqlite, path, self.query)
+            run = self._run = SqliteRun(path, self.query, self.timeout)
+            try:
+                names, row = run_in_thread(run)
+            except BaseException:
+                # Killed while waiting (the server stops, GreenletExit): the worker thread
+                # would run on, and the process could not exit before it ended.
+                run.cancel()
+                raise
+            finally:
+                self._run = None
             yield from self._row(names, row)
             self._sleep(self.interval)
 
@@ -172,7 +225,7 @@ class SqlSource(UrlSource):
                 cursor.execute(psycopg2.sql.SQL("LISTEN {}").format(psycopg2.sql.Identifier(self.listen)))
         connection = self._connect(psycopg2)
         with connection.cursor() as cursor:
-            cursor.execute("SET statement_timeout = %s", (STATEMENT_TIMEOUT_MS,))
+            cursor.execute("SET statement_timeout = %s", (max(1, round(self.timeout * 1000)),))
         yield Health(UP)
         while True:
             with connection.cursor() as cursor:
@@ -206,7 +259,10 @@ class SqlSource(UrlSource):
         if row is None:
             yield Health(DOWN, NO_ROWS)
             return
+        twice = duplicate_column(names)
         try:
+            if twice is not None:
+                raise BadValue(f"two columns named {twice!r}")
             fields = fields_from_row(dict(zip(names, row)))
         except BadValue as error:
             # The query's shape is wrong (no 'variable' column, a type JSON cannot carry): every
@@ -214,11 +270,20 @@ class SqlSource(UrlSource):
             yield Health(DOWN, f"unusable row: {error}")
             return
         yield Health(UP)
+        try:
+            # This row's data, not the query's shape: the next run may be fine.
+            check_row_value(fields)
+        except BadValue as error:
+            yield Rejected(str(error))
+            return
         if fields != self._last:
             self._last = fields
             yield fields
 
     def close(self) -> None:
+        run = self._run
+        if run is not None:
+            run.cancel()  # the worker thread ends the query at its next progress step
         connections, self._connections = self._connections, []
         for connection in connections:
             try:

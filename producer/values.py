@@ -101,6 +101,36 @@ def fields_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return check_fields({str(column): _json_value(value, str(column)) for column, value in row.items()})
 
 
+class TooLarge(BadValue):
+    """A value over ``MAX_PAYLOAD_BYTES`` once encoded."""
+
+
+class NullVariable(BadValue):
+    """``variable`` is NULL: there is nothing to show (an aggregate over no rows, say)."""
+
+
+def duplicate_column(names: list[str]) -> str | None:
+    """The first column name a row has twice (``SELECT a AS variable, b AS variable``): a
+    mapping keeps only one of them, so which value is shown would be a guess."""
+    seen: set[str] = set()
+    for name in map(str, names):
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+def check_row_value(fields: Mapping[str, Any]) -> None:
+    """A row's fields may go out: ``variable`` is not NULL and the encoded message is within
+    the payload limit every other source is held to (a 120 KB row every second would cost
+    every screen that copy)."""
+    if fields.get("variable") is None:
+        raise NullVariable("'variable' is NULL")
+    size = len(json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise TooLarge(f"row of {size} bytes as JSON is over the {MAX_PAYLOAD_BYTES}-byte limit")
+
+
 def _json_value(value: Any, column: str) -> Any:
     if value is None or isinstance(value, (bool, str, int)):
         return value

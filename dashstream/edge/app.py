@@ -71,10 +71,11 @@ from dashstream.messages import DEFAULT_STREAM, BadFields
 from dashstream.ops.log_output import LogLimiter, suppressed_note
 from dashstream.ops.metrics import Metrics
 from dashstream.protocol.deflate import Deflater, Inflater
-from dashstream.protocol.frames import FrameReader, Message
+from dashstream.protocol.frames import STREAM_SOCKET_DATA_BUDGET, FrameReader, Message
 from dashstream.sessions.session import Session, SessionContext, describe_peer
 from dashstream.sessions.sse import SSESession
 from dashstream.sessions.sse import response_head as sse_head
+from dashstream.sessions.sse import response_headers as sse_headers
 from dashstream.sessions.websocket import WebSocketSession
 from dashstream.streams.log import LogUnavailable, Resume
 from dashstream.streams.stream import SharedStream, Stream
@@ -268,13 +269,18 @@ class DashApp:
 
     def _sse(self, name: str, environ: dict, start_response) -> Iterable[bytes]:
         """A Server-Sent Events stream: the same admission as a WebSocket, then a session."""
-        require_method(environ, "GET")
+        require_method(environ, "GET", "HEAD")
         stream = self.streams.get(name)
         if stream is None:
             raise HTTPError("404 Not Found", f"no stream named {name!r}")
         refusal = self.admission.check(environ)
         if refusal is not None:
             raise HTTPError(refusal.status, refusal.reason, list(refusal.headers), refusal.quiet)
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            # The GET answer's headers, no stream: the capacity slot goes back at once.
+            self.admission.release()
+            start_response("200 OK", sse_headers(self._cors_origin(environ)))
+            return []
         try:
             query = parse_query(environ.get("QUERY_STRING", ""))
             resume = event_id_resume(environ.get("HTTP_LAST_EVENT_ID") or query.get("last_event_id", [None])[0])
@@ -282,12 +288,17 @@ class DashApp:
         except BaseException:
             self.admission.release()
             raise
+        # The WebSocket's socket options: no Nagle, and the --send-buffer clamp, so a stuck
+        # reader backs up into its bounded queue (and the slow policy) within seconds.
+        self._endpoint.tune(sock)
         session = SSESession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", ""),
                              control=wants_control(query))
         self._opened(session)
         try:
             session.write(sse_head(self._cors_origin(environ)), count=0)
             session.start()
+            if session.closed:
+                return runtime.written_by_hand()  # the client left (or reset) at once
             self.backplane.welcome(session)
             stream.subscribe(session, resume)
         except BaseException:
@@ -348,7 +359,8 @@ class DashApp:
     def _websocket_session(self, sock, environ: dict, params, control: bool, echo: bool) -> WebSocketSession:
         config = self.config
         reader = FrameReader(max_message_size=config.max_message_size, keep_messages=echo,
-                             inflater=Inflater(params) if params is not None else None)
+                             inflater=Inflater(params) if params is not None else None,
+                             data_budget=None if echo else STREAM_SOCKET_DATA_BUDGET)
         return WebSocketSession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", "/"),
                                 control=control, reader=reader,
                                 deflater=Deflater(params) if params is not None else None,

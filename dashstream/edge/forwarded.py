@@ -17,7 +17,10 @@ The rule (nginx's ``real_ip_recursive on``, and what MDN recommends):
   check on the proxy's machine, say);
 * an entry that is not an address (``unknown``, ``for=...``, a host name, an obfuscated
   id) stops the walk: what lies to its left cannot be vouched for, so the client is the
-  last address that could be, the entry to its right;
+  last address that could be, the entry to its right. That address stands in for a client
+  nobody could name, so it is never exempt from the handshake limit, even when it is a
+  trusted proxy (``X-Forwarded-For: unknown`` from nginx would otherwise make every
+  client the exempt proxy itself);
 * no usable ``X-Forwarded-For`` from a trusted peer: ``X-Real-IP`` if it holds an
   address, else the peer.
 
@@ -168,11 +171,13 @@ class ProxyPolicy:
             return Client(peer if peer_address is None else str(peer_address))
         client = peer_address
         forwarded = False
+        unnamed = False  # the walk stopped at an entry that is not an address
         entries = _entries(x_forwarded_for)
         if entries:
             for entry in reversed(entries):
                 address = parse_address(entry)
                 if address is None:
+                    unnamed = True
                     break  # what is left of it cannot be vouched for
                 client, forwarded = address, True
                 if not self.trusts(address):
@@ -181,7 +186,7 @@ class ProxyPolicy:
             real_ip = parse_address(x_real_ip) if x_real_ip else None
             if real_ip is not None:
                 client, forwarded = real_ip, True
-        return Client(str(client), trusted=self.trusts(client), forwarded=forwarded)
+        return Client(str(client), trusted=not unnamed and self.trusts(client), forwarded=forwarded)
 
     def client_address(self, peer: str, x_forwarded_for: str | Sequence[str] | None = None,
                        x_real_ip: str | None = None) -> str:

@@ -10,6 +10,12 @@ Pure parsing, no I/O, so every rule is a unit test (tests/test_targets.py). Form
 
 Every refusal is an ``HTTPError`` with the status and the reason a client can act on,
 raised before any upgrade.
+
+Every resume point, whichever form carries it, is read by one function,
+``resume_point(epoch, seq)``, with the same bounds: ``seq`` is 1 to ``MAX_SEQ_DIGITS``
+ASCII digits (``str.isdigit`` also accepts ``²`` and ``٣``, which ``int`` refuses, and
+``int`` of 5,000 digits raises past Python's digit limit: each was an unhandled error and an
+ERROR line per request), ``epoch`` is 1 to ``MAX_EPOCH_LENGTH`` characters.
 """
 
 from __future__ import annotations
@@ -20,9 +26,34 @@ from urllib.parse import parse_qs
 from dashstream.edge.http import HTTPError
 from dashstream.streams.log import MAX_STREAMS, Resume
 
+# A seq of 18 digits is 10**18 messages: a stream publishing a million a second reaches it
+# in 30,000 years. An epoch is a short token (``log.new_epoch``), 64 leaves it room.
+MAX_SEQ_DIGITS = 18
+MAX_EPOCH_LENGTH = 64
+_DIGITS = frozenset("0123456789")
+
+
+class BadResume(ValueError):
+    """A resume point outside the bounds above; the text says which part."""
+
 
 def _bad(reason: str) -> HTTPError:
     return HTTPError("400 Bad Request", reason)
+
+
+def resume_point(epoch: str, seq: str) -> Resume:
+    """The one reader of a resume point (``EPOCH`` and ``SEQ`` as the client wrote them)."""
+    if not 1 <= len(seq) <= MAX_SEQ_DIGITS or not _DIGITS.issuperset(seq):
+        raise BadResume(f"seq must be 1 to {MAX_SEQ_DIGITS} digits 0-9")
+    if not 1 <= len(epoch) <= MAX_EPOCH_LENGTH:
+        raise BadResume(f"epoch must be 1 to {MAX_EPOCH_LENGTH} characters")
+    return Resume(int(seq), epoch)
+
+
+def split_point(text: str) -> tuple[str, str]:
+    """``EPOCH:SEQ`` → (epoch, seq); the epoch may itself contain colons."""
+    epoch, _, seq = text.rpartition(":")
+    return epoch, seq
 
 
 def wants_control(query: dict) -> bool:
@@ -37,14 +68,17 @@ def single_resume(query: dict) -> Resume | None:
     """``?seq=N&epoch=E`` (both or neither)."""
     if "seq" not in query and "epoch" not in query:
         return None
+    if "seq" not in query or "epoch" not in query:
+        raise _bad("resume needs both seq (an integer) and epoch")
+    epoch, seq = query["epoch"][0], query["seq"][0]
     try:
-        seq = int(query["seq"][0])
-        epoch = query["epoch"][0]
-    except (KeyError, ValueError):
+        return resume_point(epoch, seq)
+    except BadResume as error:
+        if not epoch or seq[:1] == "-" and _DIGITS.issuperset(seq[1:]):
+            raise _bad("resume needs both seq (an integer >= 0) and epoch") from None
+        if seq and _DIGITS.issuperset(seq) or len(epoch) > MAX_EPOCH_LENGTH:  # only the bounds broken
+            raise _bad(f"resume needs both seq (an integer >= 0) and epoch: {error}") from None
         raise _bad("resume needs both seq (an integer) and epoch") from None
-    if seq < 0 or not epoch:
-        raise _bad("resume needs both seq (an integer >= 0) and epoch")
-    return Resume(seq, epoch)
 
 
 def event_id_resume(text: str | None) -> Resume | None:
@@ -52,10 +86,10 @@ def event_id_resume(text: str | None) -> Resume | None:
     honoured (the gap signal), not an error: browsers send back whatever id they last saw."""
     if text is None or not text.strip():
         return None
-    epoch, _, seq = text.strip().rpartition(":")
-    if not epoch or not seq.isdigit():
+    try:
+        return resume_point(*split_point(text.strip()))
+    except BadResume:
         return Resume(-1, "")  # matches no epoch: the client gets the gap signal
-    return Resume(int(seq), epoch)
 
 
 def stream_names(text: str, known: Iterable[str]) -> list[str]:
@@ -80,14 +114,17 @@ def resume_points(text: str, names: Iterable[str]) -> dict[str, Resume]:
     points: dict[str, Resume] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, rest = item.partition(":")
-        epoch, _, seq = rest.rpartition(":")
-        if not name or not epoch or not seq.isdigit():
-            raise _bad(f"resume= takes NAME:EPOCH:SEQ items, got {item!r}")
+        try:
+            if not name:
+                raise BadResume("no stream name")
+            point = resume_point(*split_point(rest))
+        except BadResume as error:
+            raise _bad(f"resume= takes NAME:EPOCH:SEQ items, got {item[:80]!r} ({error})") from None
         if name not in names:
-            raise _bad(f"resume= names {name!r}, which is not in streams=")
+            raise _bad(f"resume= names {name[:80]!r}, which is not in streams=")
         if name in points:
-            raise _bad(f"resume= names {name!r} twice")
-        points[name] = Resume(int(seq), epoch)
+            raise _bad(f"resume= names {name[:80]!r} twice")
+        points[name] = point
     return points
 
 

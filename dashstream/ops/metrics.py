@@ -75,7 +75,7 @@ class Metrics:
         self.slow_closed_count = 0
         self.write_timeouts = 0
         self.keepalive_timeouts = 0
-        self.closes: Tally = Tally()  # close code -> count
+        self.closes: Tally = Tally()  # close code label (close_code_label) -> count
         self.refusals: Tally = Tally()  # (kind, status) -> count
         self.publishes: Tally = Tally()  # status -> count
         self.lag_bounds = tuple(sorted(lag_buckets))
@@ -116,7 +116,7 @@ class Metrics:
         self.slow_closed_count += 1
 
     def close_sent(self, code: int) -> None:
-        self.closes[int(code)] += 1
+        self.closes[close_code_label(code)] += 1
 
     def refused(self, status: str | int, kind: str = "http") -> None:
         """An HTTP answer that refused the request: ``kind`` is ``handshake`` (a WebSocket
@@ -149,6 +149,24 @@ class Metrics:
         HTTP handler does)."""
         encoder, content_type = choose_encoder(accept_header or "")
         return encoder(self.registry), content_type
+
+
+# The close codes RFC 6455 and the IANA registry define (a peer's own code is echoed back, so
+# any of them can be sent). The ranges 3000-3999 and 4000-4999 belong to applications and
+# are chosen by the client: one label each, or 2,000 clients closing with 2,000 codes would
+# make 2,000 series that last until a restart.
+_DEFINED_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015)))
+
+
+def close_code_label(code: int) -> str:
+    """A close code as a metric label, from a fixed set: the defined code itself,
+    ``3xxx`` or ``4xxx`` for the application ranges, ``other`` for anything else."""
+    code = int(code)
+    if code in _DEFINED_CLOSE_CODES:
+        return str(code)
+    if 3000 <= code <= 4999:
+        return f"{code // 1000}xxx"
+    return "other"
 
 
 def _status_code(status: str | int) -> str:

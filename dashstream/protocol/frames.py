@@ -23,7 +23,15 @@ Rules enforced, with the close code each violation fails the connection with:
 * 1007: a text message that is not UTF-8, found as soon as the bytes prove it;
 * 1009: a message over ``max_message_size`` (counted across fragments, and after
   decompression), found from a frame header before its payload arrives; a message in more
-  than ``max_fragments`` frames.
+  than ``max_fragments`` frames (by default ``fragment_limit(max_message_size)``: 4,096,
+  or one per 64 bytes of the limit when that is more, so a raised limit admits the
+  fragmentation Autobahn's 9.3/9.4 cases use, 4 MiB in 64-byte fragments, while a message
+  still cannot be mostly frame headers);
+* 1008, on a stream socket (``data_budget``): more data than the budget over the
+  connection's life. Nothing reads what a client sends there, and each frame still costs
+  a header parse, an unmask and a UTF-8 check, so a client streaming 60 KiB messages into
+  a stream socket is closed instead of costing a core; each complete message counts its
+  payload plus ``FRAME_COST`` bytes per frame, so empty frames are counted too.
 
 Memory per connection follows what is actually buffered: an unfinished message is one
 growing ``bytearray`` (or, on sockets that ignore what clients send, only its size and a
@@ -46,7 +54,7 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # server shutting down
 CLOSE_PROTOCOL = 1002  # the peer broke RFC 6455
 CLOSE_INVALID_DATA = 1007  # a text message that is not UTF-8
-CLOSE_POLICY = 1008  # subscriber too slow; a frame not finished in time
+CLOSE_POLICY = 1008  # subscriber too slow; a frame not finished in time; data into a stream socket
 CLOSE_TOO_BIG = 1009  # a message over --max-message-size
 CLOSE_INTERNAL = 1011  # also: keepalive ping timeout (websockets' convention)
 # Never sent (RFC 6455 7.4.1 reserves it): what the log and /metrics record for a connection
@@ -59,9 +67,20 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024  # screens send little
 # A message in more pieces than this is refused (1009): each frame costs a header parse, and
 # nobody splits a 64 KiB message into 2-byte fragments except to waste the server's time.
 DEFAULT_MAX_FRAGMENTS = 4096
+# Above a 256 KiB --max-message-size, one more fragment per 64 bytes of the limit.
+MIN_AVERAGE_FRAGMENT = 64
+# What a data frame costs against a stream socket's budget besides its payload.
+FRAME_COST = 64
+# Data a client may send into a stream socket (which reads none of it) over its life.
+STREAM_SOCKET_DATA_BUDGET = 16 * 1024
 MAX_CONTROL_PAYLOAD = 125
 # An empty ping: the keepalive needs only *a* pong after it, so one frame serves everyone.
 PING_FRAME = b"\x89\x00"
+
+
+def fragment_limit(max_message_size: int) -> int:
+    """The most frames one message may come in, for a given message size limit."""
+    return max(DEFAULT_MAX_FRAGMENTS, max_message_size // MIN_AVERAGE_FRAGMENT)
 
 
 def valid_close_code(code: int) -> bool:
@@ -235,17 +254,19 @@ class FrameReader:
     __slots__ = ("max_message_size", "max_fragments", "keep_messages", "inflater", "_buffer", "_state",
                  "_opcode", "_fin", "_mask", "_remaining", "_offset", "_control", "_message_text",
                  "_message_started", "_message", "_message_size", "_wire_size", "_fragments", "_decoder",
-                 "_compressed")
+                 "_compressed", "data_budget", "_data_spent")
 
     def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-                 max_fragments: int = DEFAULT_MAX_FRAGMENTS, keep_messages: bool = True,
-                 inflater: Inflater | None = None):
+                 max_fragments: int | None = None, keep_messages: bool = True,
+                 inflater: Inflater | None = None, data_budget: int | None = None):
         if max_message_size < 1:
             raise ValueError("max_message_size must be >= 1")
         self.max_message_size = max_message_size
-        self.max_fragments = max_fragments
+        self.max_fragments = fragment_limit(max_message_size) if max_fragments is None else max_fragments
         self.keep_messages = keep_messages
         self.inflater = inflater
+        self.data_budget = data_budget  # None: data is the point (echo); else see the module docstring
+        self._data_spent = 0
         self._buffer = bytearray()
         self._state = _HEADER
         self._opcode = 0
@@ -442,6 +463,11 @@ class FrameReader:
                 self._decoder.decode(b"", final=True)
             except UnicodeDecodeError:
                 raise Violation(CLOSE_INVALID_DATA, "text message is not valid UTF-8") from None
+        if self.data_budget is not None:
+            # Charged when the message is complete, so its own faults (1007, 1009) are found first.
+            self._data_spent += self._wire_size + FRAME_COST * self._fragments
+            if self._data_spent > self.data_budget:
+                raise Violation(CLOSE_POLICY, f"this socket reads no messages; over {self.data_budget} bytes sent")
         message = Message(self._message_text, bytes(self._message) if self._message is not None else None)
         self._reset_message()
         return message

@@ -99,3 +99,36 @@ def read_headers(readline) -> Headers:
         if name[-1] in _SEPARATORS:
             raise BadHeaders("whitespace between a header field name and its colon")
         fields.append((name, value.strip(" \t")))
+
+
+class BadFraming(ValueError):
+    """The request's body framing cannot be trusted; ``status`` is the answer."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+_DIGITS = frozenset("0123456789")
+
+
+def body_framing(headers: Headers) -> Headers:
+    """Check how the body is delimited (RFC 9112 section 6): every ``Content-Length``
+    value (repeated lines, or a comma list) must be the same run of digits, and is then
+    kept as one field; ``Transfer-Encoding`` may only be ``chunked``. Two different
+    lengths mean two parties would read two different bodies (request smuggling)."""
+    lengths = headers.get_all("Content-Length") or []
+    if lengths:
+        values = {value.strip(" \t") for line in lengths for value in line.split(",")}
+        if len(values) != 1:
+            raise BadFraming(400, "two different Content-Length values")
+        value = values.pop()
+        if not 1 <= len(value) <= 18 or not _DIGITS.issuperset(value):
+            raise BadFraming(400, "Content-Length must be a number of bytes")
+        if len(lengths) > 1 or value != lengths[0]:
+            headers = Headers([(name, field) for name, field in headers.items() if name.lower() != "content-length"]
+                              + [("Content-Length", value)])
+    codings = headers.get_all("Transfer-Encoding")
+    if codings is not None and ",".join(codings).strip(" \t").lower() != "chunked":
+        raise BadFraming(501, "the only Transfer-Encoding understood is chunked")
+    return headers

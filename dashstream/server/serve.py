@@ -14,22 +14,27 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import resource
 import signal
 import socket
 import ssl
 import time
+from collections import deque
 
 import eventlet
+import eventlet.event
 import eventlet.hubs
 from eventlet import patcher, wsgi
 from eventlet.green import ssl as green_ssl
 
+from dashstream import runtime
 from dashstream.config.options import Config
 from dashstream.ops.log_output import without_query
-from dashstream.server.http_headers import BadHeaders, TooManyHeaders, read_headers
-from dashstream.server.request_pool import RequestPool
+from dashstream.server.chunked_body import ChunkedBody
+from dashstream.server.http_headers import BadFraming, BadHeaders, TooManyHeaders, body_framing, read_headers
+from dashstream.server.request_pool import FirstBytes, RequestPool
 
 _original_socket = patcher.original("socket")
 
@@ -82,6 +87,9 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
       string (the subscriber token may be in it) never reaches a log;
     * keep-alive for requests with a body (a publisher reuses its connection), but never a
       wait for a body the application did not read: such a connection is closed instead;
+    * the body's framing checked before the application runs (``body_framing``): two
+      different ``Content-Length`` values are ``400`` (RFC 9112 6.3), a transfer coding
+      other than ``chunked`` is ``501``; a chunked body is read with bounded lines;
     * ``environ["dashstream.hand_off"]()``: the upgraded connection's socket, non-blocking,
       for a session to own; the HTTP server then lets go of it without closing it.
     """
@@ -172,6 +180,11 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         except BadHeaders as error:
             self.send_error(400, str(error))
             return False
+        try:
+            self.headers = body_framing(self.headers)
+        except BadFraming as error:
+            self.send_error(error.status, str(error))
+            return False
         connection = self.headers.get("Connection", "").lower()
         if connection == "close":
             self.close_connection = True
@@ -190,6 +203,10 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             # will not send another request on this connection, so do not keep it open.
             self.close_connection = 1
         environ["dashstream.hand_off"] = self._hand_off
+        if environ["eventlet.input"].chunked_input:
+            # eventlet's chunk reader has no bound on a line (chunked_body.py). The original
+            # stays as eventlet.input, so the connection is still closed after the answer.
+            environ["wsgi.input"] = ChunkedBody(self.rfile)
         return environ
 
     def handle_one_response(self):
@@ -287,17 +304,68 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
 
 
 class GuardedListener:
-    """The listening socket as wsgi.server sees it, surviving a full descriptor table.
+    """The listening socket as wsgi.server sees it: it hands over only connections that
+    have sent something, and it survives a full descriptor table.
 
-    ``accept`` failing with EMFILE/ENFILE would end eventlet's accept loop for good (it
-    re-raises any errno it does not know): instead, log it (once a second at most), wait a
-    moment for descriptors to free, and go on accepting."""
+    * A connection that has sent nothing holds no request-pool slot and no green thread:
+      ``TCP_DEFER_ACCEPT`` (Linux) keeps it in the kernel until its first bytes (for about
+      ``silent_timeout``), and once accepted it waits in ``FirstBytes`` (a hub
+      watcher, closed after ``silent_timeout``, which is --header-timeout) before
+      ``accept`` returns it to wsgi.server. The accepting is done by a green thread of its
+      own, so the one wsgi.server runs only ever waits for a connection that is ready.
+    * ``accept`` failing with EMFILE/ENFILE would end eventlet's accept loop for good (it
+      re-raises any errno it does not know): instead, log it (once a second at most), wait
+      a moment for descriptors to free, and go on accepting."""
 
-    def __init__(self, sock):
+    silent_timeout: float = 10.0
+
+    def __init__(self, sock, silent_timeout: float | None = None):
         self._sock = sock
         self._warned = 0.0
+        if silent_timeout is not None:
+            self.silent_timeout = silent_timeout
+        self._ready: deque = deque()
+        self._failure: BaseException | None = None
+        self._wake: eventlet.event.Event | None = None
+        self._loop = None
+        self.first_bytes = FirstBytes(self._became_ready, timeout=self.silent_timeout, io=runtime)
+        defer = getattr(socket, "TCP_DEFER_ACCEPT", None)
+        if defer is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, defer, max(1, math.ceil(self.silent_timeout)))
+            except OSError:
+                pass  # not a TCP socket, or a kernel without it: FirstBytes still holds the line
 
     def accept(self):
+        """The next connection that has sent its first bytes (for wsgi.server)."""
+        if self._loop is None:
+            self._loop = eventlet.spawn(self._accept_loop)
+        while not self._ready:
+            if self._failure is not None:
+                raise self._failure
+            self._wake = eventlet.event.Event()
+            self._wake.wait()
+        return self._ready.popleft()
+
+    def _became_ready(self, sock, address) -> None:
+        self._ready.append((sock, address))
+        self._notify()
+
+    def _notify(self) -> None:
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            wake.send()
+
+    def _accept_loop(self) -> None:
+        try:
+            while True:
+                sock, address = self._accept_one()
+                self.first_bytes.add(sock, address)
+        except BaseException as error:  # noqa: BLE001 - the listener closed (shutdown): wsgi.server ends with it
+            self._failure = error
+            self._notify()
+
+    def _accept_one(self):
         while True:
             try:
                 return self._sock.accept()
@@ -400,7 +468,7 @@ def serve_http(listener, app, header_timeout: float) -> None:
     own, until the listener is closed."""
     pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=eventlet.spawn_n)
     eventlet.spawn(
-        wsgi.server, GuardedListener(listener), app,
+        wsgi.server, GuardedListener(listener, header_timeout), app,
         log=logging.getLogger("dashstream.wsgi"),
         log_output=False,  # connection and error lines come from our own loggers
         debug=False,  # eventlet's default writes tracebacks into the client's socket

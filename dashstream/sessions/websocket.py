@@ -61,6 +61,8 @@ class WebSocketSession(Session):
 
     def start(self, received: bytes = b"") -> None:
         """Begin reading (``received``: bytes the HTTP server had already buffered)."""
+        if self.state is CLOSED:
+            return  # the 101 found the client gone: its socket is closed, nothing to watch
         self._read_watch = self.ctx.io.watch_read(self.sock.fileno(), self._on_readable)
         if self.ctx.keepalive is not None:
             self.keepalive = self.ctx.keepalive

@@ -161,11 +161,13 @@ def test_when_every_entry_is_trusted_the_left_most_is_the_client():
 
 def test_an_unparsable_entry_stops_the_walk_at_the_last_address_vouched_for():
     policy = ProxyPolicy(["127.0.0.1", "10.0.0.0/8"])
-    assert policy.resolve(NGINX, f"{OFFICE}, unknown, 10.0.0.2") == Client("10.0.0.2", trusted=True, forwarded=True)
+    # the address it stops at stands in for a client nobody could name: never exempt
+    assert policy.resolve(NGINX, f"{OFFICE}, unknown, 10.0.0.2") == Client("10.0.0.2", trusted=False, forwarded=True)
     assert policy.resolve(NGINX, f"{OFFICE}, for=192.0.2.1, 10.0.0.2").address == "10.0.0.2"
     # garbage right at the end: nothing is vouched for beyond the peer itself
-    assert policy.resolve(NGINX, f"{OFFICE}, unknown") == Client(NGINX, trusted=True, forwarded=False)
-    assert policy.resolve(NGINX, "for=192.0.2.1") == Client(NGINX, trusted=True, forwarded=False)
+    assert policy.resolve(NGINX, f"{OFFICE}, unknown") == Client(NGINX, trusted=False, forwarded=False)
+    assert policy.resolve(NGINX, "for=192.0.2.1") == Client(NGINX, trusted=False, forwarded=False)
+    assert rate_limited(policy.resolve(NGINX, "unknown"))
 
 
 def test_empty_entries_and_header_lines_are_skipped(default):
@@ -195,7 +197,7 @@ def test_x_real_ip_is_used_only_without_a_usable_x_forwarded_for(default):
     assert default.resolve(NGINX, None, "unknown") == Client(NGINX, trusted=True)
     assert default.resolve(NGINX, None, "127.0.0.2") == Client("127.0.0.2", trusted=True, forwarded=True)
     # garbage in X-Forwarded-For does not fall back to X-Real-IP: the proxy did write a header
-    assert default.resolve(NGINX, "unknown", OFFICE) == Client(NGINX, trusted=True)
+    assert default.resolve(NGINX, "unknown", OFFICE) == Client(NGINX, trusted=False)
 
 
 def test_an_unparsable_peer_is_kept_as_it_is_and_trusted_by_nobody(default):

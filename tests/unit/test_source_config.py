@@ -54,7 +54,8 @@ def test_every_source_declares_its_kind_and_keys_and_the_specs_read_them_from_th
 def test_a_sql_stream_with_defaults_filled_in():
     got = spec({"source": "sql", "url": "sqlite:///srv/app/app.db", "query": "SELECT 1 AS variable"})
     assert (got.source, got.shared, got.history, got.stale_after) == ("sql", True, None, None)
-    assert got.options == {"url": "sqlite:///srv/app/app.db", "query": "SELECT 1 AS variable", "interval": 5.0}
+    assert got.options == {"url": "sqlite:///srv/app/app.db", "query": "SELECT 1 AS variable", "interval": 5.0,
+                            "timeout": 10.0}
     assert isinstance(got.options["url"], SecretUrl)
 
 
