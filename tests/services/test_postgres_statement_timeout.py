@@ -1,4 +1,3 @@
-# Needs a real PostgreSQL: belongs in tests/services/ once tests/services.py has moved out of the way.
 """A PostgreSQL query past its ``timeout`` is cancelled by PostgreSQL (statement_timeout):
 the stream is down with the reason, the server answers meanwhile, and it is retried."""
 
