@@ -12,8 +12,8 @@ Routing (eventlet's examples/websocket.py shape: one app, split by path):
     GET  /readyz          200 when ready to serve data; 503 while shutting down, a source or the backplane is down
     GET  /streams         JSON: every stream, its subscribers, state and last message
     GET  /metrics         Prometheus text format (optionally behind --metrics-token)
-    GET  /dashboard.json  the wall of tiles from [dashboard] (404 without one)
-    POST /publish/NAME    publish a JSON object to a `publish` stream (bearer token)
+    GET  /dashboard.json  the wall of tiles from [dashboard] (no tiles without one)
+    POST /publish/NAME    publish a JSON object (or a bare number or string) to a `publish` stream (bearer token)
     POST /reload          tell every page that understands control messages to reload
 
 Every refusal happens before the upgrade (or before a stream is touched), with a
@@ -49,6 +49,7 @@ from dashstream.edge.subscribe_query import (
     event_id_resume,
     multi_stream_targets,
     parse_query,
+    recent_count,
     single_resume,
     wants_control,
 )
@@ -88,6 +89,7 @@ class DashApp:
         self.draining = False
         self.started = time.time()
         self.refused_connections = 0
+        self._specs = {spec.name: spec for spec in config.streams}
         # From a trusted proxy the client is the right-most untrusted X-Forwarded-For entry:
         # rate limits and every log line use that address.
         self.proxies = ProxyPolicy(config.trusted_proxies)
@@ -206,7 +208,9 @@ class DashApp:
     def _dashboard(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "GET", "HEAD")
         if self.config.dashboard is None:
-            raise HTTPError("404 Not Found", "no [dashboard] is configured; the page shows one stream")
+            # No wall: the page's answer is "no tiles" (the single view), and a healthy setup
+            # logs no 404 (a kiosk's console shows it red on every load).
+            return respond_json(start_response, "200 OK", {"title": "dashstream", "columns": None, "tiles": []})
         return respond_json(start_response, "200 OK", self.config.dashboard.to_json())
 
     def _metrics(self, environ: dict, start_response) -> Iterable[bytes]:
@@ -247,7 +251,8 @@ class DashApp:
         stream = self.streams.get(name)
         if not isinstance(stream, SharedStream) or stream.source != "publish":
             raise HTTPError("404 Not Found", f"no publish stream named {name!r}")
-        fields = read_json_object(environ, self.config.max_publish_size, self.config.header_timeout)
+        fields = read_json_object(environ, self.config.max_publish_size, self.config.header_timeout,
+                                  bare_as="variable")
         try:
             entry = stream.publish_from_outside(fields)
         except BadFields as error:
@@ -270,6 +275,7 @@ class DashApp:
         try:
             query = parse_query(environ.get("QUERY_STRING", ""))
             resume = event_id_resume(environ.get("HTTP_LAST_EVENT_ID") or query.get("last_event_id", [None])[0])
+            recent = recent_count(query)
             sock, _ = environ["dashstream.hand_off"]()
         except BaseException:
             self.admission.release()
@@ -281,11 +287,23 @@ class DashApp:
             session.write(sse_head(self._cors_origin(environ)), count=0)
             session.start()
             self.backplane.welcome(session)
-            stream.subscribe(session, resume)
+            session.send_control(self.stream_info(stream))
+            stream.subscribe(session, resume, recent=recent)
         except BaseException:
             session.abort()
             raise
         return runtime.written_by_hand()
+
+    def stream_info(self, stream: Stream) -> ControlMessage:
+        """What a page needs to judge a stream before its first value (README: "Message
+        format"): its ``stale_after`` (None: quiet is never stale), its ``history`` (the most a
+        ``?history=N`` can bring) and the server's clock ``now`` (the page's clock-offset
+        estimate for a value's age). Control clients only, before the stream's backlog."""
+        spec = self._specs.get(stream.name)
+        history = stream.log.history_size if isinstance(stream, SharedStream) else 1
+        return ControlMessage({"control": "stream", "stream": stream.name,
+                               "stale_after": spec.stale_after if spec is not None else None,
+                               "history": history, "now": time.time()})
 
     def _cors_origin(self, environ: dict) -> str | None:
         """EventSource from another origin (a page opened from disk sends ``null``) needs
@@ -316,6 +334,7 @@ class DashApp:
         """Decide what an upgrade request gets, before upgrading: 404 if nothing."""
         query = parse_query(environ.get("QUERY_STRING", ""))
         control = wants_control(query)
+        environ["dashstream.recent"] = recent_count(query)  # ?history=N, checked before the upgrade
         if path == "/echo" and self.config.echo:
             return "echo", [], control, False
         if path == "/ws":
@@ -346,10 +365,12 @@ class DashApp:
             session.start(buffered)
             if not echo:
                 self.backplane.welcome(session)
+            recent = environ.get("dashstream.recent", 1)
             for stream, resume in targets:
                 if session.closed:
                     break
-                stream.subscribe(session, resume, multi)
+                session.send_control(self.stream_info(stream))
+                stream.subscribe(session, resume, multi, recent)
         except BaseException:
             session.abort()  # the socket is ours now: end it, give its capacity back
             raise

@@ -62,11 +62,12 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def read_json_object(environ: dict, limit: int, timeout: float | None = None) -> dict:
+def read_json_object(environ: dict, limit: int, timeout: float | None = None, bare_as: str | None = None) -> dict:
     """The request body as a JSON object: 415 not JSON, 413 over ``limit`` bytes, 408 not
     all sent within ``timeout`` seconds (a body shorter than its Content-Length must not
     hold a connection forever), 400 malformed (with the parser's reason; a broken chunked
-    encoding; nesting too deep) or not an object."""
+    encoding; nesting too deep) or not an object. ``bare_as``: a bare number or string is
+    taken as ``{bare_as: value}`` (``POST /publish`` with ``42``, as sources take it)."""
     content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise HTTPError("415 Unsupported Media Type",
@@ -97,6 +98,9 @@ def read_json_object(environ: dict, limit: int, timeout: float | None = None) ->
         raise HTTPError("400 Bad Request", f"malformed JSON: {error}") from None
     except RecursionError:
         raise HTTPError("400 Bad Request", "malformed JSON: nested too deeply") from None
+    if bare_as is not None and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return {bare_as: value}
     if not isinstance(value, dict):
-        raise HTTPError("400 Bad Request", f"body must be a JSON object, got {_JSON_TYPES[type(value)]}")
+        kinds = "a JSON object, number or string" if bare_as is not None else "a JSON object"
+        raise HTTPError("400 Bad Request", f"body must be {kinds}, got {_JSON_TYPES[type(value)]}")
     return value

@@ -57,7 +57,9 @@ class Stream:
 
     # --- subscribers ----------------------------------------------------------------------
 
-    def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
+    def subscribe(self, session, resume: Resume | None = None, multi: bool = False,
+                  recent: int = 1) -> Subscription:
+        """``recent``: entries owed without a resume point (``?history=N``; log.owed)."""
         raise NotImplementedError
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -134,7 +136,8 @@ class SharedStream(Stream):
         self.supervisor = None
         self._rejection_logged = float("-inf")
 
-    def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
+    def subscribe(self, session, resume: Resume | None = None, multi: bool = False,
+                  recent: int = 1) -> Subscription:
         subscription = Subscription(session, self, multi)
         # Join first, priming: a shared log (redis_log.py) may ask Redis for the backlog and
         # yield meanwhile; live entries wait in ``priming`` and start() sends those the
@@ -142,7 +145,7 @@ class SharedStream(Stream):
         subscription.priming = []
         self.fanout.add(subscription)
         session.subscriptions.append(subscription)  # a close while we wait unsubscribes it
-        entries, gap = self.log.backlog(resume)
+        entries, gap = self.log.backlog(resume, recent)
         if resume is not None and not gap and not entries:
             # Up to date: what the client has is where this subscription stands.
             subscription.epoch, subscription.last_seq = resume.epoch, resume.seq
@@ -269,7 +272,8 @@ class PrivateStream(Stream):
         self._clock = clock
         self._feeds: dict[Subscription, _PrivateFeed] = {}
 
-    def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
+    def subscribe(self, session, resume: Resume | None = None, multi: bool = False,
+                  recent: int = 1) -> Subscription:
         subscription = Subscription(session, self, multi)
         # A fresh numbering per client: there is nothing to resume, so a resume gets the gap.
         own_log = MemoryLog(self.name, history=1, clock=self._clock, on_entry=subscription.deliver)
