@@ -296,3 +296,25 @@ def test_the_simplest_page_still_works_and_the_default_stream_shows_a_number_at_
     assert single(page)["state"] == "live"
     settle(page)
     assert not layout_problems(page)
+
+
+def test_an_sse_fed_single_view_has_the_same_history_age_and_states(wall, page, problems):
+    problems.allow(SOCKET_FAILED)
+    problems.allow(re.compile(r"net::ERR_(CONNECTION_REFUSED|INCOMPLETE_CHUNKED_ENCODING)|Failed to load resource"))
+    published = wall.fill()
+    wait_until(lambda: time.time() - published >= 3, 5, interval=0.1, message="3 s to pass")
+    page.goto(wall.server.http + "/?stream=history&transport=sse")
+    view = wait_until(lambda: (v := single(page))["value"] == "129" and v, 3, message="the SSE-fed value")
+    assert (view["state"], view["points"]) == ("live", 30) and view["age"] >= 3
+    assert view["updated"] == f"updated {view['age']} s ago"
+    assert page.text_content("#endpoint").endswith("/sse/history")
+    wall.put("history", 130)
+    wait_until(lambda: single(page)["value"] == "130" and single(page)["points"] == 31, 3, message="a live value")
+    wall.server.signal(signal.SIGKILL)
+    wall.server.wait()
+    wait_until(lambda: single(page)["state"] in ("offline", "reconnecting"), 2, message="the SSE view offline")
+    # EventSource comes back by itself (Last-Event-ID); the new epoch shows as a gap.
+    wall.start(port=wall.server.port)
+    wall.put("history", 131)
+    view = wait_until(lambda: (v := single(page))["value"] == "131" and v, 15, message="back over SSE")
+    assert view["state"] == "live" and view["gap"] is not None and view["points"] == 32
