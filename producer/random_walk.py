@@ -11,8 +11,8 @@ from producer.keys import ConfigProblem, Key, count, flag, integer, number
 
 
 class RandomWalk(Source):
-    """Yield ``{"variable": n}`` forever: wait uniform in [min_wait, max_wait) s, then add
-    a random integer in [min_step, max_step].
+    """Yield ``{"variable": n}`` forever: add a random integer in [min_step, max_step], then
+    wait uniform in [min_wait, max_wait) s before the next (the first value comes at once).
 
     The one source that can be private (``shared = false``, the default): every screen then
     gets a walk of its own. It needs no driver and cannot fail.
@@ -67,9 +67,12 @@ class RandomWalk(Source):
 
     def __iter__(self) -> Iterator[dict]:
         value = self.start
+        waits = False  # the first value comes at once: a screen that just connected shows a number
         while True:
-            # random() is in [0, 1), so the wait is in [min_wait, max_wait) as documented.
-            self._sleep(self.min_wait + (self.max_wait - self.min_wait) * self._rng.random())
+            if waits:
+                # random() is in [0, 1), so the wait is in [min_wait, max_wait) as documented.
+                self._sleep(self.min_wait + (self.max_wait - self.min_wait) * self._rng.random())
+            waits = True
             value += self._rng.randint(self.min_step, self.max_step)
             yield {"variable": value}
 

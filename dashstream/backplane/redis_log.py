@@ -86,17 +86,25 @@ class RedisLog:
 
     # --- reading: what a new subscriber is owed ---------------------------------------------
 
-    def backlog(self, resume: Resume | None) -> tuple[list[Entry], bool]:
+    def backlog(self, resume: Resume | None, recent: int = 1) -> tuple[list[Entry], bool]:
         """The resume rule (``log.owed``) over the mirror when it can answer, else over what
-        Redis holds. May yield to other green threads (the Redis read)."""
+        Redis holds. May yield to other green threads (the Redis read). ``recent`` > 1
+        (``?history=N``) without a mirror reads the whole Redis stream: it holds at most
+        ``history`` entries, so that is the newest ones."""
         if self._mirror_answers(resume):
-            return owed(self._recent, self.seq, self.epoch, resume)
+            return owed(self._recent, self.seq, self.epoch, resume, recent)
+        after_seq = resume.seq if resume is not None else (0 if recent > 1 else None)
         try:
-            epoch, seq, newest, after = self.store.read(self, resume.seq if resume is not None else None)
+            epoch, seq, newest, after = self.store.read(self, after_seq)
         except LogUnavailable:
             return self._without_redis(resume)
+        if resume is not None and recent > 1 and not (resume.epoch == epoch and 0 <= resume.seq <= seq):
+            try:  # the resume cannot be honoured: what the chart needs, from the start of Redis's log
+                epoch, seq, newest, after = self.store.read(self, 0)
+            except LogUnavailable:
+                return self._without_redis(resume)
         history = after or ([newest] if newest is not None else [])
-        return owed(history, seq, epoch, resume)
+        return owed(history, seq, epoch, resume, recent)
 
     def _mirror_answers(self, resume: Resume | None) -> bool:
         if not self.synced:

@@ -18,6 +18,11 @@ key, and the server exits 2. File shape::
     crit = 50
     below = true
     chart = true                # sparkline of recent values (default true)
+    stale_after = 3600          # optional: seconds without a new value before the tile says
+                                # STALE; default: the stream's own stale_after; 0: never
+
+``to_json`` lists every key of a tile, except ``stale_after`` when the tile does not set it
+(the page then uses the stream's, which it learns on connect).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class Tile:
     crit: float | None = None
     below: bool = False
     chart: bool = True
+    stale_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,14 @@ class Dashboard:
     tiles: tuple[Tile, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict:
-        return {"title": self.title, "columns": self.columns, "tiles": [asdict(tile) for tile in self.tiles]}
+        return {"title": self.title, "columns": self.columns, "tiles": [_tile_json(tile) for tile in self.tiles]}
+
+
+def _tile_json(tile: Tile) -> dict:
+    fields = asdict(tile)
+    if fields["stale_after"] is None:
+        del fields["stale_after"]
+    return fields
 
 
 def _number(value: Any) -> float:
@@ -61,6 +74,13 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"must be a number, got {value!r}")
     return value
+
+
+def _seconds(value: Any) -> float:
+    """A quiet time in seconds; 0 turns the quiet check off for this tile."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a number of seconds >= 0 (0: never stale for being quiet), got {value!r}")
+    return float(value)
 
 
 def _bounded_int(low: int, high: int):
@@ -72,7 +92,8 @@ def _bounded_int(low: int, high: int):
 
 
 _TILE_KEYS = {"stream": text, "label": text, "unit": text, "decimals": _bounded_int(0, 10),
-              "warn": _number, "crit": _number, "below": flag, "chart": flag}
+              "warn": _number, "crit": _number, "below": flag, "chart": flag,
+              "stale_after": _seconds}
 _DASHBOARD_KEYS = {"title", "columns", "tiles"}
 
 

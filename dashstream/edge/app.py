@@ -13,8 +13,8 @@ Routing (eventlet's examples/websocket.py shape: one app, split by path), from o
     GET  /readyz          200 when ready to serve data; 503 while shutting down, a source or the backplane is down
     GET  /streams         JSON: every stream, its subscribers, state and last message
     GET  /metrics         Prometheus text format (optionally behind --metrics-token)
-    GET  /dashboard.json  the wall of tiles from [dashboard] (404 without one)
-    POST /publish/NAME    publish a JSON object to a `publish` stream (bearer token)
+    GET  /dashboard.json  the wall of tiles from [dashboard] (no tiles without one)
+    POST /publish/NAME    publish a JSON object (or a bare number or string) to a `publish` stream (bearer token)
     POST /reload          tell every page that understands control messages to reload
 
 Every refusal happens before the upgrade (or before a stream is touched), with a
@@ -63,11 +63,12 @@ from dashstream.edge.subscribe_query import (
     event_id_resume,
     multi_stream_targets,
     parse_query,
+    recent_count,
     single_resume,
     wants_control,
 )
 from dashstream.edge.upgrade import WebSocketEndpoint, wants_websocket
-from dashstream.messages import DEFAULT_STREAM, BadFields
+from dashstream.messages import DEFAULT_STREAM, BadFields, ControlMessage
 from dashstream.ops.log_output import LogLimiter, suppressed_note
 from dashstream.ops.metrics import Metrics
 from dashstream.protocol.deflate import Deflater, Inflater
@@ -96,6 +97,7 @@ class Subscribe(NamedTuple):
     targets: list[tuple[Stream, Resume | None]]
     multi: bool = False  # several streams on one socket: each message carries `stream`
     echo: bool = False  # the /echo diagnostic: no stream, messages come back
+    recent: int = 1  # entries owed without a resume point (?history=N)
 
 
 class DashApp:
@@ -111,6 +113,7 @@ class DashApp:
         self.index_path = index_path
         self.context = context
         context.on_closed = self._session_closed
+        self._specs = {spec.name: spec for spec in config.streams}
         # From a trusted proxy the client is the right-most untrusted X-Forwarded-For entry:
         # rate limits and every log line use that address.
         self.proxies = ProxyPolicy(config.trusted_proxies)
@@ -229,7 +232,9 @@ class DashApp:
     def _dashboard(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "GET", "HEAD")
         if self.config.dashboard is None:
-            raise HTTPError("404 Not Found", "no [dashboard] is configured; the page shows one stream")
+            # No wall: the page's answer is "no tiles" (the single view), and a healthy setup
+            # logs no 404 (a kiosk's console shows it red on every load).
+            return respond_json(start_response, "200 OK", {"title": "dashstream", "columns": None, "tiles": []})
         return respond_json(start_response, "200 OK", self.config.dashboard.to_json())
 
     def _metrics(self, environ: dict, start_response) -> Iterable[bytes]:
@@ -256,7 +261,8 @@ class DashApp:
         stream = self.streams.get(name)
         if not isinstance(stream, SharedStream) or stream.source != "publish":
             raise HTTPError("404 Not Found", f"no publish stream named {name!r}")
-        fields = read_json_object(environ, self.config.max_publish_size, self.config.header_timeout)
+        fields = read_json_object(environ, self.config.max_publish_size, self.config.header_timeout,
+                                  bare_as="variable")
         try:
             entry = stream.publish_from_outside(fields)
         except BadFields as error:
@@ -284,6 +290,7 @@ class DashApp:
         try:
             query = parse_query(environ.get("QUERY_STRING", ""))
             resume = event_id_resume(environ.get("HTTP_LAST_EVENT_ID") or query.get("last_event_id", [None])[0])
+            recent = recent_count(query)
             sock, _ = environ["dashstream.hand_off"]()
         except BaseException:
             self.admission.release()
@@ -300,11 +307,23 @@ class DashApp:
             if session.closed:
                 return runtime.written_by_hand()  # the client left (or reset) at once
             self.backplane.welcome(session)
-            stream.subscribe(session, resume)
+            session.send_control(self.stream_info(stream))
+            stream.subscribe(session, resume, recent=recent)
         except BaseException:
             session.abort()
             raise
         return runtime.written_by_hand()
+
+    def stream_info(self, stream: Stream) -> ControlMessage:
+        """What a page needs to judge a stream before its first value (README: "Message
+        format"): its ``stale_after`` (None: quiet is never stale), its ``history`` (the most a
+        ``?history=N`` can bring) and the server's clock ``now`` (the page's clock-offset
+        estimate for a value's age). Control clients only, before the stream's backlog."""
+        spec = self._specs.get(stream.name)
+        history = stream.log.history_size if isinstance(stream, SharedStream) else 1
+        return ControlMessage({"control": "stream", "stream": stream.name,
+                               "stale_after": spec.stale_after if spec is not None else None,
+                               "history": history, "now": time.time()})
 
     def _cors_origin(self, environ: dict) -> str | None:
         """EventSource from another origin (a page opened from disk sends ``null``) needs
@@ -335,7 +354,7 @@ class DashApp:
             control = wants_control(query)
             if route.websocket is None:
                 raise HTTPError("404 Not Found", f"no WebSocket endpoint at {path}")
-            subscribe = route.websocket(query)
+            subscribe = route.websocket(query)._replace(recent=recent_count(query))  # ?history=N, checked now
             return self._endpoint.upgrade(environ, open_session)
         finally:
             if not opened:
@@ -377,7 +396,8 @@ class DashApp:
             for stream, resume in subscribe.targets:
                 if session.closed:
                     break
-                stream.subscribe(session, resume, subscribe.multi)
+                session.send_control(self.stream_info(stream))
+                stream.subscribe(session, resume, subscribe.multi, subscribe.recent)
         except BaseException:
             session.abort()  # the socket is ours now: end it, give its capacity back
             raise

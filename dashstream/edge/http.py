@@ -75,12 +75,13 @@ def require_bearer(environ: dict, token: str | None, what: str) -> None:
                         [("WWW-Authenticate", 'Bearer realm="dashstream"')])
 
 
-def read_json_object(environ: dict, limit: int, timeout: float | None = None) -> dict:
+def read_json_object(environ: dict, limit: int, timeout: float | None = None, bare_as: str | None = None) -> dict:
     """The request body as a JSON object: 415 not JSON, 413 over ``limit`` bytes, 408 not
     all sent within ``timeout`` seconds (a body shorter than its Content-Length must not
     hold a connection forever), 400 a broken chunked encoding, not JSON as every source's
     payload must be (``producer.values.parse_json``: the parser's reason, ``NaN``, a number
-    out of range, nesting too deep) or not an object."""
+    out of range, nesting too deep) or not an object. ``bare_as``: a bare number or string is
+    taken as ``{bare_as: value}`` (``POST /publish`` with ``42``, as sources take it)."""
     content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise HTTPError("415 Unsupported Media Type",
@@ -111,6 +112,9 @@ def read_json_object(environ: dict, limit: int, timeout: float | None = None) ->
         value = parse_json(body)
     except BadValue as error:
         raise HTTPError("400 Bad Request", str(error)) from None
+    if bare_as is not None and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return {bare_as: value}
     if not isinstance(value, dict):
-        raise HTTPError("400 Bad Request", f"body must be a JSON object, got {json_kind(value)}")
+        kinds = "a JSON object, number or string" if bare_as is not None else "a JSON object"
+        raise HTTPError("400 Bad Request", f"body must be {kinds}, got {json_kind(value)}")
     return value

@@ -8,6 +8,10 @@ Pure parsing, no I/O, so every rule is a unit test (tests/test_targets.py). Form
   named there get their last value);
 * ``/sse/NAME`` resumes with ``Last-Event-ID: EPOCH:SEQ`` or ``?last_event_id=EPOCH:SEQ``.
 
+On every form, ``?history=N`` asks for the newest N entries (at most the stream's
+``history``) instead of the last value when there is no resume point, or when the resume
+cannot be honoured: a chart that is full on first paint.
+
 Every refusal is an ``HTTPError`` with the status and the reason a client can act on,
 raised before any upgrade.
 
@@ -79,6 +83,16 @@ def single_resume(query: dict) -> Resume | None:
         if seq and _DIGITS.issuperset(seq) or len(epoch) > MAX_EPOCH_LENGTH:  # only the bounds broken
             raise _bad(f"resume needs both seq (an integer >= 0) and epoch: {error}") from None
         raise _bad("resume needs both seq (an integer) and epoch") from None
+
+
+def recent_count(query: dict) -> int:
+    """``?history=N`` (an integer >= 1; default 1, the last value)."""
+    if "history" not in query:
+        return 1
+    text = query["history"][0]
+    if not text.isdigit() or int(text) < 1:
+        raise _bad(f"history= takes how many recent entries to send (an integer >= 1), got {text!r}")
+    return int(text)
 
 
 def event_id_resume(text: str | None) -> Resume | None:

@@ -82,9 +82,11 @@ class MemoryLog:
             self.on_entry(entry)
         return entry
 
-    def backlog(self, resume: Resume | None) -> tuple[list[Entry], bool]:
-        """What a new subscriber is owed, and whether it must be told it missed data."""
-        return owed(self._history, self.seq, self.epoch, resume)
+    def backlog(self, resume: Resume | None, recent: int = 1) -> tuple[list[Entry], bool]:
+        """What a new subscriber is owed, and whether it must be told it missed data;
+        ``recent``: how many of the newest entries a subscriber without a resume point
+        wants (``?history=N``: a chart full on first paint)."""
+        return owed(self._history, self.seq, self.epoch, resume, recent)
 
 
 def memory_log(stream: str, *, history: int = 100, clock: Callable[[], float] = time.time,
@@ -96,23 +98,23 @@ def memory_log(stream: str, *, history: int = 100, clock: Callable[[], float] = 
 
 
 def owed(history: Iterable[Entry] | deque, last_seq: int, epoch: str,
-         resume: Resume | None) -> tuple[list[Entry], bool]:
+         resume: Resume | None, recent: int = 1) -> tuple[list[Entry], bool]:
     """The resume rule, for any log that can list its recent entries.
 
-    * no resume: the last value, so the screen shows something at once;
+    * no resume: the last ``recent`` entries (default 1: the last value, so the screen shows
+      something at once; a chart asks for more with ``?history=N``), as many as the log has;
     * same epoch, a seq the log has reached, and history reaching back: exactly the missed
       entries (none if the client is up to date);
     * anything else (another epoch, a seq from the future, history too short): the latest
-      entry with the gap signal, or, with nothing published yet, the gap rides on the
-      first live message.
+      ``recent`` entries with the gap signal on the first, or, with nothing published yet,
+      the gap rides on the first live message.
     """
     history = history if isinstance(history, deque) else deque(history)
-    if resume is None:
-        return ([history[-1]] if history else []), False
-    if resume.epoch == epoch and 0 <= resume.seq <= last_seq:
+    if resume is not None and resume.epoch == epoch and 0 <= resume.seq <= last_seq:
         missed = last_seq - resume.seq
         if missed == 0:
             return [], False
         if missed <= len(history):
             return list(history)[-missed:], False
-    return ([history[-1]] if history else []), True
+    newest = list(history)[-max(recent, 1):] if recent > 1 else ([history[-1]] if history else [])
+    return newest, resume is not None

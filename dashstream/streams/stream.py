@@ -69,7 +69,9 @@ class Stream:
 
     # --- subscribers ----------------------------------------------------------------------
 
-    def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
+    def subscribe(self, session, resume: Resume | None = None, multi: bool = False,
+                  recent: int = 1) -> Subscription:
+        """``recent``: entries owed without a resume point (``?history=N``; log.owed)."""
         raise NotImplementedError
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -150,7 +152,8 @@ class SharedStream(Stream):
         # only through publish() (tests).
         self.supervisor = runner(self) if runner is not None else None
 
-    def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
+    def subscribe(self, session, resume: Resume | None = None, multi: bool = False,
+                  recent: int = 1) -> Subscription:
         subscription = Subscription(session, self, multi)
         # Join first, priming: a shared log (redis_log.py) may ask Redis for the backlog and
         # yield meanwhile; live entries wait in ``priming`` and start() sends those the
@@ -158,7 +161,7 @@ class SharedStream(Stream):
         subscription.priming = []
         self.fanout.add(subscription)
         session.subscriptions.append(subscription)  # a close while we wait unsubscribes it
-        entries, gap = self.log.backlog(resume)
+        entries, gap = self.log.backlog(resume, recent)
         subscription.backlog(entries, gap, resume)
         subscription.start()
         self._welcome(session)
@@ -245,7 +248,8 @@ class PrivateStream(Stream):
         self._clock = clock
         self._supervisors: dict[Subscription, Supervisor] = {}
 
-    def subscribe(self, session, resume: Resume | None = None, multi: bool = False) -> Subscription:
+    def subscribe(self, session, resume: Resume | None = None, multi: bool = False,
+                  recent: int = 1) -> Subscription:
         subscription = Subscription(session, self, multi)
         # A fresh numbering per client: there is nothing to resume, so a resume gets the gap.
         own_log = MemoryLog(self.name, history=1, clock=self._clock, on_entry=subscription.deliver)

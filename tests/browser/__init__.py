@@ -79,6 +79,12 @@ def snapshot(page, name: str) -> None:
 
 
 def received(page) -> list[dict]:
+    """The data messages the page received (control messages, which every connect now
+    brings, are in ``received_all``)."""
+    return [message for message in received_all(page) if isinstance(message, dict) and "variable" in message]
+
+
+def received_all(page) -> list:
     return [json.loads(data) for data in page.evaluate("window.__received")]
 
 

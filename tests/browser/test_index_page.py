@@ -65,7 +65,7 @@ def test_served_page_shows_a_number_within_3s_and_it_increases(server, page):
     assert page.get_attribute("#variable", "aria-live") == "polite"
     assert all(page.query_selector(f"#{i}") for i in ("variable", "status", "updated", "chart"))
     # Same host and port as the page, default stream, and the control handshake.
-    assert sockets(page)[0] == f"ws://127.0.0.1:{server.port}/?control=1"
+    assert sockets(page)[0] == f"ws://127.0.0.1:{server.port}/?control=1&history=100"
 
 
 # --- 2. opened from disk -------------------------------------------------------------------
@@ -84,14 +84,14 @@ def test_socket_url_selection(page, problems):
     problems.allow(SOCKET_FAILED)  # nothing needs to answer: only the URLs are checked
     page.goto(PAGE_FILE.as_uri())
     wait_until(lambda: sockets(page), 3, message="a connection attempt")
-    assert sockets(page)[0] == "ws://localhost:5000/?control=1"
+    assert sockets(page)[0] == "ws://localhost:5000/?control=1&history=100"
 
     nobody = free_port()  # refuses connections: the page keeps retrying
     page.goto(f"{PAGE_FILE.as_uri()}?ws=ws://127.0.0.1:{nobody}/base%3Fkeep%3D1&stream=sales%20eu")
     wait_until(lambda: sockets(page), 3, message="a connection attempt")
     url = urlsplit(sockets(page)[0])
     assert (url.netloc, url.path) == (f"127.0.0.1:{nobody}", "/ws/sales%20eu")
-    assert query(sockets(page)[0]) == {"keep": "1", "control": "1"}  # merged, not replaced
+    assert query(sockets(page)[0]) == {"keep": "1", "control": "1", "history": "100"}  # merged, not replaced
     assert text(page, "stream") == "stream sales eu"
     wait_until(lambda: text(page, "status").startswith("reconnecting"), 3, message="reconnecting")
 
@@ -121,7 +121,8 @@ def test_server_restart_keeps_value_and_chart_and_recovers_without_reload(start_
     assert number(page) == last["variable"]
     assert len(points) == len(received(page)) >= 3
     snapshot(page, "restart-down")
-    assert chart_points(page) == points and number(page) == last["variable"]  # still there
+    # Still there (the time axis moves on, the values stay).
+    assert [y for _, y in chart_points(page)] == [y for _, y in points] and number(page) == last["variable"]
 
     start_server(port=server.port)
     # The page's retry ceiling has doubled a few times while the server was down (at most
@@ -135,7 +136,7 @@ def test_server_restart_keeps_value_and_chart_and_recovers_without_reload(start_
 
     # Resume: the reconnect asked for what it missed ...
     resumed = query(sockets(page)[-1])
-    assert resumed == {"control": "1", "seq": str(last["seq"]), "epoch": last["epoch"]}
+    assert resumed == {"control": "1", "history": "100", "seq": str(last["seq"]), "epoch": last["epoch"]}
     # ... and the restarted server (new epoch) could not honour it, so the page shows a gap.
     assert visible(page, "gap") and "gap" in text(page, "gap")
     assert page.locator("#chart-gaps line").count() == 1
@@ -186,16 +187,18 @@ def test_reconnect_backoff_is_exponential_with_full_jitter_and_a_30s_cap(page, p
 
 
 def test_stale_warning_appears_when_quiet_and_clears_on_the_next_message(start_server, page):
-    server = start_server("--min-wait", "5", "--max-wait", "6")
+    server = start_server("--min-wait", "4", "--max-wait", "5")
     page.goto(server.http + "/?stale=1")
-    wait_until(lambda: text(page, "status") == "live", 3, message="live")
-    # The first value comes 5-6 s after connecting; after 1 s of that the warning shows.
+    # The first value comes at once, the next 4-5 s later; once the value is 1 s old the
+    # warning shows (before any value the page says "waiting", which is not stale).
+    wait_until(lambda: number(page) is not None, 3, message="the first value")
+    first = number(page)
     wait_until(lambda: visible(page, "stale"), 3, message="the stale warning")
-    assert number(page) is None
+    assert number(page) == first
     assert "no new data" in text(page, "stale")
     snapshot(page, "stale-warning")
 
-    wait_until(lambda: number(page) is not None, 8, message="the first message")
+    wait_until(lambda: number(page) != first, 8, message="the next message")
     # The message and the clearing happen in the same event handler.
     assert not visible(page, "stale")
     assert text(page, "status") == "live"
@@ -212,8 +215,8 @@ def test_chart_has_one_point_per_message_up_to_100(start_server, page):
     samples = []
 
     def enough() -> bool:
-        count, raw = page.evaluate(
-            "[window.__received.length, document.getElementById('chart-line').getAttribute('points')]")
+        count, raw = page.evaluate("[window.__received.filter((d) => 'variable' in JSON.parse(d)).length,"
+                                   " document.getElementById('chart-line').getAttribute('points')]")
         samples.append((count, len(raw.split())))
         return count > 130
 
@@ -223,13 +226,16 @@ def test_chart_has_one_point_per_message_up_to_100(start_server, page):
         assert points == min(count, 100), (count, points)
 
     # One read of page and recorder together: the chart is exactly the last 100 values.
-    data, maximum, minimum = page.evaluate("""[window.__received.slice(),
+    data, maximum, minimum = page.evaluate("""[window.__received.filter((d) => 'variable' in JSON.parse(d)),
         document.getElementById('chart-max').textContent,
         document.getElementById('chart-min').textContent]""")
     last_100 = [json.loads(item)["variable"] for item in data][-100:]
     assert (maximum, minimum) == (f"max {max(last_100)}", f"min {min(last_100)}")
+    # A time axis: the oldest value at the left, in order, the last one held until now (right edge).
     xs = [x for x, _ in chart_points(page)]
-    assert xs[0] == 0 and xs[-1] == 100 and xs == sorted(xs)
+    assert xs[0] == 0 and xs[-1] <= 100 and xs == sorted(xs)
+    hold = page.get_attribute("#chart-hold", "points").split()
+    assert len(hold) == 2 and float(hold[1].split(",")[0]) == 100
 
 
 # --- 6. no errors --------------------------------------------------------------------------------
@@ -354,8 +360,8 @@ def test_resume_gap_reload_and_junk_messages(page, problems):
         page.evaluate("window.__marker = 'before reload'")
         wait_until(lambda: number(page) == 41, 5, message="the value after the resume")
         assert len(scripted.paths) == 2
-        assert query(scripted.paths[0]) == {"control": "1"}
-        assert query(scripted.paths[1]) == {"control": "1", "seq": "3", "epoch": "e1"}
+        assert query(scripted.paths[0]) == {"control": "1", "history": "100"}
+        assert query(scripted.paths[1]) == {"control": "1", "history": "100", "seq": "3", "epoch": "e1"}
         assert visible(page, "gap") and "gap" in text(page, "gap")
         assert page.locator("#chart-gaps line").count() == 1
         assert len(chart_points(page)) == 4  # 5, 7, 40, 41: the markup value is not plotted
@@ -365,7 +371,7 @@ def test_resume_gap_reload_and_junk_messages(page, problems):
 
         wait_until(lambda: len(scripted.paths) == 3 and number(page) == 1, 5, message="reload and reconnect")
         assert page.evaluate("window.__marker") is None  # a real reload, a fresh page
-        assert query(scripted.paths[2]) == {"control": "1"}
+        assert query(scripted.paths[2]) == {"control": "1", "history": "100"}
         assert not visible(page, "gap")
 
 
@@ -388,7 +394,7 @@ def test_page_passes_its_token_to_the_socket(start_server, page, problems):
     server = start_server(env={"DASHSTREAM_TOKEN": TOKEN})
     page.goto(f"{server.http}/?token={TOKEN}")
     wait_until(lambda: number(page) is not None, 3, message="a number with the token")
-    assert query(sockets(page)[0]) == {"control": "1", "token": TOKEN}
+    assert query(sockets(page)[0]) == {"control": "1", "history": "100", "token": TOKEN}
     assert text(page, "status") == "live"
 
 
@@ -423,7 +429,8 @@ def test_page_resumes_a_shared_stream_without_gap_or_duplicate(start_server, pag
     for value in (40, 50):
         assert publish(server.http, "sales", {"variable": value}, TOKEN)[0] == 200
     wait_until(lambda: number(page) == 50 and text(page, "status") == "live", 5, message="resumed")
-    assert query(sockets(page)[1]) == {"control": "1", "seq": "3", "epoch": received(page)[0]["epoch"]}
+    assert query(sockets(page)[1]) == {"control": "1", "history": "100", "seq": "3",
+                                       "epoch": received(page)[0]["epoch"]}
     assert [m["seq"] for m in received(page)] == [1, 2, 3, 4, 5]
     assert [y for _, y in chart_points(page)] and len(chart_points(page)) == 5
     assert not visible(page, "gap")

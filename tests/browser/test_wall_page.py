@@ -116,7 +116,7 @@ def test_six_tiles_show_live_values_within_3s_over_one_websocket(start_wall, pag
     assert len(opened) == 1, opened
     url = urlsplit(opened[0])
     assert (url.netloc, url.path) == (f"127.0.0.1:{wall.port}", "/ws")
-    assert query(opened[0]) == {"streams": ",".join(SIX), "control": "1"}
+    assert query(opened[0]) == {"streams": ",".join(SIX), "control": "1", "history": "100"}
     assert "streams=signups,orders,revenue,errors,latency,queue" in opened[0]   # readable commas
 
     seen = tiles(page)
@@ -329,7 +329,7 @@ def test_ad_hoc_wall_from_disk_with_defaults(start_wall, page, problems):
     page.goto(f"{PAGE_FILE.as_uri()}?streams=a,b&ws={wall.ws}/")
     wait_until(lambda: [t["value"] for t in tiles(page).values()] == ["3.14159", "n/a"], 3,
                message="two tiles")
-    assert opened == [f"ws://127.0.0.1:{wall.port}/ws?streams=a,b&control=1"]
+    assert opened == [f"ws://127.0.0.1:{wall.port}/ws?streams=a,b&control=1&history=100"]
     seen = tiles(page)
     # Defaults: label = stream name, no unit, no thresholds, chart on, value as it comes.
     assert [(t["label"], t["unit"], t["chart"], t["state"]) for t in seen.values()] == \
@@ -341,7 +341,7 @@ def test_ad_hoc_wall_from_disk_with_defaults(start_wall, page, problems):
 
     page.goto(f"{PAGE_FILE.as_uri()}?streams=a,b")
     wait_until(lambda: sockets(page), 3, message="a connection attempt")
-    assert sockets(page)[0] == "ws://localhost:5000/ws?streams=a,b&control=1"
+    assert sockets(page)[0] == "ws://localhost:5000/ws?streams=a,b&control=1&history=100"
 
 
 def test_served_page_picks_its_view_from_the_parameters_and_dashboard_json(start_wall, page, problems):
@@ -363,7 +363,7 @@ def test_served_page_picks_its_view_from_the_parameters_and_dashboard_json(start
     wall.layout = None                          # 404: the single view of the default stream
     page.goto(wall.http + "/")
     wait_until(lambda: text(page, "variable") == "42", 3, message="the single view")
-    assert sockets(page)[0] == f"ws://127.0.0.1:{wall.port}/?control=1" and not tiles(page)
+    assert sockets(page)[0] == f"ws://127.0.0.1:{wall.port}/?control=1&history=100" and not tiles(page)
 
     wall.layout = {"title": "Empty", "columns": None, "tiles": []}   # no tiles: single view too
     page.goto(wall.http + "/")

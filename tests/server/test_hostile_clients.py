@@ -100,7 +100,9 @@ def test_a_publish_cannot_carry_control_and_control_never_becomes_the_last_value
         assert status == 400 and field.encode() in body
     assert http_request(server.http + "/reload", "POST", b"", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
     with connect(server.ws + "/ws/sales?control=1") as ws:
+        info = json.loads(ws.recv(timeout=scaled(3)))  # on connect: the stream's stale_after and history
         first = json.loads(ws.recv(timeout=scaled(3)))
+    assert info["control"] == "stream" and "variable" not in info
     assert first["variable"] == 1 and first["seq"] == 1 and "control" not in first
 
 

@@ -261,6 +261,7 @@ def test_reload_reaches_control_clients_only(start_server):
         status, _, answer = http_request(server.http + "/reload", "POST", b"",
                                          {"Authorization": f"Bearer {TOKEN}"})
         assert status == 200 and json.loads(answer) == {"reloaded": 1}
+        assert recv_json(page)["control"] == "stream"  # on connect: the stream's stale_after and history
         assert recv_json(page) == {"control": "reload"}
         publish(server.http, "sales", {"variable": 1}, TOKEN)
         # the one-line page never sees a message without `variable`

@@ -80,7 +80,7 @@ def test_whole_messages():
                                            "allowed: columns, tiles, title")
     assert error_of(tiles=[{"stream": "orders", "size": 2}]) == (
         "wall.toml: tile 1 ('orders'), key 'size': unknown key; allowed: below, chart, crit, decimals, label, "
-        "stream, unit, warn")
+        "stale_after, stream, unit, warn")
     assert error_of(tiles=[{"stream": "x"}]) == (
         "wall.toml: tile 1 ('x'), key 'stream': no stream named 'x'; defined: default, orders, signups")
     assert error_of(tiles=[{"stream": "orders", "warn": 9, "crit": 3}]) == (
