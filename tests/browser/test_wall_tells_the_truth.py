@@ -1,4 +1,4 @@
-# ruff: noqa: F811 - pytest fixtures are imported by name and named again as test parameters
+
 """What the wall says is true, against the real server in Chromium: a value's age from its
 ``ts``, staleness from each stream's own ``stale_after`` (a tile's override, ``?stale=``), the
 severity order with a crit that stays red while stale, every tile offline when the server is
@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.browser import SOCKET_FAILED, after_page, browser, page, problems  # noqa: F401 - fixtures
+from tests.browser import SOCKET_FAILED
 from tests.browser.wall_reading import layout_problems, settle, shoot, single, tiles
 from tests.support import ServerProcess, http_get, publish, scaled, wait_until
 

@@ -1,4 +1,4 @@
-# ruff: noqa: F811 - pytest fixtures are imported by name and named again as test parameters
+
 """What the wall says is true through the Redis backplane, with two instances and a real
 redis-server, and over Server-Sent Events: history on load from the Redis stream (a page on
 the instance that did not take the publishes), each stream's own ``stale_after``, the value's
@@ -16,7 +16,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.browser import SOCKET_FAILED, after_page, browser, page, problems  # noqa: F401 - fixtures
+from tests.browser import SOCKET_FAILED
 from tests.browser.wall_reading import shoot, single, tiles
 from tests.fleet import Fleet, publish, stream_info
 from tests.support import scaled, wait_until
