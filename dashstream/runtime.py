@@ -79,6 +79,12 @@ def cooperative_yield() -> None:
     eventlet.sleep(0)
 
 
+def call_later(seconds: float, function: Callable[..., Any], *args: Any):
+    """Run ``function(*args)`` in the hub after ``seconds``; returns a timer with ``cancel()``
+    (a silent connection's deadline: ``server/request_pool.FirstBytes``)."""
+    return eventlet.hubs.get_hub().schedule_call_global(seconds, function, *args)
+
+
 def written_by_hand() -> list:
     """What a WSGI app returns once it has taken the socket (a WebSocket, an SSE stream).
     An undocumented flag of eventlet.wsgi (upstream WebSocketWSGI sets it too): the
