@@ -62,6 +62,7 @@ from dashstream.sessions.session import Session, SessionContext, describe_peer
 from dashstream.sessions.sse import SSESession
 from dashstream.sessions.sse import response_head as sse_head
 from dashstream.sessions.websocket import WebSocketSession
+from dashstream.streams.durable import NO_STATE
 from dashstream.streams.log import LogUnavailable
 from dashstream.streams.stream import DOWN, SharedStream, Stream
 
@@ -76,10 +77,11 @@ class DashApp:
     """Routes requests; owns the set of open sessions."""
 
     def __init__(self, config: Config, streams: dict[str, Stream], index_path: Path, context: SessionContext,
-                 metrics: Metrics | None = None, backplane=None):
+                 metrics: Metrics | None = None, backplane=None, state=None):
         self.config = config
         self.streams = streams
         self.backplane = backplane or MemoryBackplane()
+        self.state = state or NO_STATE  # --state: the durable log's file (streams/durable.py)
         self.index_path = index_path
         self.context = context
         context.on_closed = self._session_closed
@@ -196,6 +198,13 @@ class DashApp:
                                                           "streams_down": down}
         else:
             status, payload = "200 OK", {"ready": True}
+        state = self.state.describe()
+        if state is not None:
+            # A state file that cannot be written does not stop delivery (it goes on from
+            # memory), so it never makes the server unready; it is said, for whoever watches.
+            payload["state"] = state["state"]
+            if "reason" in state:
+                payload["state_reason"] = state["reason"]
         return respond_json(start_response, status, payload)
 
     def _streams(self, environ: dict, start_response) -> Iterable[bytes]:

@@ -37,6 +37,7 @@ from dashstream.server.http_headers import BadHeaders, TooManyHeaders, read_head
 from dashstream.server.request_pool import RequestPool
 from dashstream.sessions.keepalive import Keepalive, Watchdog
 from dashstream.sessions.session import SessionContext
+from dashstream.streams.durable import StateError, open_state
 from dashstream.streams.stream import Stream, streams_from_config
 
 _original_socket = patcher.original("socket")
@@ -403,6 +404,7 @@ def shutdown(listener, app: DashApp, streams: dict[str, Stream], close_timeout: 
        ``close_timeout`` passed, checked by the watchdog); drop what remains.
     6. Leave the backplane (with Redis: this instance's presence; its leases were given
        back in step 3, so another instance took over the producers at once).
+    7. Write what the durable state (``--state``) has not written yet, and release its file.
     """
     listener.close()
     app.draining = True
@@ -417,6 +419,7 @@ def shutdown(listener, app: DashApp, streams: dict[str, Stream], close_timeout: 
     for session in list(app.sessions):
         session.abort()
     app.backplane.stop()
+    app.state.close()
     log.info("stopped; closed %d connection(s)", len(sessions))
 
 
@@ -437,9 +440,15 @@ def session_context(config: Config, metrics=None) -> SessionContext:
 def run(config: Config, index_path: Path) -> int:
     """Serve until a shutdown signal; return the process exit status."""
     try:
+        state = open_state(config)  # before the port: a bad state file exits 2 at once
+    except StateError as error:
+        print(f"dashstream: {error}", file=sys.stderr)
+        return 2
+    try:
         listener = bind(config.host, config.port)
     except BindError as error:
         print(f"dashstream: {error}", file=sys.stderr)
+        state.close()
         return 1
     if config.certfile is not None:
         # The files were checked when the options were parsed; this only wraps.
@@ -453,10 +462,11 @@ def run(config: Config, index_path: Path) -> int:
                                f"{socket.gethostname()}:{listener.getsockname()[1]}:{os.urandom(2).hex()}")
     metrics = Metrics(connections=lambda: app.connection_counts() if app else {},
                       streams=lambda: [stream.describe() for stream in streams.values()],
-                      backplane=backplane.describe, log_lines_dropped=dropped_lines)
-    streams.update(streams_from_config(config, on_pass=metrics.fanout_pass, backplane=backplane))
+                      backplane=backplane.describe, log_lines_dropped=dropped_lines, state=state.describe)
+    streams.update(streams_from_config(config, on_pass=metrics.fanout_pass, backplane=backplane,
+                                       log_factory=state.log_factory if state.path is not None else None))
     context = session_context(config, metrics)
-    app = DashApp(config, streams, index_path, context, metrics, backplane=backplane)
+    app = DashApp(config, streams, index_path, context, metrics, backplane=backplane, state=state)
     eventlet.spawn(context.watchdog.run)
     backplane.start(app)
     for stream in streams.values():

@@ -305,10 +305,13 @@ class PrivateStream(Stream):
         return {**super().describe(), "last_seq": None, "last_ts": None}
 
 
-def streams_from_config(config, on_pass=None, backplane=None) -> dict[str, Stream]:
+def streams_from_config(config, on_pass=None, backplane=None, log_factory=None) -> dict[str, Stream]:
     """Running streams for the config's specs (the default stream is always among them).
     ``backplane`` (backplane.py) gives shared streams their log and, through Redis, runs
-    their producers under a lease; None: memory, as one process."""
+    their producers under a lease; None: memory, as one process. ``log_factory(spec)``, if
+    given, gives their log instead (``--state``: durable.DurableState.log_factory)."""
+    if log_factory is None and backplane is not None:
+        log_factory = backplane.log_factory
     from dashstream.streams.supervisor import SELF_RUN, source_supervisor
     from producer import SOURCES
 
@@ -322,7 +325,7 @@ def streams_from_config(config, on_pass=None, backplane=None) -> dict[str, Strea
             continue
         stream = SharedStream(spec.name, spec.source, factory if spec.source in SELF_RUN else None,
                               history=spec.history or config.history, on_pass=on_pass,
-                              log_factory=backplane.log_factory(spec) if backplane is not None else None)
+                              log_factory=log_factory(spec) if log_factory is not None else None)
         stream.supervisor = source_supervisor(spec, stream)
         if backplane is not None:
             backplane.adopt(spec, stream)
