@@ -207,7 +207,8 @@ class DurableState:
             self._log.debug("state %s: written and closed", self.path)
 
 
-def open_state(config: Any, *, logger: logging.Logger = log) -> "DurableState | _NoState":
+def open_state(config: Any, *, logger: logging.Logger = log,
+               schedule: Callable[..., Any] | None = None) -> "DurableState | _NoState":
     """``--state``'s file, opened, locked and loaded, its removed streams dropped and each
     shared stream of ``config`` restored; ``NO_STATE`` without ``--state``. Raises
     ``StateError`` (one line: exit 2)."""
@@ -237,6 +238,6 @@ def open_state(config: Any, *, logger: logging.Logger = log) -> "DurableState | 
                          "path") from None
     kept = sum(1 for name in histories if name in stored)
     logger.info("state %s: %d shared stream(s), %d restored", store.path, len(histories), kept)
-    state = DurableState(store, StateWriter(store, config.state_flush), restored)
+    state = DurableState(store, StateWriter(store, config.state_flush), restored, schedule=schedule, logger=logger)
     state.start()
     return state

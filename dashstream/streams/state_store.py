@@ -103,8 +103,7 @@ class StateStore:
         self._check_directory()
         self._lock()
         try:
-            self._connect()
-            damage = self._damage()
+            damage = self._connect() or self._damage()
             if damage is not None:
                 aside = self._set_aside()
                 self.damaged = (damage, aside)
@@ -158,7 +157,8 @@ class StateStore:
             raise StateError(f"--state {self.path}: cannot lock it ({_reason(error)})") from None
         self._lock_fd = fd
 
-    def _connect(self) -> None:
+    def _connect(self) -> str | None:
+        """Open the database and check it is ours; a damaged file of ours: what is wrong."""
         # isolation_level=None: transactions are explicit (BEGIN ... COMMIT) below.
         # check_same_thread=False: opened by the hub at start, then written by the writer thread.
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
@@ -168,6 +168,8 @@ class StateStore:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         except sqlite3.DatabaseError as error:
+            if self._header_says_ours():
+                return str(error)  # ours, but SQLite cannot read it (cut short): set aside
             raise StateError(f"--state {self.path}: not a dashstream state file ({error}); "
                              "move it away or choose another path") from None
         if application_id == 0 and version == 0 and tables == 0:
@@ -178,6 +180,14 @@ class StateStore:
         elif version > SCHEMA:
             raise StateError(f"--state {self.path}: written by a newer dashstream (schema {version}, this one "
                              f"reads {SCHEMA}); upgrade dashstream or move the file away")
+        return None
+
+    def _header_says_ours(self) -> bool:
+        """SQLite's 100-byte header: its magic, and our application id at offset 68."""
+        with open(self.path, "rb") as file:
+            header = file.read(100)
+        return (len(header) == 100 and header.startswith(b"SQLite format 3\x00")
+                and int.from_bytes(header[68:72], "big") == APPLICATION_ID)
 
     def _create(self) -> None:
         conn = self._conn
