@@ -442,7 +442,7 @@ def run(config: Config, index_path: Path) -> int:
     try:
         state = open_state(config)  # before the port: a bad state file exits 2 at once
     except StateError as error:
-        print(f"dashstream: {error}", file=sys.stderr)
+        log.error("%s", error)  # one line: "... ERROR dashstream: --state PATH: what, what to do"
         return 2
     try:
         listener = bind(config.host, config.port)
