@@ -216,6 +216,11 @@ def _backplane(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _optional_path(text: str) -> str | None:
+    """A path, or nothing for an empty value (``-e DASHSTREAM_STATE=`` turns the image's off)."""
+    return text.strip() or None
+
+
 def _boolean(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -327,7 +332,7 @@ OPTIONS: tuple[Option, ...] = (
            "URL: redis://HOST:6379/0 (rediss:// for TLS, unix:///path); needs dashstream[redis]",
            _backplane, "URL", default_text="none: one process, streams in memory"),
     Option("--state", "state", "keep every shared stream's epoch, seq, last value and history in this SQLite file "
-           "across restarts (created if missing; one server per file)", str, "PATH",
+           "across restarts (created if missing; one server per file)", _optional_path, "PATH",
            default_text="none: memory only"),
     Option("--state-flush", "state_flush", "with --state: entries are written at most this many seconds after "
            "they are published (what a SIGKILL or power cut can lose)", _positive_float, "SECONDS"),
