@@ -141,7 +141,9 @@ class StateStore:
 
     def _lock(self) -> None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # 0o600: what screens were shown is nobody else's business (SQLite gives PATH-wal
+            # and PATH-shm the file's mode).
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as error:
             raise StateError(f"--state {self.path}: cannot open it for writing ({_reason(error)}); "
                              "make it writable for this user or choose another path") from None
@@ -442,7 +444,7 @@ class StateWriter:
     def _attempt(self, write: Callable, *args, flush: bool = False) -> bool:
         try:
             write(*args)
-        except (sqlite3.Error, OSError) as error:
+        except Exception as error:  # noqa: BLE001 - any failure is a write that did not happen; the thread goes on
             self.health.errors += 1
             if self.health.failing is None:
                 self.health.failing_since = time.time()
