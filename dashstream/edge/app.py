@@ -37,11 +37,10 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from dashstream import runtime
 from dashstream.backplane.memory import MemoryBackplane
-from dashstream.config.options import Config
 from dashstream.edge.admission import Admission
 from dashstream.edge.forwarded import ProxyPolicy
 from dashstream.edge.http import HTTPError, read_json_object, require_bearer, require_method, respond, respond_json
@@ -63,6 +62,9 @@ from dashstream.sessions.sse import SSESession
 from dashstream.sessions.sse import response_head as sse_head
 from dashstream.sessions.websocket import WebSocketSession
 from dashstream.streams.durable import NO_STATE
+
+if TYPE_CHECKING:  # pragma: no cover - the configuration sits above the edge (it checks edge rules)
+    from dashstream.config.options import Config
 from dashstream.streams.log import LogUnavailable
 from dashstream.streams.stream import DOWN, SharedStream, Stream
 
