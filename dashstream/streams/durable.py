@@ -198,7 +198,7 @@ class DurableState:
             return
         self._closed = True
         self.check()
-        if not self.writer.close():
+        if not self.writer.close(timeout=5.0):  # inside docker stop's 10 s, after the sessions
             self._log.error("state %s: the last write did not finish in time; the file keeps what it had", self.path)
         elif self.writer.health.lost:
             self._log.error("state %s: %d entries could not be written before exit (%s)", self.path,
