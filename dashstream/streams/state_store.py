@@ -357,7 +357,15 @@ _STOP = object()
 
 
 class StateWriter:
-    """Writes what the logs queue, in batches, from a real OS thread."""
+    """Writes what the logs queue, in batches, from a real OS thread.
+
+    The thread does not wake for every entry: a stream at a thousand messages a second
+    would hand the GIL back and forth a thousand times a second, a cost the publish pass
+    would pay. It wakes for the first entry after a write (and then sleeps until the batch
+    is due) and for the first entry of each other stream meanwhile, which must be marked
+    dirty at once (see the module docstring): ``_announced`` is the streams it was woken
+    for since the last write.
+    """
 
     def __init__(self, store: StateStore, flush_interval: float, *, clock: Callable[[], float] = time.monotonic):
         self.store = store
@@ -366,6 +374,8 @@ class StateWriter:
         self._clock = clock
         self._queue = runtime.os_queue.SimpleQueue()
         self._kept: dict[str, int] = {}
+        self._wake = runtime.os_threading.Event()
+        self._announced: set[str] = set()
         self._thread = None
 
     def track(self, stream: str, history: int) -> None:
@@ -375,6 +385,9 @@ class StateWriter:
     def put(self, entry: Entry) -> None:
         """From the publish pass: never blocks (an unbounded queue; the thread takes it)."""
         self._queue.put(entry)
+        if entry.stream not in self._announced:
+            self._announced.add(entry.stream)
+            self._wake.set()
 
     def start(self) -> None:
         self._thread = runtime.os_threading.Thread(target=self.run, name="dashstream-state", daemon=True)
@@ -386,6 +399,7 @@ class StateWriter:
             self.store.close()
             return True
         self._queue.put(_STOP)
+        self._wake.set()
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -393,17 +407,19 @@ class StateWriter:
         """The thread: batch until the oldest unwritten entry is ``flush_interval`` old,
         write, repeat; a failed write keeps the batch (each stream's last ``history``
         entries, all that matters) and is retried an interval later."""
-        empty = runtime.os_queue.Empty
         pending: dict[str, deque[Entry]] = {}
         marked: set[str] = set()  # streams marked dirty since their last write
         deadline: float | None = None
         stopping = False
         while True:
-            timeout = None if deadline is None else max(0.0, deadline - self._clock())
-            try:
-                item = self._queue.get(timeout=timeout)
-            except empty:
-                item = None
+            item = None
+            if deadline is None:
+                item = self._queue.get()  # nothing unwritten: sleep until something comes
+            else:
+                # A batch is open: sleep until it is due, unless a stream not yet marked
+                # dirty (or STOP) comes first.
+                self._wake.wait(max(0.0, deadline - self._clock()))
+                self._wake.clear()
             stopping = self._take(item, pending) or stopping
             if pending and deadline is None:
                 deadline = self._clock() + self.flush_interval
@@ -416,6 +432,9 @@ class StateWriter:
                 if not pending or self._attempt(self.store.write, pending, self._kept, flush=True):
                     pending.clear()
                     marked.clear()
+                    # (An entry queued since the last _take is still in the queue: with no
+                    # deadline the next get() takes it at once and its stream is marked.)
+                    self._announced.clear()
                     deadline = None
                 else:
                     deadline = self._clock() + self.flush_interval

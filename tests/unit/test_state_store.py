@@ -12,6 +12,7 @@ import pytest
 
 from dashstream.messages import Entry
 from dashstream.streams.state_store import APPLICATION_ID, SCHEMA, StateError, StateStore, StateWriter
+from tests.support import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -267,3 +268,22 @@ def test_failing_writes_leave_the_health_failing_and_count_what_exit_loses():
     assert writer.close(timeout=10)
     assert writer.health.failing == "[Errno 28] No space left on device"
     assert writer.health.errors >= 1 and writer.health.lost == 3 and store.batches == []
+
+
+def test_a_second_stream_is_marked_dirty_at_once_while_the_batch_sleeps():
+    """The thread sleeps through a batch, but a stream not yet marked wakes it: a kill now
+    must find every stream with unwritten entries marked."""
+    store = RecordingStore()
+    writer = StateWriter(store, flush_interval=30)
+    writer.track("s", 10)
+    writer.track("t", 10)
+    writer.start()
+    writer.put(next(iter(entries("s", 1, 1))))
+    wait_until(lambda: store.marked == [{"s"}], message="s marked")
+    for entry in entries("s", 2, 50):  # the same stream: nothing to mark, the thread sleeps on
+        writer.put(entry)
+    writer.put(next(iter(entries("t", 1, 1))))
+    wait_until(lambda: store.marked[-1:] == [{"t"}], message="t marked")
+    assert store.batches == []  # nothing written before the batch is due...
+    assert writer.close(timeout=10)
+    assert store.batches == [{"s": list(range(41, 51)), "t": [1]}]  # ...and everything at close
