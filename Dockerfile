@@ -35,13 +35,26 @@ COPY server.py index.html ./
 # Inside the container the server must listen on every interface for `-p` to reach it;
 # the default (127.0.0.1) is right for a laptop and wrong here. The server reads these
 # as fallbacks for --host/--port, so `docker run -e DASHSTREAM_...` sets any option.
+# DASHSTREAM_STATE: every shared stream's numbering, last value and history survive a
+# restart of the container, in a file on the volume below (README, "Restarts keep the
+# streams"); `-e DASHSTREAM_STATE=` turns it off.
 ENV DASHSTREAM_HOST=0.0.0.0 \
-    DASHSTREAM_PORT=5000
+    DASHSTREAM_PORT=5000 \
+    DASHSTREAM_STATE=/var/lib/dashstream/state.db
 
 # A numeric user that exists in no /etc/passwd: the server needs no home directory, owns
 # none of its files (root does, so it cannot change its own code), and Kubernetes'
 # runAsNonRoot can only verify a numeric USER.
 USER 10001:10001
+
+# The state's directory, made after USER: BuildKit (Docker's builder since 23.0) creates a
+# WORKDIR owned by the current user, so the server may write there, and a named volume
+# mounted on it starts with that owner. Declared a VOLUME so that the file outlives the
+# container (`docker run -v dashstream-state:/var/lib/dashstream`); without -v Docker
+# still keeps it in an anonymous volume for as long as the container exists.
+WORKDIR /var/lib/dashstream
+VOLUME /var/lib/dashstream
+WORKDIR /app
 
 EXPOSE 5000
 

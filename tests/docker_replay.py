@@ -13,6 +13,11 @@ what the engine would do, as closely as a venv allows:
   ``/usr/local/bin`` on PATH, so ``pip`` and ``python`` in ``RUN``, ``CMD`` and
   ``HEALTHCHECK`` are the venv's, and nothing leaks in from the test run's own packages.
 
+- ``VOLUME`` is a directory of the image's file system that outlives the container; in
+  the replay it is that directory under the stand-in root, and a path inside a volume in
+  an ``ENV`` value (``DASHSTREAM_STATE=/var/lib/dashstream/state.db``) is mapped to it
+  when a command runs, as the container would see its own file system there.
+
 What the venv cannot stand for is said, not hidden: the base image's exact Python patch
 release (the venv uses the test run's interpreter), the numeric ``USER`` (processes run
 as the tester), and real network isolation. Anything the replay does not know how to do
@@ -82,6 +87,7 @@ class Image:
     healthcheck: tuple[str, ...] = ()
     healthcheck_flags: dict[str, str] = field(default_factory=dict)
     cmd: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
 
     def path(self, container_path: str) -> Path:
         """Where a path inside the image lives on this machine ('..' stops at the image's
@@ -95,9 +101,16 @@ class Image:
             "PATH": f"{self.venv / 'bin'}{os.pathsep}{SYSTEM_PATH}",
             # A USER with no /etc/passwd entry gets HOME=/ from the engine.
             "HOME": str(self.rootfs),
-            **self.env,
+            **{name: self._in_volume(value) for name, value in self.env.items()},
             **(overrides or {}),
         }
+
+    def _in_volume(self, value: str) -> str:
+        """An absolute path inside a declared volume, as this machine reaches it."""
+        for volume in self.volumes:
+            if value == volume or value.startswith(volume.rstrip("/") + "/"):
+                return str(self.path(value))
+        return value
 
     def popen(self, argv: tuple[str, ...] | list[str], env: dict[str, str] | None = None,
               **kwargs) -> subprocess.Popen:
@@ -134,6 +147,12 @@ def replay_build(dockerfile_text: str, context: Path, rootfs: Path, venv: Path) 
             if not command.json:
                 raise Unsupported(f"{where}: only the exec form (a JSON list) is replayed")
             image.cmd = command.value
+        elif instruction == "VOLUME":
+            for volume in command.value:
+                if not volume.startswith("/"):
+                    raise Unsupported(f"{where}: a volume must be an absolute path")
+                image.path(volume).mkdir(parents=True, exist_ok=True)
+                image.volumes += (str(PurePosixPath(volume)),)
         elif instruction in METADATA:
             image.metadata[instruction] = command.value
         else:

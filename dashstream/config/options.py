@@ -18,7 +18,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from dashstream.backplane import parse_backplane_url
+from dashstream.backplane import MEMORY, parse_backplane_url
 from dashstream.config.dashboard import Dashboard, DashboardError, parse_dashboard
 from dashstream.config.stream_specs import (
     StreamConfigError,
@@ -108,6 +108,10 @@ class Config:
     # Several instances, one set of streams: a Redis URL (``backplane/``); None: this process
     # alone, logs in memory. Not in repr(): the URL may hold a password.
     backplane: str | None = field(default=None, repr=False)
+    # One process's streams kept across restarts (streams/durable.py): a SQLite file; None:
+    # memory only. Entries reach it in batches, at most state_flush seconds apart.
+    state: str | None = None
+    state_flush: float = 1.0
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -212,6 +216,11 @@ def _backplane(text: str) -> str:
         return parse_backplane_url(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _optional_path(text: str) -> str | None:
+    """A path, or nothing for an empty value (``-e DASHSTREAM_STATE=`` turns the image's off)."""
+    return text.strip() or None
 
 
 def _boolean(text: str) -> bool:
@@ -324,6 +333,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("--backplane", "backplane", "share every shared stream with the other instances started with the same "
            "URL: redis://HOST:6379/0 (rediss:// for TLS, unix:///path); needs dashstream[redis]",
            _backplane, "URL", default_text="none: one process, streams in memory"),
+    Option("--state", "state", "keep every shared stream's epoch, seq, last value and history in this SQLite file "
+           "across restarts (created if missing; one server per file)", _optional_path, "PATH",
+           default_text="none: memory only"),
+    Option("--state-flush", "state_flush", "with --state: entries are written at most this many seconds after "
+           "they are published (what a SIGKILL or power cut can lose)", _positive_float, "SECONDS"),
 )
 
 
@@ -399,6 +413,9 @@ def _check_consistency(parser: argparse.ArgumentParser, config: Config) -> None:
     if (config.certfile is None) != (config.keyfile is None):
         given, missing = ("--certfile", "--keyfile") if config.keyfile is None else ("--keyfile", "--certfile")
         parser.error(f"{given} needs {missing} too (TLS needs both the certificate and its key)")
+    if config.state is not None and config.backplane not in (None, MEMORY):
+        parser.error("--state cannot be combined with --backplane: with a backplane Redis keeps every shared "
+                     "stream's numbering and history; drop one of the two")
     if NONE in config.trusted_proxies and len(config.trusted_proxies) > 1:
         parser.error("--trusted-proxy none trusts no proxy: it cannot be combined with addresses or ranges")
     if config.certfile is not None:

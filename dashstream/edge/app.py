@@ -222,6 +222,13 @@ class DashApp:
                                                           "streams_down": down}
         else:
             status, payload = "200 OK", {"ready": True}
+        durable = self.state.durable.describe()
+        if durable is not None:
+            # A state file that cannot be written does not stop delivery (it goes on from
+            # memory), so it never makes the server unready; it is said, for whoever watches.
+            payload["state"] = durable["state"]
+            if "reason" in durable:
+                payload["state_reason"] = durable["reason"]
         return respond_json(start_response, status, payload)
 
     def _streams(self, environ: dict, start_response) -> Iterable[bytes]:

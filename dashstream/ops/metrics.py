@@ -62,6 +62,7 @@ class Metrics:
 
     def __init__(self, *, connections: ConnectionsCallback | None = None, streams: StreamsCallback | None = None,
                  backplane: BackplaneCallback | None = None, log_lines_dropped: Callable[[], int] | None = None,
+                 state: Callable[[], "Mapping | None"] | None = None,
                  lag_buckets: Iterable[float] = LAG_BUCKETS, process: bool = True,
                  clock: Callable[[], float] = time.time):
         self._clock = clock  # wall clock: a message's ts is seconds since the epoch
@@ -69,6 +70,7 @@ class Metrics:
         self.streams_callback = streams
         self.backplane_callback = backplane
         self.log_lines_dropped_callback = log_lines_dropped
+        self.state_callback = state  # --state: the durable log's file (streams/durable.py)
         self.sent_messages = 0
         self.sent_bytes = 0
         self.dropped_messages = 0
@@ -223,6 +225,15 @@ class _Collector(Collector):
             backplane = m.backplane_callback()
             if backplane is not None:
                 yield from self._backplane(backplane)
+        if m.state_callback is not None:
+            state = m.state_callback()
+            if state is not None:
+                yield GaugeMetricFamily("dashstream_state_degraded", "1 while the --state file cannot be written "
+                                        "(delivery goes on from memory), else 0.",
+                                        value=1 if state["state"] == "degraded" else 0)
+                yield _counter("dashstream_state_write_errors", "Writes to the --state file that failed.",
+                               state["errors"])
+                yield _counter("dashstream_state_flushes", "Batches written to the --state file.", state["flushes"])
         if m.log_lines_dropped_callback is not None:
             yield _counter("dashstream_log_dropped_lines", "Log lines dropped because the log output was not "
                            "keeping up.", m.log_lines_dropped_callback())

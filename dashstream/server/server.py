@@ -33,6 +33,7 @@ from dashstream.protocol.frames import CLOSE_GOING_AWAY
 from dashstream.server import serve
 from dashstream.sessions.keepalive import Keepalive, Watchdog
 from dashstream.sessions.session import Session, SessionContext
+from dashstream.streams.durable import NO_STATE, StateError, open_state
 from dashstream.streams.stream import Stream, streams_from_config
 
 log = logging.getLogger("dashstream")
@@ -44,16 +45,17 @@ class ServerState:
     """The sessions, the draining flag, the one ``Metrics``, the streams and the backplane
     of one server. The metrics read the sessions and streams from here at scrape time."""
 
-    def __init__(self, backplane, *, log_lines_dropped: Callable[[], int] | None = None,
+    def __init__(self, backplane, *, durable=NO_STATE, log_lines_dropped: Callable[[], int] | None = None,
                  process_metrics: bool = True):
         self.backplane = backplane
+        self.durable = durable  # --state: the streams' file (streams/durable.py); NO_STATE: memory
         self.streams: dict[str, Stream] = {}
         self.sessions: set[Session] = set()  # open, every transport; a session leaves when it ends
         self.draining = False  # shutting down: every request is answered 503
         self.started = time.time()
         self.metrics = Metrics(connections=self.connection_counts, streams=self.stream_descriptions,
                                backplane=backplane.describe, log_lines_dropped=log_lines_dropped,
-                               process=process_metrics)
+                               state=durable.describe, process=process_metrics)
 
     def connection_counts(self) -> dict[str, int]:
         """Open sessions by transport (websocket, sse), for /metrics."""
@@ -100,13 +102,19 @@ class Server:
 
     def run(self) -> int:
         """Serve until a shutdown signal; return the process exit status (1: the port
-        cannot be bound)."""
+        cannot be bound; 2: the --state file cannot be used)."""
+        try:
+            durable = open_state(self.config)  # before the port: a bad state file exits 2 at once
+        except StateError as error:
+            log.error("%s", error)  # one line: "... ERROR dashstream: --state PATH: what, what to do"
+            return 2
         try:
             self.listener = serve.listen(self.config)
         except serve.BindError as error:
             print(f"dashstream: {error}", file=sys.stderr)
+            durable.close()
             return 1
-        self.startup()
+        self.startup(durable)
         signum = serve.wait_for_signal()
         serve.force_exit_on_second_signal()
         started = runtime.monotonic()
@@ -115,7 +123,7 @@ class Server:
         log.debug("shutdown took %.2fs", runtime.monotonic() - started)
         return 0
 
-    def startup(self) -> None:
+    def startup(self, durable=NO_STATE) -> None:
         """The state, the streams and the app; then the watchdog, the backplane, the sources
         and the HTTP server, in that order (a source's first value finds its stream ready)."""
         config = self.config
@@ -123,8 +131,9 @@ class Server:
         # The instance's name in the fleet (/healthz, /streams, leases): host, port and a
         # token, so a restarted instance never mistakes its predecessor's lease for its own.
         backplane = make_backplane(config.backplane, f"{socket.gethostname()}:{port}:{os.urandom(2).hex()}")
-        state = self.state = ServerState(backplane, log_lines_dropped=dropped_lines)
-        state.streams.update(streams_from_config(config, on_pass=state.metrics.fanout_pass, backplane=backplane))
+        state = self.state = ServerState(backplane, durable=durable, log_lines_dropped=dropped_lines)
+        state.streams.update(streams_from_config(config, on_pass=state.metrics.fanout_pass, backplane=backplane,
+                                                 durable=durable if durable.path is not None else None))
         context = session_context(config, state.metrics)
         self.app = DashApp(config, state, self.index_path, context)
         runtime.spawn(context.watchdog.run)
@@ -149,6 +158,7 @@ class Server:
            ``--close-timeout`` passed, checked by the watchdog); drop what remains.
         6. Leave the backplane (with Redis: this instance's presence; its leases were given
            back in step 3, so another instance took over the sources at once).
+        7. Write what the durable state (``--state``) has not written yet, and release its file.
         """
         state = self.state
         self.listener.close()
@@ -164,4 +174,5 @@ class Server:
         for session in list(state.sessions):
             session.abort()
         state.backplane.stop()
+        state.durable.close()
         log.info("stopped; closed %d connection(s)", len(sessions))

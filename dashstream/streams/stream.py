@@ -315,10 +315,12 @@ class PrivateStream(Stream):
         return {**super().describe(), "last_seq": None, "last_ts": None}
 
 
-def streams_from_config(config, on_pass=None, backplane=None) -> dict[str, Stream]:
+def streams_from_config(config, on_pass=None, backplane=None, durable=None) -> dict[str, Stream]:
     """Running streams for the config's specs (the default stream is always among them).
     ``backplane`` (backplane/) gives shared streams their log and what runs their source
-    (through Redis: a producer under a lease); None: memory and the plain supervisor."""
+    (through Redis: a producer under a lease); None: memory and the plain supervisor.
+    ``durable`` (``--state``: ``durable.DurableState``) gives their log instead: a memory
+    log kept in a file (refused with a backplane, where Redis keeps the logs)."""
     from producer import SOURCES
 
     streams: dict[str, Stream] = {}
@@ -328,7 +330,8 @@ def streams_from_config(config, on_pass=None, backplane=None) -> dict[str, Strea
             factory = lambda cls=SOURCES[spec.source], options=spec.options: cls(**options)  # noqa: E731
             streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_pass=on_pass)
             continue
-        log_factory = backplane.log_factory(spec) if backplane is not None else None
+        log_factory = (durable.log_factory(spec) if durable is not None
+                       else backplane.log_factory(spec) if backplane is not None else None)
         runner = backplane.runner_factory(spec) if backplane is not None else None
         streams[spec.name] = SharedStream(spec.name, spec.source, history=spec.history or config.history,
                                           on_pass=on_pass, log_factory=log_factory,

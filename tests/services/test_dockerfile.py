@@ -19,8 +19,9 @@ import subprocess
 import sysconfig
 import tempfile
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+import dockerfile
 import pytest
 from packaging.specifiers import SpecifierSet
 from websockets.exceptions import ConnectionClosed
@@ -35,7 +36,7 @@ from tests.docker_replay import (
     make_venv,
     replay_build,
 )
-from tests.support import ROOT, free_port, http_get, scaled, wait_until
+from tests.support import ROOT, free_port, http_get, publish, scaled, wait_until
 
 # The first test to use the image pays for a fresh venv and a full `pip install` (~15 s
 # here with pip's cache warm, longer when pip downloads from an index).
@@ -66,11 +67,11 @@ def image(tmp_path_factory, venv) -> Image:
 class ContainerProcess:
     """CMD running in the replayed image, reachable on loopback; output kept for failures."""
 
-    def __init__(self, image: Image):
+    def __init__(self, image: Image, env: dict[str, str] | None = None):
         self.port = free_port()
         self.address = {"DASHSTREAM_HOST": LOOPBACK, "DASHSTREAM_PORT": str(self.port)}
         self._log = tempfile.TemporaryFile()
-        self.proc = image.popen(image.cmd, self.address, stdin=subprocess.DEVNULL,
+        self.proc = image.popen(image.cmd, {**self.address, **(env or {})}, stdin=subprocess.DEVNULL,
                                 stdout=self._log, stderr=subprocess.STDOUT)
         wait_until(self._ready, timeout=15, message=f"CMD answering /healthz on {self.port}")
 
@@ -154,6 +155,15 @@ def test_image_runs_cmd_as_a_numeric_non_root_user_listening_on_the_exposed_port
     assert image.env["DASHSTREAM_HOST"] == "0.0.0.0"
     assert image.metadata["EXPOSE"] == (image.env["DASHSTREAM_PORT"],)
     assert image.metadata["STOPSIGNAL"] == ("SIGTERM",)  # the signal the server handles
+
+
+def test_the_state_is_a_file_in_a_volume_made_after_user_so_the_server_owns_it(image):
+    state = PurePosixPath(image.env["DASHSTREAM_STATE"])
+    assert image.volumes == (str(state.parent),) and state.parent.is_absolute()
+    steps = [(command.cmd.upper(), command.value) for command in dockerfile.parse_string(DOCKERFILE.read_text())]
+    user = steps.index(("USER", image.metadata["USER"]))
+    # BuildKit gives a WORKDIR it creates to the current USER (a RUN mkdir would not be replayed).
+    assert user < steps.index(("WORKDIR", (str(state.parent),))) < steps.index(("VOLUME", (str(state.parent),)))
 
 
 def test_the_build_context_leaves_out_what_the_image_must_not_carry(tmp_path):
@@ -249,6 +259,24 @@ def test_stop_signal_closes_clients_with_1001_and_exits_0(image, container):
                 ws.recv(timeout=scaled(5))
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     assert container.proc.wait(scaled(5)) == 0, container.output()
+
+
+def test_a_restarted_container_shows_the_last_published_value_from_its_volume(image):
+    publishing = {"DASHSTREAM_STREAM": "sales=publish", "DASHSTREAM_PUBLISH_TOKEN": "docker-token-0123"}
+    first = ContainerProcess(image, publishing)
+    try:
+        status, answer = publish(first.http, "sales", {"variable": "kept"}, "docker-token-0123")
+        assert status == 200, answer
+    finally:
+        first.stop()
+    assert image.path(image.env["DASHSTREAM_STATE"]).is_file()
+    second = ContainerProcess(image, publishing)
+    try:
+        with connect(f"ws://{LOOPBACK}:{second.port}/ws/sales", open_timeout=scaled(5)) as ws:
+            last = json.loads(ws.recv(timeout=scaled(5)))
+        assert (last["variable"], last["epoch"]) == ("kept", json.loads(answer)["epoch"])
+    finally:
+        second.stop()
 
 
 # --- the replay can fail: it would catch a broken Dockerfile ---------------------------------

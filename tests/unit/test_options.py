@@ -76,7 +76,7 @@ SHOWN_DEFAULTS = {
     "--metrics-token": "none: open", "--config": "none", "--stream": "none", "--history": "100",
     "--queue-size": "100", "--slow-timeout": "5.0", "--sse-heartbeat": "15.0", "--frame-timeout": "10.0",
     "--send-buffer": "65536", "--compression": "off", "--publish-token": "none", "--max-publish-size": "65536",
-    "--backplane": "none: one process, streams in memory",
+    "--backplane": "none: one process, streams in memory", "--state": "none: memory only", "--state-flush": "1.0",
 }
 SWITCHES = {"--no-echo", "--compression"}
 

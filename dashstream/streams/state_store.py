@@ -1,0 +1,476 @@
+"""The durable state's file: SQLite from the standard library, and the OS thread that writes it.
+
+``--state PATH`` keeps each shared stream's numbering (epoch, last ``seq``) and its last
+``history`` entries in one SQLite file in WAL mode. This module is all of its I/O:
+
+* ``StateStore``: opening the file (the checks that make a bad start exit 2 with one line:
+  a missing or read-only directory, a file that is not ours or is newer, a file another
+  process holds: an exclusive ``flock`` on the database itself), loading what it holds,
+  the rewrites done at start, and the writes of a batch. It never decides what a loaded
+  stream is worth: ``durable.py`` does (the resume rules live beside ``MemoryLog``'s).
+* ``StateWriter``: a real OS thread (``runtime.os_threading``, not a green thread and not
+  the hub) that takes entries from a queue and writes them in batches, at most every
+  ``flush_interval`` seconds, so no disk write ever happens in the publish pass. The
+  hub's side is ``put`` (one non-blocking ``SimpleQueue.put``). It never logs (a logging
+  lock taken from a foreign OS thread can stall eventlet's hub); it records what happened
+  in ``WriteHealth``, which the hub reads and logs (``durable.DurableState``).
+
+``sqlite3`` is imported here, at module import, on purpose: importing a C extension from
+inside an OS thread while eventlet's hub runs can deadlock on the import lock.
+
+Each stream's row says whether entries may have been handed out that the file does not
+hold yet (``dirty``): the writer marks a stream dirty as soon as an entry for it arrives
+(one small commit, off the hub) and clears it with the batch that holds them. A stream
+found dirty at start may have lost its unflushed tail (SIGKILL, power cut).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import sqlite3
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from dashstream import runtime
+from dashstream.messages import Entry
+
+# PRAGMA application_id: "DSHS", so that a file is recognised as ours or as foreign without
+# guessing from its tables. PRAGMA user_version: the schema; a newer one is refused.
+APPLICATION_ID = 0x44534853
+SCHEMA = 1
+
+_SCHEMA_SQL = (
+    # kept: the history size the entries were trimmed to (rows missing are told from a
+    # smaller history). dirty: entries may exist that this file does not hold.
+    # alias_epoch/alias_seq: an earlier epoch whose numbering this one continues up to
+    # alias_seq (a stream found dirty at start; see durable.py).
+    "CREATE TABLE streams (name TEXT PRIMARY KEY, epoch TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "kept INTEGER NOT NULL, dirty INTEGER NOT NULL DEFAULT 0, alias_epoch TEXT, alias_seq INTEGER)",
+    "CREATE TABLE entries (stream TEXT NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL, "
+    "PRIMARY KEY (stream, seq)) WITHOUT ROWID",
+)
+
+
+class StateError(Exception):
+    """The state file cannot be used: one line naming the path and what to do (exit 2)."""
+
+
+@dataclass
+class StoredStream:
+    """One stream as the file holds it (entries oldest first, as read: not yet trusted)."""
+
+    name: str
+    epoch: str
+    seq: int
+    kept: int
+    dirty: bool
+    entries: list[Entry] = field(default_factory=list)
+    alias_epoch: str | None = None
+    alias_seq: int | None = None
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return str(error)
+
+
+class StateStore:
+    """The open, locked state file. Used by one thread at a time: the hub at start, then
+    only the writer thread."""
+
+    def __init__(self, path: str | os.PathLike, *, synchronous: str = "FULL"):
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._synchronous = synchronous
+        # The last seq the file holds for each stream, to keep its rows contiguous.
+        self._stored_last: dict[str, int] = {}
+
+    # --- opening ------------------------------------------------------------------------------
+
+    def open(self) -> list[StoredStream]:
+        """Check, lock and open the file (creating it if new); what it holds. Raises
+        ``StateError`` with the line to print. A damaged file (truncated: SQLite cannot read
+        all of it) is set aside beside it and a new one started: its streams start new
+        epochs, as any stream whose numbering cannot be trusted."""
+        self._check_directory()
+        self._lock()
+        try:
+            damage = self._connect() or self._damage()
+            if damage is not None:
+                aside = self._set_aside()
+                self.damaged = (damage, aside)
+                self._lock()
+                self._connect()
+            else:
+                self.damaged = None
+            self._prepare()
+            stored = self._load()
+        except sqlite3.Error as error:
+            self.close()
+            raise StateError(f"--state {self.path}: cannot use it ({error}); move it away or choose another path") \
+                from None
+        except StateError:
+            self.close()
+            raise
+        self._stored_last = {stream.name: stream.seq for stream in stored}
+        return stored
+
+    def _check_directory(self) -> None:
+        directory = self.path.parent
+        if self.path.is_dir():
+            raise StateError(f"--state {self.path}: is a directory; give a file in it, e.g. {self.path / 'state.db'}")
+        if not directory.is_dir():
+            raise StateError(f"--state {self.path}: the directory {directory} does not exist; "
+                             f"create it (mkdir -p {directory}) or choose another path")
+        try:
+            # WAL mode creates PATH-wal and PATH-shm beside the file: the directory itself
+            # must be writable, not only the file (root ignores modes: try, don't ask).
+            with tempfile.TemporaryFile(dir=directory, prefix=".dashstream-probe-"):
+                pass
+        except OSError as error:
+            raise StateError(f"--state {self.path}: cannot write in {directory} ({_reason(error)}); "
+                             "make it writable for this user or choose another path") from None
+
+    def _lock(self) -> None:
+        try:
+            # 0o600: what screens were shown is nobody else's business (SQLite gives PATH-wal
+            # and PATH-shm the file's mode).
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            raise StateError(f"--state {self.path}: cannot open it for writing ({_reason(error)}); "
+                             "make it writable for this user or choose another path") from None
+        try:
+            # flock, not SQLite's own POSIX locks (those only last for a transaction, and any
+            # close of the file in this process would drop them): held until close().
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(fd)
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StateError(f"--state {self.path}: in use by another dashstream process (the file is locked); "
+                                 "stop that one or give each instance its own file") from None
+            raise StateError(f"--state {self.path}: cannot lock it ({_reason(error)})") from None
+        self._lock_fd = fd
+
+    def _connect(self) -> str | None:
+        """Open the database and check it is ours; a damaged file of ours: what is wrong."""
+        # isolation_level=None: transactions are explicit (BEGIN ... COMMIT) below.
+        # check_same_thread=False: opened by the hub at start, then written by the writer thread.
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
+        conn = self._conn
+        try:
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError as error:
+            if self._header_says_ours():
+                return str(error)  # ours, but SQLite cannot read it (cut short): set aside
+            raise StateError(f"--state {self.path}: not a dashstream state file ({error}); "
+                             "move it away or choose another path") from None
+        if application_id == 0 and version == 0 and tables == 0:
+            self._create()
+        elif application_id != APPLICATION_ID:
+            raise StateError(f"--state {self.path}: not a dashstream state file (another program's SQLite "
+                             "database); move it away or choose another path")
+        elif version > SCHEMA:
+            raise StateError(f"--state {self.path}: written by a newer dashstream (schema {version}, this one "
+                             f"reads {SCHEMA}); upgrade dashstream or move the file away")
+        return None
+
+    def _header_says_ours(self) -> bool:
+        """SQLite's 100-byte header: its magic, and our application id at offset 68."""
+        with open(self.path, "rb") as file:
+            header = file.read(100)
+        return (len(header) == 100 and header.startswith(b"SQLite format 3\x00")
+                and int.from_bytes(header[68:72], "big") == APPLICATION_ID)
+
+    def _create(self) -> None:
+        conn = self._conn
+        # Before the first table: freed pages can be given back (removed streams, at start).
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _SCHEMA_SQL:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA}")
+        conn.execute("COMMIT")
+
+    def _damage(self) -> str | None:
+        try:
+            rows = self._conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as error:
+            return str(error)
+        problems = [row[0] for row in rows if row[0] != "ok"]
+        return problems[0] if problems else None
+
+    def _set_aside(self) -> Path:
+        """Move a damaged file (and its WAL) to PATH.damaged-TIMESTAMP and unlock it."""
+        self._conn.close()
+        self._conn = None
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(str(self.path) + suffix)
+            if source.exists():
+                source.rename(str(aside) + suffix)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+        return aside
+
+    def _prepare(self) -> None:
+        conn = self._conn
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StateError(f"--state {self.path}: SQLite cannot use WAL mode there ({mode}); "
+                             "choose a path on a local file system")
+        # FULL: a commit is on disk (the WAL fsynced) before the writer goes on, so a power
+        # cut loses at most what was not committed yet, as SIGKILL does.
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        # The WAL is truncated back to this after each checkpoint (it would keep its peak size).
+        conn.execute("PRAGMA journal_size_limit = 1048576")
+
+    def _load(self) -> list[StoredStream]:
+        conn = self._conn
+        streams = {}
+        for name, epoch, seq, kept, dirty, alias_epoch, alias_seq in conn.execute(
+                "SELECT name, epoch, seq, kept, dirty, alias_epoch, alias_seq FROM streams ORDER BY name"):
+            streams[name] = StoredStream(name, epoch, seq, kept, bool(dirty), [], alias_epoch, alias_seq)
+        for name, seq, ts, body in conn.execute("SELECT stream, seq, ts, body FROM entries ORDER BY stream, seq"):
+            stream = streams.get(name)
+            if stream is None:
+                continue  # rows of a stream without its row: dropped below as unknown
+            stream.entries.append(Entry(name, seq, ts, stream.epoch, body))
+        return list(streams.values())
+
+    # --- at start, on the hub, before serving ---------------------------------------------------
+
+    def drop_except(self, keep: Iterable[str]) -> list[str]:
+        """Forget every stream not in ``keep`` (removed from the config); their names."""
+        keep = set(keep)
+        conn = self._conn
+        known = {row[0] for row in conn.execute("SELECT name FROM streams UNION SELECT DISTINCT stream FROM entries")}
+        dropped = sorted(known - keep)
+        if dropped:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("DELETE FROM streams WHERE name = ?", [(name,) for name in dropped])
+            conn.executemany("DELETE FROM entries WHERE stream = ?", [(name,) for name in dropped])
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA incremental_vacuum")  # the file shrinks by what they held
+            for name in dropped:
+                self._stored_last.pop(name, None)
+        return dropped
+
+    def replace_stream(self, name: str, epoch: str, seq: int, kept: int, entries: list[Entry],
+                       alias: tuple[str, int] | None = None) -> None:
+        """Write one stream's whole state as decided at start (a new epoch, trimmed history)."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM entries WHERE stream = ?", (name,))
+            conn.executemany("INSERT INTO entries (stream, seq, ts, body) VALUES (?, ?, ?, ?)",
+                             [(name, entry.seq, entry.ts, entry.body) for entry in entries])
+            conn.execute("INSERT OR REPLACE INTO streams (name, epoch, seq, kept, dirty, alias_epoch, alias_seq) "
+                         "VALUES (?, ?, ?, ?, 0, ?, ?)", (name, epoch, seq, kept, *(alias or (None, None))))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._stored_last[name] = seq
+
+    # --- the writer thread's -------------------------------------------------------------------
+
+    def mark_dirty(self, names: Iterable[str]) -> None:
+        """Entries of these streams are out that the file does not hold yet."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("UPDATE streams SET dirty = 1 WHERE name = ? AND dirty = 0", [(n,) for n in names])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def write(self, pending: dict[str, deque[Entry]], kept: dict[str, int]) -> None:
+        """One transaction: each stream's new entries, its numbering, the history trimmed
+        to ``kept``; the streams are clean again. Nothing changes if it raises."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name, entries in pending.items():
+                first, last = entries[0], entries[-1]
+                limit = kept.get(name, len(entries))
+                conn.executemany("INSERT OR REPLACE INTO entries (stream, seq, ts, body) VALUES (?, ?, ?, ?)",
+                                 [(name, entry.seq, entry.ts, entry.body) for entry in entries])
+                if self._stored_last.get(name) != first.seq - 1:
+                    # The batch does not follow what the file holds (a new stream, or older
+                    # entries were let go while writes failed): it starts the history.
+                    conn.execute("DELETE FROM entries WHERE stream = ? AND seq < ?", (name, first.seq))
+                conn.execute("DELETE FROM entries WHERE stream = ? AND seq <= ?", (name, last.seq - limit))
+                conn.execute("INSERT INTO streams (name, epoch, seq, kept, dirty) VALUES (?, ?, ?, ?, 0) "
+                             "ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq, "
+                             "kept = excluded.kept, dirty = 0", (name, last.epoch, last.seq, limit))
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # no transaction left to roll back (SQLite ended it on the error)
+            raise
+        for name, entries in pending.items():
+            self._stored_last[name] = entries[-1].seq
+
+    def close(self) -> None:
+        """Close the database (the last connection checkpoints the WAL into the file) and
+        release the lock."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+# --- the writer ----------------------------------------------------------------------------------
+
+
+class WriteHealth:
+    """What the writer thread reports; plain attributes, read by the hub (one writer)."""
+
+    def __init__(self):
+        self.failing: str | None = None  # the last write error while writes fail, else None
+        self.failing_since: float | None = None
+        self.errors = 0  # failed writes (a batch or a dirty mark), ever
+        self.flushes = 0  # batches written
+        self.lost = 0  # entries given up at exit because the file could not take them
+
+
+_STOP = object()
+
+
+class StateWriter:
+    """Writes what the logs queue, in batches, from a real OS thread.
+
+    The thread does not wake for every entry: a stream at a thousand messages a second
+    would hand the GIL back and forth a thousand times a second, a cost the publish pass
+    would pay. It wakes for the first entry after a write (and then sleeps until the batch
+    is due) and for the first entry of each other stream meanwhile, which must be marked
+    dirty at once (see the module docstring): ``_announced`` is the streams it was woken
+    for since the last write.
+    """
+
+    def __init__(self, store: StateStore, flush_interval: float, *, clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.flush_interval = flush_interval
+        self.health = WriteHealth()
+        self._clock = clock
+        self._queue = runtime.os_queue.SimpleQueue()
+        self._kept: dict[str, int] = {}
+        self._wake = runtime.os_threading.Event()
+        self._announced: set[str] = set()
+        self._thread = None
+
+    def track(self, stream: str, history: int) -> None:
+        """``stream``'s entries will come; keep its last ``history`` (before ``start``)."""
+        self._kept[stream] = max(history, 1)
+
+    def put(self, entry: Entry) -> None:
+        """From the publish pass: never blocks (an unbounded queue; the thread takes it)."""
+        self._queue.put(entry)
+        if entry.stream not in self._announced:
+            self._announced.add(entry.stream)
+            self._wake.set()
+
+    def start(self) -> None:
+        self._thread = runtime.os_threading.Thread(target=self.run, name="dashstream-state", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Write everything queued, close the file; whether it finished within ``timeout``."""
+        if self._thread is None:
+            self.store.close()
+            return True
+        self._queue.put(_STOP)
+        self._wake.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def run(self) -> None:
+        """The thread: batch until the oldest unwritten entry is ``flush_interval`` old,
+        write, repeat; a failed write keeps the batch (each stream's last ``history``
+        entries, all that matters) and is retried an interval later."""
+        pending: dict[str, deque[Entry]] = {}
+        marked: set[str] = set()  # streams marked dirty since their last write
+        deadline: float | None = None
+        stopping = False
+        while True:
+            item = None
+            if deadline is None:
+                item = self._queue.get()  # nothing unwritten: sleep until something comes
+            else:
+                # A batch is open: sleep until it is due, unless a stream not yet marked
+                # dirty (or STOP) comes first.
+                self._wake.wait(max(0.0, deadline - self._clock()))
+                self._wake.clear()
+            stopping = self._take(item, pending) or stopping
+            if pending and deadline is None:
+                deadline = self._clock() + self.flush_interval
+            fresh = pending.keys() - marked
+            if fresh and not stopping and self.health.failing is None:
+                if self._attempt(self.store.mark_dirty, fresh):
+                    marked |= fresh
+            if stopping or (deadline is not None and self._clock() >= deadline):
+                stopping = self._take(None, pending) or stopping  # this batch: all that is out
+                if not pending or self._attempt(self.store.write, pending, self._kept, flush=True):
+                    pending.clear()
+                    marked.clear()
+                    # (An entry queued since the last _take is still in the queue: with no
+                    # deadline the next get() takes it at once and its stream is marked.)
+                    self._announced.clear()
+                    deadline = None
+                else:
+                    deadline = self._clock() + self.flush_interval
+                if stopping:
+                    self.health.lost = sum(len(entries) for entries in pending.values())
+                    self.store.close()
+                    return
+
+    def _take(self, item, pending: dict[str, deque[Entry]]) -> bool:
+        """``item`` and whatever else is queued now, into ``pending``; whether STOP came."""
+        stop = False
+        empty = runtime.os_queue.Empty
+        while True:
+            if item is _STOP:
+                stop = True
+            elif item is not None:
+                entries = pending.get(item.stream)
+                if entries is None:
+                    entries = pending[item.stream] = deque(maxlen=self._kept.get(item.stream, 1))
+                entries.append(item)
+            try:
+                item = self._queue.get_nowait()
+            except empty:
+                return stop
+
+    def _attempt(self, write: Callable, *args, flush: bool = False) -> bool:
+        try:
+            write(*args)
+        except Exception as error:  # noqa: BLE001 - any failure is a write that did not happen; the thread goes on
+            self.health.errors += 1
+            if self.health.failing is None:
+                self.health.failing_since = time.time()
+            self.health.failing = str(error) or type(error).__name__
+            return False
+        if flush:
+            self.health.flushes += 1
+            self.health.failing = None
+            self.health.failing_since = None
+        return True
