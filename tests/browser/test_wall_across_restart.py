@@ -80,9 +80,9 @@ def test_a_wall_shows_the_last_values_after_a_restart(start_server, tmp_path, pa
     # (Its retries back off with jitter while the server starts: allow a few of them.)
     wait_until(lambda: shown(page)["orders"]["value"] == "11", scaled(30), message="the page back and live")
     orders = [m for m in received(page) if m.get("stream") == "orders" and "variable" in m]
-    # The last value when the page opened, then the first after the restart: resumed from
-    # seq 10 in the same epoch, nothing twice, nothing missed.
-    assert [m["seq"] for m in orders] == [10, 11]
+    # The history when the page opened (history on load), then the first after the restart:
+    # resumed from seq 10 in the same epoch, nothing twice, nothing missed.
+    assert [m["seq"] for m in orders] == list(range(1, 12))
     assert len({m["epoch"] for m in orders}) == 1  # the numbering went on in the same epoch
     assert not any(m.get("gap") for m in received(page))
     tiles = shown(page)
@@ -96,6 +96,9 @@ def test_a_wall_shows_the_last_values_after_a_restart(start_server, tmp_path, pa
         other.goto(restarted.http + "/")
         wait_until(lambda: shown(other)["sales"]["value"] == "1234.50", 3, message="the last value on a new screen")
         assert shown(other)["sales"]["state"] == "live"
+        # The chart is full at once: the 11 kept values came back from the file.
+        chart = other.locator("[data-tile=orders] [data-field=chart]")
+        wait_until(lambda: chart.get_attribute("data-points") == "11", scaled(2), message="a full chart")
         snapshot(other, "wall-after-restart")
     finally:
         fresh.close()
