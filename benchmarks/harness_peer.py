@@ -1,7 +1,8 @@
-"""dashstream under the load harness's server contract (../shared/bench/README.md).
+"""dashstream under the load harness's server contract (benchmarks/harness/harness.py).
 
-    ../shared/bench/run.sh --cwd . --server "python benchmarks/harness_peer.py" \
-        --url ws://127.0.0.1:5105/ws/bench --label dashstream --scenario S1,S2,S3,S4
+    bash benchmarks/compare.sh          # runs it beside the reference peers (BENCHMARKS.md)
+    python benchmarks/harness/harness.py --cwd . --server "python benchmarks/harness_peer.py" \
+        --url ws://127.0.0.1:5105/ws/bench --label dashstream --scenario S2
 
 The harness sets PORT, SHAPE and RATE; every scenario uses the stream ``bench`` at
 ``/ws/bench``:

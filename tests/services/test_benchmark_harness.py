@@ -1,0 +1,76 @@
+"""The shipped benchmark, end to end at toy size, so it cannot rot unnoticed: the C load client
+builds with the system compiler, the harness drives dashstream through benchmarks/harness_peer.py
+(S2 in a call of its own, S1, S3 and S4 in another, as compare.sh runs them), and report.py reads
+back what the harness wrote. Figures at this size mean nothing; only that every part still fits.
+
+Not the whole compare.sh: that installs a venv and the peers from the package registries, which
+the suite must not need. tests/unit/test_benchmark_report.py covers the report and the plots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import ROOT, free_port, scaled
+
+HARNESS = ROOT / "benchmarks" / "harness"
+
+
+@pytest.fixture(scope="module")
+def wsload(tmp_path_factory):
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler to build the load client")
+    binary = tmp_path_factory.mktemp("bench-bin") / "wsload"
+    subprocess.run([cc, "-O2", "-Wall", "-o", str(binary), str(HARNESS / "client" / "wsload.c"), "-lm"],
+                   check=True, capture_output=True, timeout=scaled(120))
+    return binary
+
+
+def run_harness(wsload, out, *args: str) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    command = [sys.executable, str(HARNESS / "harness.py"),
+               "--server", f"{sys.executable} benchmarks/harness_peer.py", "--cwd", str(ROOT),
+               "--url", f"ws://127.0.0.1:{free_port()}/ws/bench", "--label", "dashstream", "--runs", "1",
+               "--out", str(out), "--c-client", str(wsload),
+               "--server-cpu", str(cpus[0]), "--client-cpu", str(cpus[-1]),
+               "--quiet-max", "-1", "--settle", "0.2", "--connect-concurrency", "20", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=scaled(120))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ERROR" not in result.stdout, result.stdout + (out / "dashstream.server.log").read_text()
+
+
+def records(out) -> list[dict]:
+    lines = (out / "dashstream.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r.get("type") != "meta"]
+
+
+def test_harness_drives_dashstream_and_the_report_reads_it(wsload, tmp_path):
+    run_harness(wsload, tmp_path, "--scenario", "S2", "--s2-conns", "20", "--s2-rates", "5",
+                "--s2-warmup", "0.5", "--s2-duration", "1")
+    run_harness(wsload, tmp_path, "--scenario", "S1,S3,S4", "--first-run", "1",
+                "--s1-conns", "20", "--s1-hold", "0.5", "--s1-settle", "0.2",
+                "--s3-conns", "20", "--s3-warmup", "0.5", "--s3-duration", "1",
+                "--s4-duration", "1", "--s4-concurrency", "4")
+    by_scenario = {r["scenario"]: r for r in records(tmp_path)}
+    assert set(by_scenario) == {"S1", "S2", "S3", "S4"}
+    s2 = by_scenario["S2"]
+    assert s2["pass"] and s2["client"]["opened"] == 20, s2
+    assert s2["client"]["client_cpu_pct_window"] is not None
+    assert by_scenario["S1"]["client"]["opened"] == 20
+    assert by_scenario["S3"]["client"]["delivered_ratio"] > 0.5
+    assert by_scenario["S4"]["client"]["completed"] > 0
+
+    report = tmp_path / "report.md"
+    subprocess.run([sys.executable, str(HARNESS / "report.py"), "--results", str(tmp_path), "--out", str(report),
+                    "--labels", "dashstream"], check=True, capture_output=True, timeout=scaled(30))
+    text = report.read_text()
+    for heading in ("## S1", "## S2", "## S3", "## S4"):
+        assert heading in text
+    assert "| dashstream | 20 |" in text
