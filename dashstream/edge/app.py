@@ -130,7 +130,8 @@ class DashApp:
         except Exception as error:  # noqa: BLE001 - a bug must cost one request, not leak a traceback
             # One line with the peer; eventlet would otherwise log nothing (log_output off)
             # and answer an empty 500. The path is logged without its query (the token).
-            log.error("%s %s failed peer=%s: %r", method, path, self._peer(environ), error)
+            log.error("%s %s failed peer=%s: %r", method, path, self._peer(environ), error,
+                      extra={"peer": self._peer(environ), "path": path, "method": method, "status": 500})
             body = respond(start_response, "500 Internal Server Error", "internal error\n", TEXT)
         # HEAD: the GET answer's headers (Content-Length included), no body (RFC 9110 9.3.2).
         return [] if method == "HEAD" else body
@@ -147,7 +148,9 @@ class DashApp:
             return
         # The path only: a query string may carry a token (logs.py escapes what it holds).
         log.log(logging.DEBUG if error.quiet else logging.INFO, "%s %s → %s (%s) peer=%s%s",
-                method, path, error.status, error.reason, peer, suppressed_note(suppressed))
+                method, path, error.status, error.reason, peer, suppressed_note(suppressed),
+                extra={"peer": peer, "path": path, "method": method, "status": int(error.status.split()[0]),
+                       **({"suppressed": suppressed} if suppressed else {})})
 
     def _peer(self, environ: dict) -> str:
         """The client for the log: its address and port, or, behind a trusted proxy, the
@@ -361,15 +364,20 @@ class DashApp:
         self.sessions.add(session)
         # Debug: the close line says all of it (peer, path, duration, sent, code), and a line
         # per handshake is a cost a reconnect storm would pay twice.
-        connection_log.debug("open peer=%s path=%s", session.peer, session.path)
+        connection_log.debug("open peer=%s path=%s", session.peer, session.path, extra=session.log_fields())
 
     def _session_closed(self, session: Session) -> None:
         if session in self.sessions:
             self.sessions.discard(session)
             self.admission.release()
+        duration = self.context.clock() - session.opened
         connection_log.info("close peer=%s path=%s duration=%.1fs sent=%d code=%s%s", session.peer, session.path,
-                            self.context.clock() - session.opened, session.sent, session.close_code or "-",
-                            f" reason={session.close_reason!r}" if session.close_reason else "")
+                            duration, session.sent, session.close_code or "-",
+                            f" reason={session.close_reason!r}" if session.close_reason else "",
+                            extra=session.log_fields(duration_s=round(duration, 3), sent=session.sent,
+                                                     code=session.close_code, transport=session.kind,
+                                                     **({"reason": session.close_reason}
+                                                        if session.close_reason else {})))
 
 
 def _unavailable(error: LogUnavailable) -> HTTPError:

@@ -17,7 +17,6 @@ import resource
 import signal
 import socket
 import ssl
-import sys
 import time
 from pathlib import Path
 
@@ -117,17 +116,17 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
                 raise
             # Idle keep-alive connections and browser preconnects end this way too: debug.
             http_log.debug("closed peer=%s: no complete request within --header-timeout %gs",
-                           self._peer(), self.header_timeout)
+                           self._peer(), self.header_timeout, extra={"peer": self._peer()})
             self.close_connection = True
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-            http_log.debug("TLS peer=%s left during the handshake", self._peer())
+            http_log.debug("TLS peer=%s left during the handshake", self._peer(), extra={"peer": self._peer()})
             self.close_connection = True
         except ssl.SSLError as error:  # e.g. plain http:// or ws:// sent to the TLS port
-            http_log.info("TLS failed peer=%s: %s", self._peer(), error.reason or error)
+            http_log.info("TLS failed peer=%s: %s", self._peer(), error.reason or error, extra={"peer": self._peer()})
             self.close_connection = True
         except OSError as error:
             if not self._handed_off:
-                http_log.info("connection failed peer=%s: %s", self._peer(), error)
+                http_log.info("connection failed peer=%s: %s", self._peer(), error, extra={"peer": self._peer()})
             self.close_connection = True
         finally:
             self._header_deadline.cancel()
@@ -247,7 +246,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         # and cut any query string (it may hold the token) before it is logged or echoed.
         detail = without_query(message or phrase).encode("ascii", "backslashreplace").decode()[:200]
         body = f"{code} {phrase}: {detail}\n".encode()
-        http_log.info("%s peer=%s: %s", code, self._peer(), detail)
+        http_log.info("%s peer=%s: %s", code, self._peer(), detail, extra={"peer": self._peer(), "status": code})
         self.close_connection = True
         self._refused = True
         try:
@@ -260,7 +259,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
 
     def log_message(self, format, *args):
         # The stdlib logs request lines to stderr from here; they may hold the token.
-        http_log.info("peer=%s: %s", self._peer(), without_query(format % args))
+        http_log.info("peer=%s: %s", self._peer(), without_query(format % args), extra={"peer": self._peer()})
 
     def finish(self):
         if self._handed_off:
@@ -439,7 +438,8 @@ def run(config: Config, index_path: Path) -> int:
     try:
         listener = bind(config.host, config.port)
     except BindError as error:
-        print(f"dashstream: {error}", file=sys.stderr)
+        # A fatal start error: ERROR, through the log (the same line and format as the rest).
+        log.error("cannot start: %s", error)
         return 1
     if config.certfile is not None:
         # The files were checked when the options were parsed; this only wraps.
