@@ -71,4 +71,6 @@ fi
 . .venv-test/bin/activate
 # The test extra, and every optional driver: the source tests run the real ones.
 python -m pip install --quiet --disable-pip-version-check -e '.[test,all]'
+# The other supported Pythons this machine has: unit tests and a server smoke test on each.
+bash tests/other_pythons.sh
 exec python -m pytest "$@"
