@@ -12,6 +12,7 @@ Routing (eventlet's examples/websocket.py shape: one app, split by path):
     GET  /readyz          200 when ready to serve data; 503 while shutting down, a source or the backplane is down
     GET  /streams         JSON: every stream, its subscribers, state and last message
     GET  /metrics         Prometheus text format (optionally behind --metrics-token)
+    GET  /status          the operator's HTML status page (same token rule as /metrics)
     GET  /dashboard.json  the wall of tiles from [dashboard] (404 without one)
     POST /publish/NAME    publish a JSON object to a `publish` stream (bearer token)
     POST /reload          tell every page that understands control messages to reload
@@ -55,6 +56,7 @@ from dashstream.edge.upgrade import WebSocketEndpoint, wants_websocket
 from dashstream.messages import DEFAULT_STREAM, BadFields, ControlMessage
 from dashstream.ops.log_output import LogLimiter, suppressed_note
 from dashstream.ops.metrics import Metrics, metrics_response
+from dashstream.ops.status_page import RateSampler, last_values, status_response
 from dashstream.protocol.deflate import Deflater, Inflater
 from dashstream.protocol.frames import FrameReader, Message
 from dashstream.sessions.session import Session, SessionContext, describe_peer
@@ -111,7 +113,9 @@ class DashApp:
             "/reload": self._reload,
             "/dashboard.json": self._dashboard,
             "/metrics": self._metrics,
+            "/status": self._status,
         }
+        self._status_rates = RateSampler()  # /status's messages per minute, from its earlier views
 
     # --- WSGI entry -------------------------------------------------------------------
 
@@ -218,6 +222,13 @@ class DashApp:
         if self.metrics is None:
             raise HTTPError("404 Not Found", "no metrics in this server")
         status, headers, body = metrics_response(environ, self.metrics, self.config.metrics_token)
+        return respond(start_response, status, body, dict(headers).pop("Content-Type"),
+                       [header for header in headers if header[0] != "Content-Type"])
+
+    def _status(self, environ: dict, start_response) -> Iterable[bytes]:
+        described = self.backplane.describe_streams([stream.describe() for stream in self.streams.values()])
+        status, headers, body = status_response(environ, described, last_values(self.streams),
+                                                self.config.metrics_token, self._status_rates)
         return respond(start_response, status, body, dict(headers).pop("Content-Type"),
                        [header for header in headers if header[0] != "Content-Type"])
 
