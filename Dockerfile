@@ -65,10 +65,12 @@ EXPOSE 5000
 STOPSIGNAL SIGTERM
 
 # The slim image has no curl; Python's urllib does the same job. It follows
-# DASHSTREAM_PORT, so `-e DASHSTREAM_PORT=8000` keeps the check right; urlopen raises on
-# an error status (503 while shutting down) or after 4 s, and an exception exits 1 =
-# unhealthy.
+# DASHSTREAM_PORT, so `-e DASHSTREAM_PORT=8000` keeps the check right, and the scheme:
+# https when DASHSTREAM_CERTFILE is set (TLS in the container is set by -e, like every
+# option), without verifying the certificate, whose name is the site's, not 127.0.0.1's
+# (the check talks to its own loopback). urlopen raises on an error status (503 while
+# shutting down) or after 4 s, and an exception exits 1 = unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('DASHSTREAM_PORT', '5000'), timeout=4)"]
+    CMD ["python", "-c", "import os, ssl, urllib.request; tls = ssl.create_default_context() if os.environ.get('DASHSTREAM_CERTFILE') else None; tls and (setattr(tls, 'check_hostname', False), setattr(tls, 'verify_mode', ssl.CERT_NONE)); urllib.request.urlopen('%s://127.0.0.1:%s/healthz' % ('https' if tls else 'http', os.environ.get('DASHSTREAM_PORT', '5000')), timeout=4, context=tls)"]
 
 CMD ["python", "server.py"]

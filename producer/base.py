@@ -64,10 +64,16 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Driver:
-    """The importable module a source needs, and the extra that installs it."""
+    """The importable module a source needs, the extra that installs it, and the name of
+    the package on PyPI when it is not the module's (pyzmq installs ``zmq``)."""
 
     module: str
     extra: str
+    package: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.package or self.module
 
     @property
     def install(self) -> str:

@@ -25,7 +25,7 @@ from producer.keys import ConfigProblem, Key, text
 from producer.urls import url_keys
 from producer.values import BadValue, parse_payload
 
-ZMQ = Driver("zmq", "zmq")
+ZMQ = Driver("zmq", "zmq", "pyzmq")
 # Messages queued in the socket before ZeroMQ drops new ones: a screen wants the latest value,
 # and a burst from a fast publisher must not grow without bound while the hub is busy.
 RECEIVE_HWM = 1000

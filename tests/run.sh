@@ -10,8 +10,9 @@ need_apt=()
 # The browser tests drive Debian's chromium through Playwright (which downloads no browser).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # self-signed certificates for the TLS tests
-# tests/services/test_dockerfile.py makes a fresh venv; Debian's own python3 keeps ensurepip in python3-venv.
-python -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# The suite runs in a venv of its own, and tests/services/test_dockerfile.py makes more; Debian's own
+# python3 keeps ensurepip in python3-venv. python3, not python: a stock Debian has no `python`.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # The source tests start their own redis-server and PostgreSQL on free ports (tests/services/__init__.py);
 # Debian keeps initdb in /usr/lib/postgresql/VERSION/bin, off PATH. The reverse-proxy tests run nginx.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
@@ -62,8 +63,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     done
 fi
 
+# The suite's own venv, made once and reused: Debian's pip refuses to install into the
+# system's Python (PEP 668), and the README's `.venv` stays the user's. Activated, so that
+# `python` below and every `sys.executable` the tests start is the venv's.
+[ -x .venv-test/bin/python ] || python3 -m venv .venv-test
+# shellcheck source=/dev/null
+. .venv-test/bin/activate
 # The test extra, and every optional driver: the source tests run the real ones.
 python -m pip install --quiet --disable-pip-version-check -e '.[test,all]'
+# The other supported Pythons this machine has: unit tests and a server smoke test on each.
+bash tests/other_pythons.sh
 # Lint first: a finding fails the run before a test starts (config in pyproject.toml).
 python -m ruff check .
 # Two workers (pytest-xdist), each with its own servers on free ports and its own tmp_path;

@@ -6,7 +6,9 @@
   "nothing to share";
 * ``redis://``, ``rediss://``, ``unix://``: ``redis.RedisBackplane``, one log per stream in
   Redis shared by every instance, one producer per stream across the fleet (a lease),
-  reloads and presence through Redis.
+  reloads and presence through Redis;
+* ``redis+sentinel://HOST:26379,HOST2:26379/MASTER/DB``: the same, on the master that Redis
+  Sentinel names (``sentinel.py``), found again at every reconnect after a failover.
 
 This module only parses the URL and picks the backend; it imports redis-py only when a
 Redis URL is chosen (after ``monkey_patch``), so ``dashstream.config`` can check the option
@@ -18,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 
 from dashstream.backplane.memory import MemoryBackplane
+from dashstream.backplane.sentinel import is_sentinel_url, parse_sentinel_url
 from producer.urls import SecretUrl, parse_url, redact_url
 
 MEMORY = "memory://"
@@ -31,6 +34,11 @@ def parse_backplane_url(text: str) -> str:
     text = text.strip()
     if text.lower() in ("memory", MEMORY):
         return MEMORY
+    if is_sentinel_url(text):
+        parse_sentinel_url(text)  # raises naming what is wrong
+        if importlib.util.find_spec("redis") is None:
+            raise ValueError(f"needs the Python package 'redis', which is not installed: {INSTALL}")
+        return SecretUrl(text)
     parts = parse_url(text, (*REDIS_SCHEMES, "memory"))
     shown = redact_url(text)
     scheme = parts.scheme.lower()

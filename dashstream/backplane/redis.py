@@ -52,6 +52,7 @@ from dashstream.backplane.lease import ContinuedSource, continued_options
 from dashstream.backplane.redis_keys import CONTROL, CONTROL_MAXLEN, REDIS_ERRORS, stream_key
 from dashstream.backplane.redis_keys import text as _text
 from dashstream.backplane.redis_log import RedisLog, entry_from_redis, fresh_part
+from dashstream.backplane.sentinel import redis_client
 from dashstream.messages import Entry
 from dashstream.ops.log_output import LogLimiter, suppressed_note
 from dashstream.streams.log import LogUnavailable, new_epoch
@@ -129,7 +130,7 @@ class RedisBackplane:
         # about as much again as the rest of a command (a PING 108-148 µs pooled, 47-74 µs
         # on its own connection, 25-29 µs by hand: benchmarks/redis_command_cost.py), and
         # those two run once per message.
-        self.commands = redis.Redis.from_url(str(url), socket_timeout=COMMAND_TIMEOUT, **options)
+        self.commands = redis_client(url, socket_timeout=COMMAND_TIMEOUT, **options)
         self.tail_client: Any = None  # made by the tail (redis-py connects such a client at once)
         self._append = self.commands.register_script(APPEND)
         self._producer_appends: dict[str, Any] = {}  # stream -> APPEND on its producer's own connection
@@ -409,7 +410,7 @@ class RedisBackplane:
     def _single(self, timeout: float):
         """A client with one connection of its own, connected now (raises if Redis is away;
         once made, it reconnects by itself on its next command after a failure)."""
-        return redis.Redis.from_url(str(self.url), socket_timeout=timeout, single_connection_client=True,
+        return redis_client(self.url, socket_timeout=timeout, single_connection_client=True,
                                     **self._options)
 
     def _tail_connection(self):

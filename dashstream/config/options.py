@@ -331,7 +331,8 @@ OPTIONS: tuple[Option, ...] = (
            _token, "TOKEN"),
     Option("--max-publish-size", "max_publish_size", "largest POST /publish body, bytes", _positive_int, "BYTES"),
     Option("--backplane", "backplane", "share every shared stream with the other instances started with the same "
-           "URL: redis://HOST:6379/0 (rediss:// for TLS, unix:///path); needs dashstream[redis]",
+           "URL: redis://HOST:6379/0 (rediss:// for TLS, unix:///path, redis+sentinel://HOST:26379,HOST2:26379/"
+           "MASTER/DB); needs dashstream[redis]",
            _backplane, "URL", default_text="none: one process, streams in memory"),
     Option("--state", "state", "keep every shared stream's epoch, seq, last value and history in this SQLite file "
            "across restarts (created if missing; one server per file)", _optional_path, "PATH",

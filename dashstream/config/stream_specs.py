@@ -14,7 +14,9 @@ it needs are declared by the source class itself (``producer/base.py``), found b
 4. ``check``: the source's rules between keys (``min_wait <= max_wait``, one of
    ``channel``/``pattern``, ``listen`` only with PostgreSQL);
 5. the driver: a source whose Python package is not installed is refused with the
-   ``pip install`` line that adds it.
+   ``pip install`` line that adds it. A file's streams are all read first, and every
+   missing driver is named in one error (``missing_drivers_error``): one run tells the
+   whole list, not one driver per run.
 
 File shape (see streams.example.toml)::
 
@@ -78,8 +80,11 @@ def driver_installed(driver: Driver) -> bool:
 
 def spec_from_table(name: str, table: Mapping[str, Any], where: str,
                     defaults: Mapping[str, Any] | None = None,
-                    environ: Mapping[str, str] | None = None) -> StreamSpec:
-    """Validate one stream's table. ``where`` prefixes every message (file name)."""
+                    environ: Mapping[str, str] | None = None,
+                    missing: list[tuple[str, Driver]] | None = None) -> StreamSpec:
+    """Validate one stream's table. ``where`` prefixes every message (file name). With a
+    ``missing`` list, a driver that is not installed is added to it (stream name, driver)
+    instead of refused, so that the caller can name them all at once."""
 
     def fail(key: str | None, reason: str) -> StreamConfigError:
         place = f"{where}: stream {name!r}" + (f", key {key!r}" if key else "")
@@ -122,7 +127,9 @@ def spec_from_table(name: str, table: Mapping[str, Any], where: str,
     needed = cls.driver(options)
     if needed is not None and not driver_installed(needed[1]):
         key, driver = needed
-        raise fail(key, f"needs the Python package {driver.module!r}, which is not installed: {driver.install}")
+        if missing is None:
+            raise fail(key, f"needs the Python package {driver.module!r}, which is not installed: {driver.install}")
+        missing.append((name, driver))
     # A source without a `shared` key exists once, for everyone (no private variant).
     shared = options.pop("shared", True)
     return StreamSpec(name=name, source=source, shared=bool(shared), options=options, history=history,
@@ -155,7 +162,24 @@ def load_stream_file(path: str, defaults: Mapping[str, Any] | None = None,
     streams = document.get("streams", {})
     if not isinstance(streams, Mapping) or not streams:
         raise StreamConfigError(f"{path}: no streams; define at least one [streams.NAME] table")
-    return [spec_from_table(name, table, path, defaults, environ) for name, table in streams.items()]
+    missing: list[tuple[str, Driver]] = []
+    specs = [spec_from_table(name, table, path, defaults, environ, missing) for name, table in streams.items()]
+    if missing:
+        raise missing_drivers_error(path, missing)
+    return specs
+
+
+def missing_drivers_error(where: str, missing: list[tuple[str, Driver]]) -> StreamConfigError:
+    """``FILE: needs psycopg2 (dashstream[sql]) for 'orders_db', redis (dashstream[redis])
+    for 'orders', 'regions': pip install 'dashstream[sql,redis]'``: each driver once, in the
+    order the file first needs it, with the streams that need it."""
+    streams_of: dict[Driver, list[str]] = {}
+    for name, driver in missing:
+        streams_of.setdefault(driver, []).append(name)
+    needs = ", ".join(f"{driver.name} (dashstream[{driver.extra}]) for {', '.join(map(repr, names))}"
+                      for driver, names in streams_of.items())
+    extras = ",".join(dict.fromkeys(driver.extra for driver in streams_of))
+    return StreamConfigError(f"{where}: needs {needs}: pip install 'dashstream[{extras}]'")
 
 
 def parse_stream_flag(text: str, defaults: Mapping[str, Any] | None = None,

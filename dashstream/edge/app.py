@@ -13,6 +13,7 @@ Routing (eventlet's examples/websocket.py shape: one app, split by path), from o
     GET  /readyz          200 when ready to serve data; 503 while shutting down, a source or the backplane is down
     GET  /streams         JSON: every stream, its subscribers, state and last message
     GET  /metrics         Prometheus text format (optionally behind --metrics-token)
+    GET  /status          the operator's HTML status page (same token rule as /metrics)
     GET  /dashboard.json  the wall of tiles from [dashboard] (no tiles without one)
     POST /publish/NAME    publish a JSON object (or a bare number or string) to a `publish` stream (bearer token)
     POST /reload          tell every page that understands control messages to reload
@@ -71,6 +72,7 @@ from dashstream.edge.upgrade import WebSocketEndpoint, wants_websocket
 from dashstream.messages import DEFAULT_STREAM, BadFields, ControlMessage
 from dashstream.ops.log_output import LogLimiter, suppressed_note
 from dashstream.ops.metrics import Metrics
+from dashstream.ops.status_page import RateSampler, last_values, status_response
 from dashstream.protocol.deflate import Deflater, Inflater
 from dashstream.protocol.frames import STREAM_SOCKET_DATA_BUDGET, FrameReader, Message
 from dashstream.sessions.session import Session, SessionContext, describe_peer
@@ -125,6 +127,7 @@ class DashApp:
         # hammering 404s must not be able to flood the log (the rest are counted).
         self._refusal_lines = LogLimiter(60.0)
         self._endpoint = WebSocketEndpoint(compression=config.compression, send_buffer=config.send_buffer)
+        self._status_rates = RateSampler()  # /status's messages per minute, from its earlier views
         self.routes = self._route_table()
 
     def _route_table(self) -> RouteTable:
@@ -138,6 +141,7 @@ class DashApp:
             Route("/reload", self._reload),
             Route("/dashboard.json", self._dashboard),
             Route("/metrics", self._metrics),
+            Route("/status", self._status),
             *echo,
             Route("/ws", _upgrade_required, websocket=self._several_streams),
             Route("/ws/", self._named_stream_http, websocket=self._named_stream, prefix=True),
@@ -163,7 +167,8 @@ class DashApp:
         except Exception as error:  # noqa: BLE001 - a bug must cost one request, not leak a traceback
             # One line with the peer; eventlet would otherwise log nothing (log_output off)
             # and answer an empty 500. The path is logged without its query (the token).
-            log.error("%s %s failed peer=%s: %r", method, path, self._peer(environ), error)
+            log.error("%s %s failed peer=%s: %r", method, path, self._peer(environ), error,
+                      extra={"peer": self._peer(environ), "path": path, "method": method, "status": 500})
             body = respond(start_response, "500 Internal Server Error", "internal error\n", TEXT)
         # HEAD: the GET answer's headers (Content-Length included), no body (RFC 9110 9.3.2).
         return [] if method == "HEAD" else body
@@ -180,7 +185,9 @@ class DashApp:
             return
         # The path only: a query string may carry a token (``ops/log_output.py`` escapes what it holds).
         log.log(logging.DEBUG if error.quiet else logging.INFO, "%s %s → %s (%s) peer=%s%s",
-                method, path, error.status, error.reason, peer, suppressed_note(suppressed))
+                method, path, error.status, error.reason, peer, suppressed_note(suppressed),
+                extra={"peer": peer, "path": path, "method": method, "status": int(error.status.split()[0]),
+                       **({"suppressed": suppressed} if suppressed else {})})
 
     def _peer(self, environ: dict) -> str:
         """The client for the log: its address and port, or, behind a trusted proxy, the
@@ -248,6 +255,13 @@ class DashApp:
         if self.metrics is None:
             raise HTTPError("404 Not Found", "no metrics in this server")
         status, headers, body = metrics_response(environ, self.metrics, self.config.metrics_token)
+        return respond(start_response, status, body, dict(headers).pop("Content-Type"),
+                       [header for header in headers if header[0] != "Content-Type"])
+
+    def _status(self, environ: dict, start_response) -> Iterable[bytes]:
+        described = self.backplane.describe_streams([stream.describe() for stream in self.streams.values()])
+        status, headers, body = status_response(environ, described, last_values(self.streams),
+                                                self.config.metrics_token, self._status_rates)
         return respond(start_response, status, body, dict(headers).pop("Content-Type"),
                        [header for header in headers if header[0] != "Content-Type"])
 
@@ -413,15 +427,20 @@ class DashApp:
         self.state.sessions.add(session)
         # Debug: the close line says all of it (peer, path, duration, sent, code), and a line
         # per handshake is a cost a reconnect storm would pay twice.
-        connection_log.debug("open peer=%s path=%s", session.peer, session.path)
+        connection_log.debug("open peer=%s path=%s", session.peer, session.path, extra=session.log_fields())
 
     def _session_closed(self, session: Session) -> None:
         if session in self.state.sessions:
             self.state.sessions.discard(session)
             self.admission.release()
+        duration = self.context.clock() - session.opened
         connection_log.info("close peer=%s path=%s duration=%.1fs sent=%d code=%s%s", session.peer, session.path,
-                            self.context.clock() - session.opened, session.sent, session.close_code or "-",
-                            f" reason={session.close_reason!r}" if session.close_reason else "")
+                            duration, session.sent, session.close_code or "-",
+                            f" reason={session.close_reason!r}" if session.close_reason else "",
+                            extra=session.log_fields(duration_s=round(duration, 3), sent=session.sent,
+                                                     code=session.close_code, transport=session.kind,
+                                                     **({"reason": session.close_reason}
+                                                        if session.close_reason else {})))
 
 
 def _upgrade_required(environ: dict, start_response) -> Iterable[bytes]:

@@ -117,17 +117,17 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
                 raise
             # Idle keep-alive connections and browser preconnects end this way too: debug.
             http_log.debug("closed peer=%s: no complete request within --header-timeout %gs",
-                           self._peer(), self.header_timeout)
+                           self._peer(), self.header_timeout, extra={"peer": self._peer()})
             self.close_connection = True
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-            http_log.debug("TLS peer=%s left during the handshake", self._peer())
+            http_log.debug("TLS peer=%s left during the handshake", self._peer(), extra={"peer": self._peer()})
             self.close_connection = True
         except ssl.SSLError as error:  # e.g. plain http:// or ws:// sent to the TLS port
-            http_log.info("TLS failed peer=%s: %s", self._peer(), error.reason or error)
+            http_log.info("TLS failed peer=%s: %s", self._peer(), error.reason or error, extra={"peer": self._peer()})
             self.close_connection = True
         except OSError as error:
             if not self._handed_off:
-                http_log.info("connection failed peer=%s: %s", self._peer(), error)
+                http_log.info("connection failed peer=%s: %s", self._peer(), error, extra={"peer": self._peer()})
             self.close_connection = True
         finally:
             self._header_deadline.cancel()
@@ -256,7 +256,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         # and cut any query string (it may hold the token) before it is logged or echoed.
         detail = without_query(message or phrase).encode("ascii", "backslashreplace").decode()[:200]
         body = f"{code} {phrase}: {detail}\n".encode()
-        http_log.info("%s peer=%s: %s", code, self._peer(), detail)
+        http_log.info("%s peer=%s: %s", code, self._peer(), detail, extra={"peer": self._peer(), "status": code})
         self.close_connection = True
         self._refused = True
         try:
@@ -269,7 +269,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
 
     def log_message(self, format, *args):
         # The stdlib logs request lines to stderr from here; they may hold the token.
-        http_log.info("peer=%s: %s", self._peer(), without_query(format % args))
+        http_log.info("peer=%s: %s", self._peer(), without_query(format % args), extra={"peer": self._peer()})
 
     def finish(self):
         if self._handed_off:

@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -111,7 +110,8 @@ class Server:
         try:
             self.listener = serve.listen(self.config)
         except serve.BindError as error:
-            print(f"dashstream: {error}", file=sys.stderr)
+            # A fatal start error: ERROR, through the log (the same line and format as the rest).
+            log.error("cannot start: %s", error)
             durable.close()
             return 1
         self.startup(durable)

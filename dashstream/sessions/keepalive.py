@@ -66,7 +66,7 @@ class Keepalive:
                 continue  # answered
             self.discard(session)
             log.warning("keepalive ping timeout peer=%s path=%s: no pong within %ss",
-                        session.peer, session.path, self.timeout)
+                        session.peer, session.path, self.timeout, extra={"peer": session.peer, "path": session.path})
             if self._metrics is not None:
                 self._metrics.keepalive_timeout()
             session.close(CLOSE_INTERNAL, "keepalive ping timeout")

@@ -57,6 +57,10 @@ class Subscribed(Protocol):
 
     multi: bool  # the connection carries several streams: frames name the stream
 
+    @property
+    def stream_name(self) -> str:
+        """The stream's name, for the session's log lines."""
+
     def missed(self) -> None:
         """A message of this stream was dropped with none queued to carry the gap signal."""
 
@@ -106,7 +110,7 @@ class Session:
                  "close_code", "close_reason", "subscriptions", "on_end", "keepalive", "next_ping", "ping_sent_at",
                  "last_pong", "_pending", "_pending_data", "_pending_bytes", "_head_sent", "_behind_since",
                  "_progress_at", "_write_watch", "_closing_since", "_close_sent_at", "_close_when_flushed",
-                 "_watched", "_dropping_since", "_last_drop", "peer_done", "__weakref__")
+                 "_watched", "_dropping_since", "_last_drop", "peer_done", "_stream_names", "__weakref__")
 
     kind = "session"
     expects_pong = False
@@ -124,6 +128,7 @@ class Session:
         self.close_code: int | None = None
         self.close_reason = ""
         self.subscriptions: list["Subscribed"] = []
+        self._stream_names: tuple[str, ...] = ()  # kept past the unsubscribe, for the close line
         self.on_end: list[Callable[[], None]] = []  # e.g. stop a private producer
         # Keepalive (pings or heartbeats) and its stamps (see keepalive.py).
         self.keepalive = None
@@ -267,7 +272,7 @@ class Session:
         try:
             self._flush()
         except Exception:  # a bug in one session must not take the hub down
-            log.exception("write failed peer=%s path=%s", self.peer, self.path)
+            log.exception("write failed peer=%s path=%s", self.peer, self.path, extra=self.log_fields())
             self._teardown()
 
     def _flush(self) -> None:
@@ -361,7 +366,7 @@ class Session:
 
     def _write_timed_out(self) -> None:
         log.warning("write timeout peer=%s path=%s: nothing could be written for %ss; connection dropped",
-                    self.peer, self.path, self.ctx.write_timeout)
+                    self.peer, self.path, self.ctx.write_timeout, extra=self.log_fields())
         if self.ctx.metrics is not None:
             self.ctx.metrics.write_timeout()
         self.close_code, self.close_reason = 1006, "write timeout"
@@ -369,8 +374,10 @@ class Session:
 
     def _slow(self) -> None:
         started = min(filter(None, (self._behind_since, self._dropping_since)))
+        behind = self.ctx.clock() - started
         log.warning("slow subscriber peer=%s path=%s: behind for %.1fs, %d message(s) dropped; closing 1008",
-                    self.peer, self.path, self.ctx.clock() - started, self.dropped)
+                    self.peer, self.path, behind, self.dropped,
+                    extra=self.log_fields(behind_s=round(behind, 3), dropped=self.dropped, code=1008))
         for subscription in self.subscriptions:
             subscription.count_slow_closed()
         if self.ctx.metrics is not None:
@@ -415,7 +422,19 @@ class Session:
         self._pending = kept
         self._pending_data = 0
 
+    def log_fields(self, **more) -> dict:
+        """This connection's log fields (``extra=``): JSON keys with ``--log-format json``,
+        while the text format keeps saying them in the message. ``stream`` is the stream's
+        name, or the names comma-separated for a connection that carries several."""
+        names = tuple(subscription.stream_name for subscription in self.subscriptions) or self._stream_names
+        fields = {"peer": self.peer, "path": self.path}
+        if names:
+            fields["stream"] = ",".join(names)
+        fields.update(more)
+        return fields
+
     def _unsubscribe(self) -> None:
+        self._stream_names = self._stream_names or tuple(s.stream_name for s in self.subscriptions)
         for subscription in self.subscriptions:
             subscription.cancel()
         self.subscriptions = []
@@ -426,7 +445,7 @@ class Session:
     def _lost(self, error: BaseException) -> None:
         """The socket failed under us: the peer is gone (or a real error, logged)."""
         if not peer_gone(error):
-            log.error("socket error peer=%s path=%s: %r", self.peer, self.path, error)
+            log.error("socket error peer=%s path=%s: %r", self.peer, self.path, error, extra=self.log_fields())
         if self.close_code is None:
             self.close_code = 1006
         self._teardown()

@@ -51,6 +51,10 @@ class Subscription:
         self.gap = False  # the next entry must carry the gap signal
         self.priming: list | None = None
 
+    @property
+    def stream_name(self) -> str:
+        return self.stream.name
+
     def deliver(self, entry: "Entry") -> None:
         if entry.epoch == self.epoch:
             if entry.seq <= self.last_seq:

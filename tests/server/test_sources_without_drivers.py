@@ -42,7 +42,7 @@ def test_the_server_exits_2_naming_file_stream_key_and_pip_line_when_a_driver_is
     result = subprocess.run([sys.executable, without_drivers(tmp_path), "--config", str(config)], cwd=ROOT,
                             capture_output=True, text=True, timeout=scaled(10))
     assert result.returncode == 2, result.stderr
-    assert f"{config}: stream 'orders', key 'source': needs the Python package 'redis'" in result.stderr
+    assert f"{config}: needs redis (dashstream[redis]) for 'orders': pip install" in result.stderr
     assert "pip install 'dashstream[redis]'" in result.stderr and "Traceback" not in result.stderr
 
 

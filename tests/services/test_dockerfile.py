@@ -15,10 +15,12 @@ import json
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sysconfig
 import tempfile
 import tomllib
+import urllib.request
 from pathlib import Path, PurePosixPath
 
 import dockerfile
@@ -70,18 +72,23 @@ class ContainerProcess:
     def __init__(self, image: Image, env: dict[str, str] | None = None):
         self.port = free_port()
         self.address = {"DASHSTREAM_HOST": LOOPBACK, "DASHSTREAM_PORT": str(self.port)}
+        self.env = env or {}  # more `docker run -e`, e.g. the TLS files
         self._log = tempfile.TemporaryFile()
-        self.proc = image.popen(image.cmd, {**self.address, **(env or {})}, stdin=subprocess.DEVNULL,
+        self.proc = image.popen(image.cmd, {**self.address, **self.env}, stdin=subprocess.DEVNULL,
                                 stdout=self._log, stderr=subprocess.STDOUT)
         wait_until(self._ready, timeout=15, message=f"CMD answering /healthz on {self.port}")
 
     @property
     def http(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{'https' if self.env.get('DASHSTREAM_CERTFILE') else 'http'}://{LOOPBACK}:{self.port}"
 
     def _ready(self) -> bool:
         assert self.proc.poll() is None, f"CMD exited {self.proc.returncode}:\n{self.output()}"
         try:
+            if self.http.startswith("https:"):  # the test's self-signed certificate
+                unverified = ssl._create_unverified_context()
+                with urllib.request.urlopen(self.http + "/healthz", timeout=2, context=unverified) as answer:
+                    return answer.status == 200
             return http_get(self.http + "/healthz", timeout=2)[0] == 200
         except OSError:
             return False
@@ -108,12 +115,13 @@ def container(image):
     process.stop()
 
 
-def run_healthcheck(image: Image, port: int) -> subprocess.CompletedProcess:
-    """The HEALTHCHECK command as the engine runs it: in the container, with its env,
-    killed when it overruns --timeout (Docker then counts the check as failed)."""
+def run_healthcheck(image: Image, port: int, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The HEALTHCHECK command as the engine runs it: in the container, with its env
+    (the container's `-e` values too), killed when it overruns --timeout (Docker then
+    counts the check as failed)."""
     return subprocess.run(
         image.healthcheck, cwd=image.path(image.workdir),
-        env=image.run_env({"DASHSTREAM_HOST": LOOPBACK, "DASHSTREAM_PORT": str(port)}),
+        env=image.run_env({"DASHSTREAM_HOST": LOOPBACK, "DASHSTREAM_PORT": str(port), **(env or {})}),
         stdin=subprocess.DEVNULL, capture_output=True, text=True,
         timeout=duration_seconds(image.healthcheck_flags["timeout"]),
     )
@@ -247,6 +255,31 @@ def test_healthcheck_passes_on_a_live_server_and_fails_without_one(image, contai
     unhealthy = run_healthcheck(image, container.port)
     assert unhealthy.returncode != 0
     assert "Connection refused" in unhealthy.stderr
+
+
+def test_healthcheck_follows_the_servers_scheme_with_and_without_tls(image, tmp_path):
+    """`-e DASHSTREAM_CERTFILE=... -e DASHSTREAM_KEYFILE=...`: the container serves https
+    only, and the check must speak it (a plain-http check gets RemoteDisconnected there)."""
+    from tests.nginx import self_signed_certificate
+
+    cert, key = self_signed_certificate(tmp_path)
+    tls = {"DASHSTREAM_CERTFILE": str(cert), "DASHSTREAM_KEYFILE": str(key)}
+    served = ContainerProcess(image, tls)
+    try:
+        assert served.http.startswith("https:")
+        healthy = run_healthcheck(image, served.port, tls)
+        assert healthy.returncode == 0, healthy.stderr + served.output()
+        # The same check without the TLS variables is plain http: refused by this server.
+        assert run_healthcheck(image, served.port).returncode != 0
+    finally:
+        served.stop()
+    plain = ContainerProcess(image)
+    try:
+        assert run_healthcheck(image, plain.port).returncode == 0
+        # and with them it speaks TLS to a plain server, which fails: the scheme is followed
+        assert run_healthcheck(image, plain.port, tls).returncode != 0
+    finally:
+        plain.stop()
 
 
 def test_stop_signal_closes_clients_with_1001_and_exits_0(image, container):

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(240)
 
 # What a clean checkout does not have; everything else is copied, so a file the build
 # needs but git does not track would still be caught by CI's fresh clone.
-NOT_SOURCE = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "build", "dist", "*.egg-info", ".venv",
+NOT_SOURCE = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "build", "dist", "*.egg-info", ".venv*",
                                     "test-artifacts", "mutants", ".pytest_cache", ".hypothesis")
 
 
