@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 from dashstream.messages import ControlMessage
 from producer.base import DOWN, UP
 
-log = logging.getLogger("dashstream.backplane")
+logger = logging.getLogger("dashstream.backplane")
 
 
 @runtime_checkable
@@ -80,7 +80,7 @@ class BackplaneHealth:
     """Up or down, since when and why; broadcast to control clients on every change."""
 
     def __init__(self, name: str, sessions: Callable[[], Iterable[Any]] = tuple,
-                 clock: Callable[[], float] = time.time, logger: logging.Logger = log):
+                 clock: Callable[[], float] = time.time, logger: logging.Logger = logger):
         self.name = name  # for log lines: the redacted URL
         self.sessions = sessions
         self.clock = clock

@@ -26,7 +26,7 @@ from dashstream.backplane.lease import START, STOP, LeasedProducer, LeaseKeeper
 from dashstream.backplane.redis_keys import CONTROL, CONTROL_MAXLEN, INSTANCES, PREFIX, REDIS_ERRORS, stream_key, text
 from dashstream.backplane.redis_log import entry_from_redis
 
-log = logging.getLogger("dashstream.backplane")
+logger = logging.getLogger("dashstream.backplane")
 
 LEASE_TTL = 5.0  # a dead holder's producer is taken over within this
 PRESENCE_INTERVAL = 2.0
@@ -163,7 +163,7 @@ class Fleet:
             granted, holder, remaining = self._lease(keys=[leased.lease_key],
                                                      args=[self.instance, int(self.lease_ttl * 1000)])
         except (*REDIS_ERRORS, redis.RedisError) as error:
-            log.debug("lease of stream %r: %s", leased.stream.name, error)
+            logger.debug("lease of stream %r: %s", leased.stream.name, error)
             action = leased.keeper.asked(at, None)
         else:
             action = leased.keeper.asked(at, bool(granted), text(holder) if holder else None,
@@ -198,7 +198,7 @@ class Fleet:
             pipe.sadd(INSTANCES, self.instance)
             pipe.execute()
         except (*REDIS_ERRORS, redis.RedisError) as error:
-            log.debug("presence not written: %s", error)
+            logger.debug("presence not written: %s", error)
 
     def census(self) -> tuple[dict[str, dict[str, int]], dict[str, str | None]]:
         """Every live instance's counts (ours live, not as last written) and every leased

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from producer.base import Source
 
-log = logging.getLogger("dashstream.backplane")
+logger = logging.getLogger("dashstream.backplane")
 
 START, STOP = "start", "stop"
 # Jitter added to a waiting instance's next try after the holder's expiry, seconds.
@@ -158,17 +158,17 @@ class LeasedProducer:
 
     def begin(self, last_fields: Mapping[str, Any] | None) -> None:
         if self.handle is None and self.started:
-            log.info("stream %r: this instance holds the lease and runs its producer", self.name)
+            logger.info("stream %r: this instance holds the lease and runs its producer", self.name)
             self.handle = self._run(last_fields)
 
     def end(self, why: str) -> None:
         handle, self.handle = self.handle, None
         if handle is not None:
-            log.info("stream %r: producer stopped here (%s)", self.name, why)
+            logger.info("stream %r: producer stopped here (%s)", self.name, why)
             try:
                 handle.stop()
             except Exception:  # stopping must finish
-                log.exception("stream %r: stopping the producer failed", self.name)
+                logger.exception("stream %r: stopping the producer failed", self.name)
 
 
 class ContinuedSource(Source):

@@ -68,7 +68,7 @@ try:
 except ImportError as missing:  # pragma: no cover - config.py refuses --backplane without it
     raise ImportError(f"--backplane needs the Python package 'redis': {INSTALL}") from missing
 
-log = logging.getLogger("dashstream.backplane")
+logger = logging.getLogger("dashstream.backplane")
 
 CONNECT_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 3.0  # a command that takes longer means the connection is dead
@@ -245,7 +245,7 @@ class RedisBackplane:
         self._synced = False
         reason = self._reason(error)
         if not self.health.set(DOWN, reason):
-            log.debug("backplane %s: still down: %s", self.shown, reason)
+            logger.debug("backplane %s: still down: %s", self.shown, reason)
         self.fleet.lost()
 
     def _went_up(self) -> None:
@@ -273,7 +273,7 @@ class RedisBackplane:
                 self._went_down(error)
                 runtime.sleep(self._backoff.next_delay())
             except Exception as error:  # a bug must not end the tail for good
-                log.exception("backplane %s: the tail failed", self.shown)
+                logger.exception("backplane %s: the tail failed", self.shown)
                 self._went_down(error)
                 runtime.sleep(self._backoff.next_delay())
 
@@ -464,7 +464,7 @@ class RedisBackplane:
                       approximate=False)
             pipe.execute()
         except (*REDIS_ERRORS, redis.RedisError) as error:
-            log.debug("could not share the state of stream %r: %s", stream.name, error)
+            logger.debug("could not share the state of stream %r: %s", stream.name, error)
 
     def _apply_health(self, stream, fields: Mapping) -> None:
         fields = {_text(k): _text(v) for k, v in fields.items()}
@@ -528,10 +528,10 @@ class RedisBackplane:
         except (*REDIS_ERRORS, redis.RedisError):
             return
         if policy and policy != "noeviction":
-            log.warning("backplane %s: Redis has maxmemory-policy %s; set it to noeviction, or Redis may drop a "
+            logger.warning("backplane %s: Redis has maxmemory-policy %s; set it to noeviction, or Redis may drop a "
                         "stream's log (its screens then get the gap signal)", self.shown, policy)
 
     def _limited(self, key, message: str, *args) -> None:
         suppressed = self._failures.allow(key)
         if suppressed is not None:
-            log.warning(message + "%s", *args, suppressed_note(suppressed))
+            logger.warning(message + "%s", *args, suppressed_note(suppressed))

@@ -19,7 +19,7 @@ runs with ``--backplane redis://...``. It is two things:
   that this tail has not read yet) or from an unknown epoch asks Redis, atomically.
 
 Nothing in this module does I/O itself or knows redis-py: the store does, so the rules here
-are tested with a fake store (``tests/test_redis_log.py``).
+are tested with a fake store (``tests/unit/test_redis_log.py``).
 """
 
 from __future__ import annotations

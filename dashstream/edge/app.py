@@ -87,8 +87,8 @@ from producer.base import DOWN
 if TYPE_CHECKING:  # pragma: no cover - the configuration sits above the edge (it checks edge rules)
     from dashstream.config.options import Config
 
-log = logging.getLogger("dashstream.http")
-connection_log = logging.getLogger("dashstream.connection")
+logger = logging.getLogger("dashstream.http")
+connection_logger = logging.getLogger("dashstream.connection")
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -167,7 +167,7 @@ class DashApp:
         except Exception as error:  # noqa: BLE001 - a bug must cost one request, not leak a traceback
             # One line with the peer; eventlet would otherwise log nothing (log_output off)
             # and answer an empty 500. The path is logged without its query (the token).
-            log.error("%s %s failed peer=%s: %r", method, path, self._peer(environ), error,
+            logger.error("%s %s failed peer=%s: %r", method, path, self._peer(environ), error,
                       extra={"peer": self._peer(environ), "path": path, "method": method, "status": 500})
             body = respond(start_response, "500 Internal Server Error", "internal error\n", TEXT)
         # HEAD: the GET answer's headers (Content-Length included), no body (RFC 9110 9.3.2).
@@ -184,7 +184,7 @@ class DashApp:
         if suppressed is None:
             return
         # The path only: a query string may carry a token (``ops/log_output.py`` escapes what it holds).
-        log.log(logging.DEBUG if error.quiet else logging.INFO, "%s %s → %s (%s) peer=%s%s",
+        logger.log(logging.DEBUG if error.quiet else logging.INFO, "%s %s → %s (%s) peer=%s%s",
                 method, path, error.status, error.reason, peer, suppressed_note(suppressed),
                 extra={"peer": peer, "path": path, "method": method, "status": int(error.status.split()[0]),
                        **({"suppressed": suppressed} if suppressed else {})})
@@ -427,14 +427,14 @@ class DashApp:
         self.state.sessions.add(session)
         # Debug: the close line says all of it (peer, path, duration, sent, code), and a line
         # per handshake is a cost a reconnect storm would pay twice.
-        connection_log.debug("open peer=%s path=%s", session.peer, session.path, extra=session.log_fields())
+        connection_logger.debug("open peer=%s path=%s", session.peer, session.path, extra=session.log_fields())
 
     def _session_closed(self, session: Session) -> None:
         if session in self.state.sessions:
             self.state.sessions.discard(session)
             self.admission.release()
         duration = self.context.clock() - session.opened
-        connection_log.info("close peer=%s path=%s duration=%.1fs sent=%d code=%s%s", session.peer, session.path,
+        connection_logger.info("close peer=%s path=%s duration=%.1fs sent=%d code=%s%s", session.peer, session.path,
                             duration, session.sent, session.close_code or "-",
                             f" reason={session.close_reason!r}" if session.close_reason else "",
                             extra=session.log_fields(duration_s=round(duration, 3), sent=session.sent,

@@ -1,6 +1,6 @@
 """Which streams a connection asks for: a path and a query string -> streams and resume points.
 
-Pure parsing, no I/O, so every rule is a unit test (tests/test_targets.py). Forms:
+Pure parsing, no I/O, so every rule is a unit test (tests/unit/test_subscribe_query.py). Forms:
 
 * ``/`` (the default stream) and ``/ws/NAME``, resumed with ``?seq=N&epoch=E``;
 * ``/ws?streams=a,b,c`` (several streams on one socket, at most ``MAX_STREAMS`` names, each

@@ -60,7 +60,7 @@ BATCH = 512
 # Seconds the writer lets records gather after the first of a batch arrives.
 BATCH_WAIT = 0.05
 
-log = logging.getLogger("dashstream.logs")
+logger = logging.getLogger("dashstream.logs")
 
 # --- escaping -------------------------------------------------------------------------------
 
@@ -257,7 +257,7 @@ class DroppingQueueHandler(logging.handlers.QueueHandler):
     def _dropped_note(count: int) -> logging.LogRecord:
         message = (f"{count} log lines dropped: the log output was not keeping up "
                    "(logging never makes the server wait)")
-        return logging.makeLogRecord({"name": log.name, "levelno": logging.WARNING, "levelname": "WARNING",
+        return logging.makeLogRecord({"name": logger.name, "levelno": logging.WARNING, "levelname": "WARNING",
                                       "msg": message, "message": message, "created": time.time()})
 
     def take_dropped_note(self) -> logging.LogRecord | None:
@@ -452,7 +452,7 @@ class LogLimiter:
 
         suppressed = limiter.allow(peer)
         if suppressed is not None:
-            log.info("404 %s peer=%s%s", path, peer, suppressed_note(suppressed))
+            logger.info("404 %s peer=%s%s", path, peer, suppressed_note(suppressed))
 
     Memory is bounded: a key whose interval is over and that has nothing to tell is
     forgotten (it is the same as a new key), and past ``max_keys`` the least recently

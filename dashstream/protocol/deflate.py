@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from dashstream.protocol.frames import CLOSE_TOO_BIG, Violation
 
-log = logging.getLogger("dashstream.http")
+logger = logging.getLogger("dashstream.http")
 
 EXTENSION = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"  # RFC 7692 7.2.1: removed from the end of every compressed message
@@ -107,7 +107,7 @@ def negotiate(header: str | None) -> DeflateParams | None:
         try:
             return _parse_offer(params)
         except ValueError as error:
-            log.debug("permessage-deflate offer declined: %s", error)
+            logger.debug("permessage-deflate offer declined: %s", error)
             continue  # a later, valid offer may still be taken
     return None
 

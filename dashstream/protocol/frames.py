@@ -4,7 +4,7 @@ The shape of websockets' ``protocol.py``: a ``FrameReader`` is fed whatever ``re
 and answers with the events those bytes completed (``Message``, ``Ping``, ``Pong``,
 ``PeerClose``, ``Failure``); the ``*_frame`` functions build the bytes to send. Nothing here
 blocks, sleeps, reads a clock or touches a socket, so every rule is tested by feeding bytes
-(tests/test_protocol.py), and the one reader serves the WebSocket session's hub callback,
+(tests/unit/test_frames.py), and the one reader serves the WebSocket session's hub callback,
 which needs no parked green thread per connection.
 
 We weighed wsproto and websockets' sans-I/O ``Protocol`` and kept our own reader: the

@@ -38,8 +38,8 @@ from dashstream.server.request_pool import FirstBytes, RequestPool
 
 _original_socket = patcher.original("socket")
 
-log = logging.getLogger("dashstream")
-http_log = logging.getLogger("dashstream.http")
+logger = logging.getLogger("dashstream")
+http_logger = logging.getLogger("dashstream.http")
 
 # Signals, with what each does. The first is a graceful stop; a second one while we are
 # still stopping means "now": the process exits at once with status 1 (uvicorn's rule).
@@ -116,18 +116,19 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             if timeout is not self._header_deadline:
                 raise
             # Idle keep-alive connections and browser preconnects end this way too: debug.
-            http_log.debug("closed peer=%s: no complete request within --header-timeout %gs",
+            http_logger.debug("closed peer=%s: no complete request within --header-timeout %gs",
                            self._peer(), self.header_timeout, extra={"peer": self._peer()})
             self.close_connection = True
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-            http_log.debug("TLS peer=%s left during the handshake", self._peer(), extra={"peer": self._peer()})
+            http_logger.debug("TLS peer=%s left during the handshake", self._peer(), extra={"peer": self._peer()})
             self.close_connection = True
         except ssl.SSLError as error:  # e.g. plain http:// or ws:// sent to the TLS port
-            http_log.info("TLS failed peer=%s: %s", self._peer(), error.reason or error, extra={"peer": self._peer()})
+            http_logger.info("TLS failed peer=%s: %s", self._peer(), error.reason or error,
+                             extra={"peer": self._peer()})
             self.close_connection = True
         except OSError as error:
             if not self._handed_off:
-                http_log.info("connection failed peer=%s: %s", self._peer(), error, extra={"peer": self._peer()})
+                http_logger.info("connection failed peer=%s: %s", self._peer(), error, extra={"peer": self._peer()})
             self.close_connection = True
         finally:
             self._header_deadline.cancel()
@@ -256,7 +257,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         # and cut any query string (it may hold the token) before it is logged or echoed.
         detail = without_query(message or phrase).encode("ascii", "backslashreplace").decode()[:200]
         body = f"{code} {phrase}: {detail}\n".encode()
-        http_log.info("%s peer=%s: %s", code, self._peer(), detail, extra={"peer": self._peer(), "status": code})
+        http_logger.info("%s peer=%s: %s", code, self._peer(), detail, extra={"peer": self._peer(), "status": code})
         self.close_connection = True
         self._refused = True
         try:
@@ -269,7 +270,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
 
     def log_message(self, format, *args):
         # The stdlib logs request lines to stderr from here; they may hold the token.
-        http_log.info("peer=%s: %s", self._peer(), without_query(format % args), extra={"peer": self._peer()})
+        http_logger.info("peer=%s: %s", self._peer(), without_query(format % args), extra={"peer": self._peer()})
 
     def finish(self):
         if self._handed_off:
@@ -375,7 +376,7 @@ class GuardedListener:
                 now = time.monotonic()
                 if now - self._warned > 1:
                     self._warned = now
-                    log.warning("accept failed: %s; raise the descriptor limit (ulimit -n) "
+                    logger.warning("accept failed: %s; raise the descriptor limit (ulimit -n) "
                                 "or lower --max-connections", error.strerror)
                 eventlet.sleep(0.05)
 
@@ -415,7 +416,7 @@ def raise_fd_limit(wanted: int) -> None:
     if soft != resource.RLIM_INFINITY and soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     if hard != resource.RLIM_INFINITY and hard < wanted:
-        log.warning("file descriptor limit %d is below --max-connections; raise it (ulimit -n)", hard)
+        logger.warning("file descriptor limit %d is below --max-connections; raise it (ulimit -n)", hard)
 
 
 def url_host(host: str) -> str:
@@ -444,7 +445,7 @@ def wait_for_signal() -> int:
 
 def force_exit_on_second_signal() -> None:
     def force(signum, _frame):
-        log.warning("second %s: exiting now", signal.Signals(signum).name)
+        logger.warning("second %s: exiting now", signal.Signals(signum).name)
         os._exit(1)
 
     for signum in SHUTDOWN_SIGNALS:
@@ -469,7 +470,7 @@ def serve_http(listener, app, header_timeout: float) -> None:
     pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=eventlet.spawn_n)
     eventlet.spawn(
         wsgi.server, GuardedListener(listener, header_timeout), app,
-        log=logging.getLogger("dashstream.wsgi"),
+        logger=logging.getLogger("dashstream.wsgi"),
         log_output=False,  # connection and error lines come from our own loggers
         debug=False,  # eventlet's default writes tracebacks into the client's socket
         custom_pool=pool,

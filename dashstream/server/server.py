@@ -35,7 +35,7 @@ from dashstream.sessions.session import Session, SessionContext
 from dashstream.streams.durable import NO_STATE, StateError, open_state
 from dashstream.streams.stream import Stream, streams_from_config
 
-log = logging.getLogger("dashstream")
+logger = logging.getLogger("dashstream")
 
 RELOAD = ControlMessage({"control": "reload"})
 
@@ -105,22 +105,22 @@ class Server:
         try:
             durable = open_state(self.config)  # before the port: a bad state file exits 2 at once
         except StateError as error:
-            log.error("%s", error)  # one line: "... ERROR dashstream: --state PATH: what, what to do"
+            logger.error("%s", error)  # one line: "... ERROR dashstream: --state PATH: what, what to do"
             return 2
         try:
             self.listener = serve.listen(self.config)
         except serve.BindError as error:
             # A fatal start error: ERROR, through the log (the same line and format as the rest).
-            log.error("cannot start: %s", error)
+            logger.error("cannot start: %s", error)
             durable.close()
             return 1
         self.startup(durable)
         signum = serve.wait_for_signal()
         serve.force_exit_on_second_signal()
         started = runtime.monotonic()
-        log.info("%s received: shutting down", signal.Signals(signum).name)
+        logger.info("%s received: shutting down", signal.Signals(signum).name)
         self.shutdown()
-        log.debug("shutdown took %.2fs", runtime.monotonic() - started)
+        logger.debug("shutdown took %.2fs", runtime.monotonic() - started)
         return 0
 
     def startup(self, durable=NO_STATE) -> None:
@@ -143,7 +143,7 @@ class Server:
         serve.serve_http(self.listener, self.app, config.header_timeout)
         host = serve.url_host(config.host)
         http, ws = ("https", "wss") if config.certfile is not None else ("http", "ws")
-        log.info("dashstream ready: page %s://%s:%d/  websocket %s://%s:%d/", http, host, port, ws, host, port)
+        logger.info("dashstream ready: page %s://%s:%d/  websocket %s://%s:%d/", http, host, port, ws, host, port)
 
     def shutdown(self) -> None:
         """Graceful stop, in this order:
@@ -175,4 +175,4 @@ class Server:
             session.abort()
         state.backplane.stop()
         state.durable.close()
-        log.info("stopped; closed %d connection(s)", len(sessions))
+        logger.info("stopped; closed %d connection(s)", len(sessions))

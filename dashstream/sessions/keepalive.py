@@ -22,7 +22,7 @@ from typing import Callable
 
 from dashstream.protocol.frames import CLOSE_INTERNAL
 
-log = logging.getLogger("dashstream.connection")
+logger = logging.getLogger("dashstream.connection")
 
 
 class Keepalive:
@@ -65,7 +65,7 @@ class Keepalive:
             if pong is not None and pong >= sent_at:
                 continue  # answered
             self.discard(session)
-            log.warning("keepalive ping timeout peer=%s path=%s: no pong within %ss",
+            logger.warning("keepalive ping timeout peer=%s path=%s: no pong within %ss",
                         session.peer, session.path, self.timeout, extra={"peer": session.peer, "path": session.path})
             if self._metrics is not None:
                 self._metrics.keepalive_timeout()
@@ -125,4 +125,4 @@ class Watchdog:
             try:
                 self.tick()
             except Exception:  # the clock must outlive a bug in one pass
-                log.exception("watchdog pass failed")
+                logger.exception("watchdog pass failed")

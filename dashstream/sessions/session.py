@@ -35,11 +35,12 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from dashstream import runtime
 from dashstream.messages import ControlMessage
+from dashstream.protocol.frames import CLOSE_ABNORMAL, CLOSE_POLICY
 
 if TYPE_CHECKING:  # pragma: no cover
     from dashstream.messages import Entry
 
-log = logging.getLogger("dashstream.connection")
+logger = logging.getLogger("dashstream.connection")
 
 OPEN, CLOSING, CLOSED = "open", "closing", "closed"
 
@@ -272,7 +273,7 @@ class Session:
         try:
             self._flush()
         except Exception:  # a bug in one session must not take the hub down
-            log.exception("write failed peer=%s path=%s", self.peer, self.path, extra=self.log_fields())
+            logger.exception("write failed peer=%s path=%s", self.peer, self.path, extra=self.log_fields())
             self._teardown()
 
     def _flush(self) -> None:
@@ -365,24 +366,24 @@ class Session:
             and now - self._dropping_since > limit
 
     def _write_timed_out(self) -> None:
-        log.warning("write timeout peer=%s path=%s: nothing could be written for %ss; connection dropped",
+        logger.warning("write timeout peer=%s path=%s: nothing could be written for %ss; connection dropped",
                     self.peer, self.path, self.ctx.write_timeout, extra=self.log_fields())
         if self.ctx.metrics is not None:
             self.ctx.metrics.write_timeout()
-        self.close_code, self.close_reason = 1006, "write timeout"
+        self.close_code, self.close_reason = CLOSE_ABNORMAL, "write timeout"
         self._teardown()
 
     def _slow(self) -> None:
         started = min(filter(None, (self._behind_since, self._dropping_since)))
         behind = self.ctx.clock() - started
-        log.warning("slow subscriber peer=%s path=%s: behind for %.1fs, %d message(s) dropped; closing 1008",
+        logger.warning("slow subscriber peer=%s path=%s: behind for %.1fs, %d message(s) dropped; closing 1008",
                     self.peer, self.path, behind, self.dropped,
-                    extra=self.log_fields(behind_s=round(behind, 3), dropped=self.dropped, code=1008))
+                    extra=self.log_fields(behind_s=round(behind, 3), dropped=self.dropped, code=CLOSE_POLICY))
         for subscription in self.subscriptions:
             subscription.count_slow_closed()
         if self.ctx.metrics is not None:
             self.ctx.metrics.slow_closed()
-        self.close(1008, "subscriber too slow")
+        self.close(CLOSE_POLICY, "subscriber too slow")
 
     # --- closing -----------------------------------------------------------------------------
 
@@ -445,9 +446,9 @@ class Session:
     def _lost(self, error: BaseException) -> None:
         """The socket failed under us: the peer is gone (or a real error, logged)."""
         if not peer_gone(error):
-            log.error("socket error peer=%s path=%s: %r", self.peer, self.path, error, extra=self.log_fields())
+            logger.error("socket error peer=%s path=%s: %r", self.peer, self.path, error, extra=self.log_fields())
         if self.close_code is None:
-            self.close_code = 1006
+            self.close_code = CLOSE_ABNORMAL
         self._teardown()
 
     def _teardown(self) -> None:
@@ -455,7 +456,7 @@ class Session:
         if self.state is CLOSED:
             return
         if self.close_code is None:
-            self.close_code = 1006
+            self.close_code = CLOSE_ABNORMAL
         self._unsubscribe()
         self.state = CLOSED
         self._stop_reading()

@@ -33,7 +33,7 @@ from dashstream.sessions.session import Session, SessionContext
 if TYPE_CHECKING:  # pragma: no cover
     from dashstream.messages import Entry
 
-log = logging.getLogger("dashstream.connection")
+logger = logging.getLogger("dashstream.connection")
 
 RETRY_MS = 2000  # EventSource's pause before reconnecting after the stream ends
 HEARTBEAT = b": keepalive\n\n"
@@ -103,7 +103,7 @@ class SSESession(Session):
         elif count > 0:
             self._received += count
             if self._received > INPUT_BUDGET and self.state == "open":
-                log.info("closing peer=%s path=%s: %d bytes sent after the request (at most %d)",
+                logger.info("closing peer=%s path=%s: %d bytes sent after the request (at most %d)",
                          self.peer, self.path, self._received, INPUT_BUDGET)
                 self.close(1008, f"client sent more than {INPUT_BUDGET} bytes after its request")
                 if self.state != "closed":

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dashstream.messages import Entry
     from dashstream.protocol.deflate import Deflater
 
-log = logging.getLogger("dashstream.connection")
+logger = logging.getLogger("dashstream.connection")
 
 
 
@@ -117,7 +117,7 @@ class WebSocketSession(Session):
         try:
             self._read()
         except Exception:  # a bug in one session must not take the hub down
-            log.exception("read failed peer=%s path=%s", self.peer, self.path, extra=self.log_fields())
+            logger.exception("read failed peer=%s path=%s", self.peer, self.path, extra=self.log_fields())
             self.close_code = self.close_code or CLOSE_INTERNAL
             self._teardown()
 
@@ -178,7 +178,7 @@ class WebSocketSession(Session):
             self._teardown()  # the answer to our close: the handshake is complete
 
     def _failed(self, failure: Failure) -> None:
-        log.warning("protocol error peer=%s path=%s code=%d: %s", self.peer, self.path, failure.code,
+        logger.warning("protocol error peer=%s path=%s code=%d: %s", self.peer, self.path, failure.code,
                     failure.reason, extra=self.log_fields(code=failure.code))
         if self.state is not OPEN:
             self._teardown()
@@ -218,7 +218,7 @@ class WebSocketSession(Session):
     def check_deadlines(self, now: float) -> None:
         if self.state is OPEN and self._frame_started is not None \
                 and now - self._frame_started > self.ctx.frame_timeout:
-            log.warning("frame timeout peer=%s path=%s: a frame was not finished within %ss",
+            logger.warning("frame timeout peer=%s path=%s: a frame was not finished within %ss",
                         self.peer, self.path, self.ctx.frame_timeout, extra=self.log_fields())
             self._frame_started = None
             self.close(CLOSE_POLICY, f"frame not finished within {self.ctx.frame_timeout:g}s")

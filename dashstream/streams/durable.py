@@ -38,7 +38,7 @@ from dashstream.messages import Entry
 from dashstream.streams.log import MemoryLog, Resume, new_epoch
 from dashstream.streams.state_store import StateError, StateStore, StateWriter, StoredStream
 
-log = logging.getLogger("dashstream.state")
+logger = logging.getLogger("dashstream.state")
 
 __all__ = ["DurableLog", "DurableState", "NO_STATE", "Restored", "StateError", "open_state", "restore"]
 
@@ -134,7 +134,7 @@ class DurableState:
 
     def __init__(self, store: StateStore, writer: StateWriter, restored: dict[str, Restored], *,
                  schedule: Callable[..., Any] | None = None,
-                 clock: Callable[[], float] = time.monotonic, logger: logging.Logger = log):
+                 clock: Callable[[], float] = time.monotonic, logger: logging.Logger = logger):
         self.store = store
         self.path = store.path
         self.writer = writer
@@ -209,7 +209,7 @@ class DurableState:
             self._log.debug("state %s: written and closed", self.path)
 
 
-def open_state(config: Any, *, logger: logging.Logger = log,
+def open_state(config: Any, *, logger: logging.Logger = logger,
                schedule: Callable[..., Any] | None = None) -> "DurableState | _NoState":
     """``--state``'s file, opened, locked and loaded, its removed streams dropped and each
     shared stream of ``config`` restored; ``NO_STATE`` without ``--state``. Raises

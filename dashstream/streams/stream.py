@@ -28,7 +28,7 @@ from dashstream.streams.log import LogUnavailable, MemoryLog, Resume, memory_log
 from dashstream.streams.supervisor import Backoff, Supervisor, source_supervisor
 from producer.base import STARTING, UP, Source
 
-log = logging.getLogger("dashstream.streams")
+logger = logging.getLogger("dashstream.streams")
 
 # A new source for a private client (the spec's class with its options).
 SourceFactory = Callable[[], Source]
@@ -43,10 +43,9 @@ _PRIVATE_RNG = random.Random()
 
 
 class StreamStats:
-    __slots__ = ("published", "dropped", "slow_closed", "rejected")
+    __slots__ = ("dropped", "slow_closed", "rejected")
 
     def __init__(self):
-        self.published = 0
         self.dropped = 0
         self.slow_closed = 0
         self.rejected = 0
@@ -179,9 +178,7 @@ class SharedStream(Stream):
 
     def publish(self, fields: Mapping[str, Any]) -> Entry:
         """Check and encode first (``BadFields``: nothing is numbered), then number and fan out."""
-        body = encode_fields(fields)
-        self.stats.published += 1
-        return self.log.append(body)
+        return self.log.append(encode_fields(fields))
 
     def publish_from_outside(self, fields: Mapping[str, Any]) -> Entry:
         """``POST /publish``: publish, and tell the supervisor a value came (its stale clock)."""
@@ -198,7 +195,7 @@ class SharedStream(Stream):
         except LogUnavailable as error:
             # The backplane is down or the lease moved: the backplane says so (once) and
             # stops this producer; the value is not numbered.
-            log.debug("stream %r: a value was not published: %s", self.name, error.reason)
+            logger.debug("stream %r: a value was not published: %s", self.name, error.reason)
         return None
 
     def start(self) -> None:

@@ -48,7 +48,7 @@ from producer.base import DOWN, STALE, STARTING, UP, Health, Rejected, Source
 from producer.urls import scrub
 from producer.values import RESERVED_FIELDS, BadValue, check_fields
 
-log = logging.getLogger("dashstream.supervisor")
+logger = logging.getLogger("dashstream.supervisor")
 
 # How long a failure's text may be in a state's reason (and a control message).
 MAX_REASON = 300
@@ -112,7 +112,7 @@ class Supervisor:
                  backoff: Backoff | None = None,
                  stable_after: float = 30.0,
                  announce: bool = True,
-                 logger: logging.Logger = log) -> None:
+                 logger: logging.Logger = logger) -> None:
         self.name = name
         self.source = source
         self.on_value = on_value
