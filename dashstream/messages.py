@@ -17,7 +17,9 @@ import json
 from typing import Any, Mapping
 
 from dashstream.protocol.frames import text_frame
-from producer.values import field_problem
+from producer.values import field_problem, too_deep
+
+_NESTED = (dict, list, tuple)  # a value that may nest (producer.values.MAX_NESTING)
 
 # The stream ``/`` serves (README: "Message format"); a connection to it needs no name.
 DEFAULT_STREAM = "default"
@@ -53,6 +55,8 @@ def encode_fields(fields: Mapping[str, Any]) -> str:
     problem = field_problem(fields)
     if problem is not None:
         raise BadFields(problem)
+    if any(isinstance(value, _NESTED) for value in fields.values()) and too_deep(fields):
+        raise BadFields("the object is nested too deeply")
     try:
         return _encode(fields)
     except ValueError:

@@ -48,11 +48,31 @@ def _finite_float(literal: str) -> float:
     return value
 
 
+# Levels of arrays and objects one message may have (a `list` tile's rows are three). A
+# bound of our own, the same on every Python: the interpreter's own recursion limits differ
+# (3.12 and 3.13 encode and parse a 5,000-deep value that 3.11 refuses).
+MAX_NESTING = 64
+_CONTAINERS = (dict, list, tuple)
+
+
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` nests arrays/objects more than ``limit`` levels deep. Iterative (a
+    value that contains itself is simply too deep, never a RecursionError)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINERS))
+    return False
+
+
 def parse_json(data: bytes | str) -> Any:
     """JSON text → its value, or ``BadValue``: not UTF-8, malformed (with the parser's
     reason), ``NaN``/``Infinity``, a number out of range, nested too deeply."""
     try:
-        return json.loads(data, parse_constant=_no_constants, parse_float=_finite_float)
+        value = json.loads(data, parse_constant=_no_constants, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise BadValue("payload is not UTF-8 text") from None
     except BadValue:
@@ -63,6 +83,9 @@ def parse_json(data: bytes | str) -> Any:
         # json.loads gives up on deep nesting ('[' * 2000 is 2 KB) with RecursionError, which is
         # not a ValueError: uncaught, one such message would take the source's connection down.
         raise BadValue("payload is nested too deeply") from None
+    if isinstance(value, _CONTAINERS) and too_deep(value):
+        raise BadValue("payload is nested too deeply")
+    return value
 
 
 def parse_payload(data: bytes | str) -> dict[str, Any]:

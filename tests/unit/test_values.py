@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import uuid
 
 import pytest
 
-from producer.values import MAX_PAYLOAD_BYTES, RESERVED_FIELDS, BadValue, check_fields, fields_from_row, parse_payload
+from producer.values import (
+    MAX_PAYLOAD_BYTES,
+    RESERVED_FIELDS,
+    BadValue,
+    check_fields,
+    fields_from_row,
+    parse_json,
+    parse_payload,
+)
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -141,3 +150,28 @@ def test_a_row_needs_variable_and_no_server_field():
 
 def test_column_names_become_text():
     assert fields_from_row({"variable": 1, 2: "x"}) == {"variable": 1, "2": "x"}
+
+
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_nesting_is_bounded_at_its_own_limit_whatever_the_python():
+    from producer.values import MAX_NESTING, too_deep
+
+    assert not too_deep(nested(MAX_NESTING)) and too_deep(nested(MAX_NESTING + 1))
+    assert not too_deep({"variable": 1, "rows": [{"name": "a", "total": 2}]})
+    assert parse_json(json.dumps({"variable": nested(MAX_NESTING - 1)}))["variable"] == nested(MAX_NESTING - 1)
+    with pytest.raises(BadValue, match="^payload is nested too deeply$"):
+        parse_json(json.dumps({"variable": nested(MAX_NESTING)}))
+
+
+def test_a_value_that_contains_itself_is_too_deep_not_a_recursion_error():
+    from producer.values import too_deep
+
+    loop: dict = {"variable": 1}
+    loop["self"] = loop
+    assert too_deep(loop)
