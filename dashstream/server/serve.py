@@ -470,7 +470,7 @@ def serve_http(listener, app, header_timeout: float) -> None:
     pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=eventlet.spawn_n)
     eventlet.spawn(
         wsgi.server, GuardedListener(listener, header_timeout), app,
-        logger=logging.getLogger("dashstream.wsgi"),
+        log=logging.getLogger("dashstream.wsgi"),
         log_output=False,  # connection and error lines come from our own loggers
         debug=False,  # eventlet's default writes tracebacks into the client's socket
         custom_pool=pool,
