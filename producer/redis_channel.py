@@ -29,6 +29,7 @@ it is imported here, inside ``events()``, which is after patching. Do not instal
 from __future__ import annotations
 
 import time
+import urllib.parse
 from typing import Any, Iterator
 
 from producer.base import UP, Driver, Health, Rejected, UrlSource
@@ -87,6 +88,20 @@ class RedisChannel(UrlSource):
         return f"{super().describe()} {what}"
 
     def events(self) -> Iterator[Any]:
+        import redis
+
+        try:
+            yield from self._subscribed()
+        except redis.ConnectionError as error:
+            # redis-py names the address when it cannot connect, not when the server closed
+            # the connection ("Connection closed by server."): the screen says which server.
+            parts = urllib.parse.urlsplit(str(self.url))
+            where = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+            if where in str(error):
+                raise
+            raise redis.ConnectionError(f"{where}: {error}") from error
+
+    def _subscribed(self) -> Iterator[Any]:
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
