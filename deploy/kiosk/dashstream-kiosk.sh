@@ -45,11 +45,11 @@ if [ -f "$settings" ]; then
         case "$line" in "" | "#"*) continue ;; esac
         key="${line%%=*}"
         value="${line#*=}"
+        [ "$key" != "$line" ] || { echo "dashstream-kiosk: $settings line $line_number: expected KEY=VALUE" >&2; exit 2; }
         case "$key" in
             DASHSTREAM_KIOSK_URL | DASHSTREAM_KIOSK_BROWSER | DASHSTREAM_KIOSK_PROFILE | DASHSTREAM_KIOSK_MODE | DASHSTREAM_KIOSK_EXTRA_FLAGS) ;;
             *) echo "dashstream-kiosk: $settings line $line_number: unknown setting '$key' (allowed: DASHSTREAM_KIOSK_URL, _BROWSER, _PROFILE, _MODE, _EXTRA_FLAGS)" >&2; exit 2 ;;
         esac
-        [ "$key" != "$line" ] || { echo "dashstream-kiosk: $settings line $line_number: expected KEY=VALUE" >&2; exit 2; }
         # One pair of surrounding quotes is allowed, as systemd's EnvironmentFile= allows.
         case "$value" in \"*\" | \'*\') value="${value:1:${#value}-2}" ;; esac
         [ -n "${!key+set}" ] || export "$key=$value"
