@@ -325,6 +325,18 @@ def test_the_launcher_runs_the_browser_with_the_recipe_flags_on_its_own_profile(
     assert recorded_argv(tmp_path)[-2:] == ["--kiosk", "http://localhost:5000/"]  # the default URL
 
 
+def test_help_and_the_readme_list_the_same_settings(tmp_path):
+    result = run_launcher("--help", env=launcher_env(tmp_path))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.startswith("dashstream-kiosk: Chromium full screen on a dashstream wall")
+    in_help = set(re.findall(r"^  (DASHSTREAM_KIOSK_[A-Z_]+) ", result.stdout, re.M))
+    table = readme_section().split("| setting | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    in_readme = set(re.findall(r"^\| `(DASHSTREAM_KIOSK_[A-Z_]+)` \|", table, re.M))
+    # DASHSTREAM_KIOSK_ENV names the file itself, so it is not one of the file's settings.
+    assert in_help == in_readme | {"DASHSTREAM_KIOSK_ENV"}, (in_help, in_readme)
+    assert "DASHSTREAM_KIOSK_ENV" in readme_section()
+
+
 def test_settings_come_from_the_argument_then_the_environment_then_the_file(tmp_path):
     home = tmp_path / "home"
     (home / ".config").mkdir(parents=True)
