@@ -18,6 +18,12 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+# The kiosk recipe's checks (tests/services/test_kiosk_recipe.py): its user unit with
+# `systemd-analyze --user verify`, its autostart entry with desktop-file-validate, its launcher
+# with shellcheck (2.6 MB, 0.1 MB, and systemd only where a slim image lacks it).
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v desktop-file-validate >/dev/null 2>&1 || need_apt+=(desktop-file-utils)
+command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
 
 # Services those packages would start at install (and at boot): the tests run their own, so
 # none of the packages' daemons may be left running or enabled.
