@@ -150,7 +150,10 @@ def test_an_sse_client_that_resets_at_once_costs_no_500(server):
         sock.sendall(b"GET /sse/office HTTP/1.1\r\nHost: x\r\n\r\n")
         sock.close()  # RST at once
     wait_until(lambda: server.health()["connections"] == 0, message="every reset SSE client gone")
-    assert "500" not in server.output()
+    # A 500 is logged as "GET /sse/office failed peer=..." (dashstream/edge/app.py); the bare
+    # digits "500" also turn up in peer ports (127.0.0.1:35000) and timestamps (,500).
+    output = server.output()
+    assert " failed peer=" not in output and "500 Internal Server Error" not in output, output[-5000:]
 
 
 def test_head_on_sse_gets_the_get_answers_headers_and_no_body(server):
