@@ -69,11 +69,8 @@ def run_sources():
         process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One chromium per pytest process (per xdist worker): each test gets a context of its
-    own (``page``), so no cookie, storage or socket outlives its test; only the launch is
-    shared."""
     # Imported here: a run of the unit tests loads no Playwright.
     from playwright.sync_api import sync_playwright
 

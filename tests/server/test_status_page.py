@@ -31,6 +31,8 @@ url = "sqlite:missing/orders.db"
 query = "SELECT 1 AS variable"
 interval = 0.5
 """
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
 
 
 @pytest.fixture
@@ -52,43 +54,46 @@ def test_status_needs_the_metrics_token_as_a_header_or_in_the_query(status_serve
 
 
 @pytest.mark.browser
-def test_the_page_shows_every_state_in_words_and_colour(status_server, browser):
+def test_the_page_shows_every_state_in_words_and_colour(status_server):
+    from playwright.sync_api import sync_playwright
+
     assert publish(status_server.http, "sales", {"variable": 42}, TOKEN)[0] == 200
     assert publish(status_server.http, "quiet", {"variable": 7}, TOKEN)[0] == 200
     wait_until(lambda: b'data-stream="quiet" data-state="stale"' in http_get(
         f"{status_server.http}/status?token={METRICS}")[2], timeout=10, message="quiet goes stale")
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    try:
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{status_server.http}/status?token={METRICS}", wait_until="load")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{status_server.http}/status?token={METRICS}", wait_until="load")
 
-        def row(name: str):
-            return page.locator(f'tr[data-stream="{name}"]')
+            def row(name: str):
+                return page.locator(f'tr[data-stream="{name}"]')
 
-        def colour(name: str) -> str:
-            return row(name).locator("td.state b").evaluate("b => getComputedStyle(b).color")
+            def colour(name: str) -> str:
+                return row(name).locator("td.state b").evaluate("b => getComputedStyle(b).color")
 
-        assert row("sales").get_attribute("data-state") == "up"
-        assert row("sales").locator('[data-field="state"] b').text_content() == "UP"
-        assert row("sales").locator('[data-field="value"]').text_content() == "42"
-        assert colour("sales") == "rgb(61, 220, 132)"
-        assert row("quiet").locator('[data-field="state"] b').text_content() == "STALE"
-        assert colour("quiet") == "rgb(255, 176, 32)"
-        orders = row("orders")
-        assert orders.get_attribute("data-state") == "down"
-        assert orders.locator('[data-field="state"] b').text_content() == "SOURCE DOWN"
-        assert "unable to open database file" in orders.locator('[data-field="state"] small').text_content()
-        assert colour("orders") == "rgb(255, 107, 107)"
-        assert row("default").locator("td.name small").text_content().endswith("private")
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "status-page.png"))
-        # It reloads itself; after a reload the walk has a rate (it sends 10-20 a second).
-        page.wait_for_function(
-            "() => { const c = document.querySelector('tr[data-stream=\"office\"] [data-field=\"rate\"]');"
-            " return c && c.textContent !== '-' && parseFloat(c.textContent) > 100; }",
-            timeout=scaled(20) * 1000)
-        assert not errors, errors
-    finally:
-        context.close()
+            assert row("sales").get_attribute("data-state") == "up"
+            assert row("sales").locator('[data-field="state"] b').text_content() == "UP"
+            assert row("sales").locator('[data-field="value"]').text_content() == "42"
+            assert colour("sales") == "rgb(61, 220, 132)"
+            assert row("quiet").locator('[data-field="state"] b').text_content() == "STALE"
+            assert colour("quiet") == "rgb(255, 176, 32)"
+            orders = row("orders")
+            assert orders.get_attribute("data-state") == "down"
+            assert orders.locator('[data-field="state"] b').text_content() == "SOURCE DOWN"
+            assert "unable to open database file" in orders.locator('[data-field="state"] small').text_content()
+            assert colour("orders") == "rgb(255, 107, 107)"
+            assert row("default").locator("td.name small").text_content().endswith("private")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "status-page.png"))
+            # It reloads itself; after a reload the walk has a rate (it sends 10-20 a second).
+            page.wait_for_function(
+                "() => { const c = document.querySelector('tr[data-stream=\"office\"] [data-field=\"rate\"]');"
+                " return c && c.textContent !== '-' && parseFloat(c.textContent) > 100; }",
+                timeout=scaled(20) * 1000)
+            assert not errors, errors
+        finally:
+            browser.close()

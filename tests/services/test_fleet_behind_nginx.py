@@ -176,36 +176,41 @@ def test_200_screens_through_round_robin_nginx_survive_an_instance_going_without
 
 
 @pytest.mark.browser
-def test_the_page_through_nginx_keeps_moving_without_a_gap_through_a_rolling_restart(deploy, browser):
-    from tests.browser import RECORDER, SOCKET_FAILED
+def test_the_page_through_nginx_keeps_moving_without_a_gap_through_a_rolling_restart(deploy):
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS, RECORDER, SOCKET_FAILED
 
     proxy, fleet = deploy("--stream", "office=random-walk:shared", "--min-wait", "0.1", "--max-wait", "0.3")
     problems: list[str] = []
-    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 720})
-    try:
-        context.add_init_script(RECORDER)
-        page = context.new_page()
-        page.on("console", lambda m: m.type == "error" and not SOCKET_FAILED.search(m.text)
-                and problems.append(m.text))
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(proxy.https + "/?stream=office", wait_until="load")
-        page.wait_for_function("document.body.dataset.state === 'live'", timeout=scaled(10) * 1000)
-        for index in range(len(fleet.instances)):  # every instance, one after the other
-            fleet.restart(index)
-            shown = page.text_content("#variable")
-            page.wait_for_function(
-                f"document.body.dataset.state === 'live' && "
-                f"document.getElementById('variable').textContent !== {json.dumps(shown)}",
-                timeout=scaled(15) * 1000)
-        time.sleep(scaled(1))
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "backplane-rolling-restart.png"))
-        assert page.is_hidden("#gap"), page.text_content("#gap")
-        assert page.locator("#chart-gaps line").count() == 0
-        messages = [json.loads(data) for data in page.evaluate("window.__received")]
-        sockets = page.evaluate("window.__sockets")
-    finally:
-        context.close()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 720})
+            context.add_init_script(RECORDER)
+            page = context.new_page()
+            page.on("console", lambda m: m.type == "error" and not SOCKET_FAILED.search(m.text)
+                    and problems.append(m.text))
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(proxy.https + "/?stream=office", wait_until="load")
+            page.wait_for_function("document.body.dataset.state === 'live'", timeout=scaled(10) * 1000)
+            for index in range(len(fleet.instances)):  # every instance, one after the other
+                fleet.restart(index)
+                shown = page.text_content("#variable")
+                page.wait_for_function(
+                    f"document.body.dataset.state === 'live' && "
+                    f"document.getElementById('variable').textContent !== {json.dumps(shown)}",
+                    timeout=scaled(15) * 1000)
+            time.sleep(scaled(1))
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "backplane-rolling-restart.png"))
+            assert page.is_hidden("#gap"), page.text_content("#gap")
+            assert page.locator("#chart-gaps line").count() == 0
+            messages = [json.loads(data) for data in page.evaluate("window.__received")]
+            sockets = page.evaluate("window.__sockets")
+            context.close()
+        finally:
+            browser.close()
     assert not problems, problems
     data = [message for message in messages if "variable" in message]
     seqs = [message["seq"] for message in data]

@@ -209,26 +209,33 @@ def test_sigterm_of_an_upstream_gives_its_clients_1001_through_nginx(deploy):
 
 
 @pytest.mark.browser
-def test_the_page_over_https_through_nginx_shows_live_data(deploy, browser):
+def test_the_page_over_https_through_nginx_shows_live_data(deploy):
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
     proxy, _ = deploy(*FAST, *PINGS)
     problems: list[str] = []
-    # The test's self-signed certificate: the browser is told to accept it, as a
-    # screen would trust a real one.
-    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 720})
-    try:
-        page = context.new_page()
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(proxy.https + "/?stream=office", wait_until="load")
-        page.wait_for_function("document.body.dataset.state === 'live'", timeout=scaled(10) * 1000)
-        first = page.text_content("#variable")
-        page.wait_for_function(f"document.getElementById('variable').textContent !== {json.dumps(first)}",
-                               timeout=scaled(10) * 1000)
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "nginx-page-over-https.png"))
-        assert page.evaluate("location.protocol") == "https:"
-    finally:
-        context.close()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            # The test's self-signed certificate: the browser is told to accept it, as a
+            # screen would trust a real one.
+            context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 720})
+            page = context.new_page()
+            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(proxy.https + "/?stream=office", wait_until="load")
+            page.wait_for_function("document.body.dataset.state === 'live'", timeout=scaled(10) * 1000)
+            first = page.text_content("#variable")
+            page.wait_for_function(f"document.getElementById('variable').textContent !== {json.dumps(first)}",
+                                   timeout=scaled(10) * 1000)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "nginx-page-over-https.png"))
+            assert page.evaluate("location.protocol") == "https:"
+            context.close()
+        finally:
+            browser.close()
     assert not problems, problems
 
 
