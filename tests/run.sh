@@ -84,16 +84,17 @@ uv pip install --quiet -e '.[test,all]'
 python -m ruff check .
 # The other supported Pythons this machine has: unit tests and a server smoke test on each,
 # beside the whole suite (both mostly wait on servers and browsers; one after the other
-# they took 2 minutes more). Its output is kept and shown when both are done.
+# they took 2 minutes more), at a lower CPU priority so that the suite's timing checks (a
+# ticker's pace beside a source) keep their CPU. Its output is shown when both are done.
 others_log=$(mktemp)
 trap 'rm -f "$others_log"' EXIT
-bash tests/other_pythons.sh >"$others_log" 2>&1 &
+nice -n 10 bash tests/other_pythons.sh >"$others_log" 2>&1 &
 others=$!
 # Four workers (pytest-xdist) on two cores, or two per core on a bigger machine: most tests
 # wait on a server, a browser or a service more than they compute. Each worker has its own
-# servers on free ports and its own tmp_path; tests marked with the same xdist_group (a
-# module whose module-scoped fixture is a venv, an image, a cluster) run one after the
-# other on one worker, so that fixture is made once.
+# servers on free ports and its own tmp_path; the modules whose module-scoped fixture is a
+# chromium, a venv, an image or a cluster run whole on one worker, so that fixture is made
+# once (tests/conftest.py: ONE_WORKER_MODULES, the scheduler of --dist loadgroup).
 workers=$(( $(nproc) * 2 > 4 ? $(nproc) * 2 : 4 ))
 suite=0
 python -m pytest -n "$workers" --dist loadgroup "$@" || suite=$?

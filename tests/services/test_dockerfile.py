@@ -42,9 +42,7 @@ from tests.support import ROOT, free_port, http_get, publish, scaled, wait_until
 
 # The first test to use the image pays for a fresh venv and a full `pip install` (~15 s
 # here with pip's cache warm, longer when pip downloads from an index).
-# tests/run.sh runs the suite on several workers: the replayed image (a venv and a `pip install`) is
-# made once, on one worker.
-pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("test_dockerfile")]
+pytestmark = pytest.mark.timeout(180)
 
 DOCKERFILE = ROOT / "Dockerfile"
 LOOPBACK = "127.0.0.1"

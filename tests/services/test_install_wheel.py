@@ -24,9 +24,7 @@ import websocket  # websocket-client
 
 from tests.support import ROOT, free_port, http_get, scaled, wait_until
 
-# tests/run.sh runs the suite on several workers: the wheel and its venv (two pip runs) are made
-# once, on one worker.
-pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("test_install_wheel")]
+pytestmark = pytest.mark.timeout(240)
 
 # What a clean checkout does not have; everything else is copied, so a file the build
 # needs but git does not track would still be caught by CI's fresh clone.

@@ -10,9 +10,7 @@ import pytest
 from tests.services import PostgresServer
 from tests.support import free_port, scaled
 
-# tests/run.sh runs the suite on several workers: one PostgreSQL cluster (initdb) for the module, on
-# one worker.
-pytestmark = [pytest.mark.timeout(90), pytest.mark.xdist_group("test_source_sql")]
+pytestmark = pytest.mark.timeout(90)
 
 
 # --- SQLite ----------------------------------------------------------------------------------

@@ -27,9 +27,7 @@ from tests.e2e import WATCHED, Recorder, readme_block, readyz, streams_info, wai
 from tests.services import PostgresServer, RedisServer, ZmqPublisher
 from tests.support import ROOT, scaled, wait_until
 
-# tests/run.sh runs the suite on several workers: one PostgreSQL cluster (initdb) for the module, on
-# one worker.
-pytestmark = [pytest.mark.timeout(60), pytest.mark.xdist_group("test_sources_end_to_end")]
+pytestmark = pytest.mark.timeout(60)
 
 
 class Dash:
