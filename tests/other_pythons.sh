@@ -20,6 +20,7 @@ uv=.venv-test/bin/uv
     exit 2
 }
 export UV_PYTHON_DOWNLOADS=never  # only this machine's Pythons
+export UV_COMPILE_BYTECODE=1      # as pip does (tests/run.sh says why)
 main=$(python -c 'import platform; print(platform.python_version())')
 
 ran=()

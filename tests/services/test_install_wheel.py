@@ -55,7 +55,9 @@ def uv_install(venv: Path, *what: str) -> subprocess.CompletedProcess:
 
 
 # Only this machine's Pythons; the test run's own venv stays out of it.
-UV_ENV = {**{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}, "UV_PYTHON_DOWNLOADS": "never"}
+# Compiled to bytecode at install, as pip does (uv does not by default).
+UV_ENV = {**{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}, "UV_PYTHON_DOWNLOADS": "never",
+          "UV_COMPILE_BYTECODE": "1"}
 
 
 @pytest.fixture(scope="module")
