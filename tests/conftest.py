@@ -23,6 +23,35 @@ TESTS = Path(__file__).resolve().parent
 FOLDER_MARKERS = ("unit", "server", "browser", "services")
 
 
+# Modules whose module-scoped fixtures are expensive: on several workers (tests/run.sh) each
+# runs whole on one worker, so its chromium, its replayed image (a venv and a pip install),
+# its wheel and venv or its PostgreSQL cluster is made once, not once per worker. Every other
+# test is scheduled on its own. (This is what ``xdist_group`` marks would do with
+# ``--dist loadgroup``, but pytest 9.2's structured node ids make xdist 3.8 ignore them
+# silently: pytest-dev/pytest-xdist#1386.)
+ONE_WORKER_MODULES = frozenset({
+    *(f"tests/browser/{path.name}" for path in (TESTS / "browser").glob("test_*.py")),
+    "tests/services/test_dockerfile.py",
+    "tests/services/test_install_wheel.py",
+    "tests/services/test_source_sql.py",
+    "tests/services/test_sources_end_to_end.py",
+})
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` with ONE_WORKER_MODULES as groups (the largest go out first)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ModuleFixtureScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else super()._split_scope(nodeid)
+
+    return ModuleFixtureScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         path = item.path.resolve()

@@ -150,10 +150,11 @@ def test_an_sse_client_that_resets_at_once_costs_no_500(server):
         sock.sendall(b"GET /sse/office HTTP/1.1\r\nHost: x\r\n\r\n")
         sock.close()  # RST at once
     wait_until(lambda: server.health()["connections"] == 0, message="every reset SSE client gone")
+    # A 500 is logged as "GET /sse/office failed peer=..." (dashstream/edge/app.py); the bare
+    # digits "500" also turn up in peer ports (127.0.0.1:35000) and timestamps (,500).
     output = server.output()
-    # A status 500 or a traceback, not the digits of a peer's port (":35000" once failed this).
-    assert re.search(r"(?<![\d.:])500(?!\d)", output) is None
-    assert "ERROR" not in output and "Traceback" not in output
+    assert " failed peer=" not in output and "500 Internal Server Error" not in output, output[-5000:]
+    assert "ERROR" not in output and "Traceback" not in output, output[-5000:]
 
 
 def test_head_on_sse_gets_the_get_answers_headers_and_no_body(server):

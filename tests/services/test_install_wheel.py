@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import zipfile
 from pathlib import Path
@@ -20,7 +22,6 @@ from pathlib import Path
 import pytest
 import websocket  # websocket-client
 
-from tests.docker_replay import make_venv
 from tests.support import ROOT, free_port, http_get, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(240)
@@ -29,6 +30,34 @@ pytestmark = pytest.mark.timeout(240)
 # needs but git does not track would still be caught by CI's fresh clone.
 NOT_SOURCE = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "build", "dist", "*.egg-info", ".venv*",
                                     "test-artifacts", "mutants", ".pytest_cache", ".hypothesis")
+
+
+def uv() -> str:
+    """The uv of the test extra (tests/run.sh installs with it): in this environment's bin/."""
+    candidate = Path(sysconfig.get_path("scripts")) / "uv"
+    found = str(candidate) if candidate.exists() else shutil.which("uv")
+    assert found, "uv not found: install the test extra"
+    return found
+
+
+def make_venv(directory: Path) -> Path:
+    """A fresh, empty venv of the interpreter running the tests, made by uv (a second where the
+    venv module's ensurepip takes several). pip's own `pip install .` is what
+    test_first_command.py (the README's line) and test_dockerfile.py (the image) run."""
+    subprocess.run([uv(), "venv", "--quiet", "--python", sys.executable, str(directory)], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, env=UV_ENV, timeout=scaled(60))
+    return directory
+
+
+def uv_install(venv: Path, *what: str) -> subprocess.CompletedProcess:
+    return subprocess.run([uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *what],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, env=UV_ENV, timeout=scaled(180))
+
+
+# Only this machine's Pythons; the test run's own venv stays out of it.
+# Compiled to bytecode at install, as pip does (uv does not by default).
+UV_ENV = {**{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}, "UV_PYTHON_DOWNLOADS": "never",
+          "UV_COMPILE_BYTECODE": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +77,7 @@ def wheel(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory, wheel) -> Path:
     directory = make_venv(tmp_path_factory.mktemp("install") / "venv")
-    result = subprocess.run([str(directory / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                             "--disable-pip-version-check", str(wheel)],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=scaled(180))
+    result = uv_install(directory, str(wheel))
     assert result.returncode == 0, result.stdout + result.stderr
     return directory
 
@@ -159,15 +186,14 @@ def test_python_m_dashstream_is_the_same_command(venv, tmp_path):
 
 
 def test_an_editable_install_serves_the_checkouts_own_page(tmp_path):
-    """tests/run.sh installs with ``pip install -e``: setup.py's build step must not need a
-    package copy there, and the command finds the checkout's page."""
+    """tests/run.sh installs with ``uv pip install -e`` (setuptools' editable build, as pip's
+    ``-e``): setup.py's build step must not need a package copy there, and the command finds
+    the checkout's page."""
     source = tmp_path / "checkout"
     shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
     (source / "dashstream" / "index.html").unlink(missing_ok=True)
     directory = make_venv(tmp_path / "venv")
-    result = subprocess.run([str(directory / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                             "--disable-pip-version-check", "-e", str(source)],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=scaled(180))
+    result = uv_install(directory, "-e", str(source))
     assert result.returncode == 0, result.stdout + result.stderr
     found = subprocess.run([str(directory / "bin" / "python"), "-c",
                             "from dashstream.server.main import installed_page; print(installed_page())"],

@@ -28,8 +28,14 @@ def test_pyproject_the_test_script_and_readme_name_the_same_versions():
     assert "(Python 3.11, 3.12 or 3.13)" in readme
 
 
-def test_run_sh_runs_the_other_versions_before_the_whole_suite():
+def test_run_sh_runs_the_other_versions_beside_the_whole_suite_and_fails_when_they_fail():
     lines = (ROOT / "tests" / "run.sh").read_text().splitlines()
-    others = lines.index("bash tests/other_pythons.sh")
-    assert others < next(i for i, line in enumerate(lines) if line.startswith("exec python -m pytest"))
+    others = lines.index('nice -n 10 bash tests/other_pythons.sh >"$others_log" 2>&1 &')
+    assert lines[others + 1] == "others=$!"
+    suite = next(i for i, line in enumerate(lines) if line.startswith("python -m pytest "))
+    assert others < suite
     assert others > next(i for i, line in enumerate(lines) if line.startswith(". .venv-test/bin/activate"))
+    # waited for after the suite, its output shown, and its exit status is the run's if the suite passed
+    waited = lines.index('wait "$others" || others_status=$?')
+    assert suite < waited < lines.index('cat "$others_log"') < lines.index('exit "$others_status"')
+    assert lines[-2:] == ['[ "$suite" -eq 0 ] || exit "$suite"', 'exit "$others_status"']
