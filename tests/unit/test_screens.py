@@ -152,6 +152,15 @@ def test_a_reload_keeps_valid_assignments_and_takes_the_files_for_the_rest(scree
                                 "hall": (Assignment(playlist="lobby"), 2000.0),  # 'ops' is gone: the file's
                                 "desk": (Assignment(dashboard="hr"), 2000.0)}
     assert list(screens.walls.dashboards) == ["sales", "hr"]
+    # Not steered (the file's own): the next file's, with its since kept when it is the same.
+    clock.now = 3000.0
+    screens.rewall(parse_walls({"dashboards": {"sales": SALES, "hr": OPS},
+                                "playlists": {"lobby": {"dashboards": ["sales"], "every": 30}},
+                                "screens": {"tv": {"dashboard": "hr"}, "hall": {"dashboard": "sales"},
+                                            "desk": {"dashboard": "hr"}}}, "w.toml", STREAMS))
+    assert screens.assigned == {"tv": (Assignment(dashboard="sales"), 1100.0),  # steered: kept again
+                                "hall": (Assignment(dashboard="sales"), 3000.0),  # the new file's
+                                "desk": (Assignment(dashboard="hr"), 2000.0)}  # unchanged: its since
     screens.rewall(parse_walls({"dashboards": {"sales": SALES}}, "w.toml", STREAMS))
     assert screens.assigned == {}  # no screens in the file: none
 
