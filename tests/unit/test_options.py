@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 
 import pytest
 
@@ -534,6 +535,27 @@ def test_example_file_uses_every_key_of_every_source():
     assert any(spec.shared and spec.source == "random-walk" for spec in specs.values())
     for key in [*COMMON_KEYS, *(key for keys in SOURCE_KEYS.values() for key in keys)]:
         assert re.search(rf"^{key} = ", text, re.M), f"streams.example.toml does not show {key!r}"
+
+
+def test_the_example_file_shows_every_key_of_every_kind_a_second_wall_a_playlist_and_a_screen():
+    from dashstream.config.dashboard import KIND_NAMES, KINDS, allowed_keys
+    from dashstream.config.walls import parse_walls
+
+    text = (ROOT / "streams.example.toml").read_text()
+    document = tomllib.loads(text)
+    walls = parse_walls(document, "streams.example.toml", document["streams"])
+    assert len(walls.dashboards) >= 2 and walls.playlists and walls.screens
+    tiles = [*document["dashboard"]["tiles"], *(tile for wall in document["dashboards"].values()
+                                                 for tile in wall["tiles"])]
+    assert {tile.get("kind", "number") for tile in tiles} == set(KIND_NAMES)
+    for kind in KIND_NAMES:  # every key of the kind on some tile of it, or one of a kind that shares it
+        shown = set().union(*(tile for tile in tiles if tile.get("kind", "number") == kind))
+        own = set(KINDS[kind]) - {key for other in KINDS if other != kind for key in KINDS[other]}
+        assert own <= shown, f"streams.example.toml: no {kind!r} tile shows {own - shown}"
+    every_key = {key for kind in KIND_NAMES for key in allowed_keys(kind)}
+    assert every_key <= set().union(*tiles), every_key - set().union(*tiles)
+    for key in ("title", "columns", "locale", "timezone", "theme"):
+        assert re.search(rf"^{key} = ", text, re.M), key
 
 
 @pytest.mark.parametrize("flag", ["office", "office=", "office=walk", "office=random-walk:private",
