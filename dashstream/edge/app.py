@@ -321,11 +321,16 @@ class DashApp:
         except ValueError as error:
             raise HTTPError("400 Bad Request", f"POST /screens/{name}{error}") from None
         since = time.time()
+        told: list[int] = []
         try:
             self.backplane.assign_screen(name, assignment.to_json(), since,
-                                         lambda: screens.assign(name, assignment, since))
+                                         lambda: told.append(screens.assign(name, assignment, since)))
         except LogUnavailable as error:
             raise _unavailable(error) from None
+        what = f"dashboard {assignment.dashboard!r}" if assignment.dashboard is not None \
+            else f"playlist {assignment.playlist!r}"
+        logger.info("screen %r now shows %s (%d session(s) here told) peer=%s", name, what, sum(told),
+                    self._peer(environ), extra={"screen": name, **assignment.to_json(), "peer": self._peer(environ)})
         return respond_json(start_response, "200 OK", {"name": name, **assignment.to_json(), "since": since})
 
     def _metrics(self, environ: dict, start_response) -> Iterable[bytes]:

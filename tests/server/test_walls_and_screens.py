@@ -143,6 +143,8 @@ def test_a_screen_switch_reaches_every_session_of_that_screen_within_a_second_an
             assert json.loads(ws.recv(timeout=scaled(1))) == {"control": "screen", "screen": "lobby",
                                                                "dashboard": "sales"}
         assert time.monotonic() - posted < 1.0
+        wait_until(lambda: "screen 'lobby' now shows dashboard 'sales' (2 session(s) here told) peer=127.0.0.1:"
+                   in walls.output(), message="the switch's log line")
         publish(walls.http, "orders", {"variable": 1}, TOKEN)  # what comes next on the other two is that value
         for ws in (desk, plain):
             assert json.loads(ws.recv(timeout=scaled(3)))["variable"] == 1
