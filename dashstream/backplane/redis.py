@@ -56,7 +56,7 @@ from dashstream.backplane.redis_log import RedisLog, entry_from_redis, fresh_par
 from dashstream.backplane.sentinel import redis_client
 from dashstream.messages import Entry
 from dashstream.ops.log_output import LogLimiter, suppressed_note
-from dashstream.sessions.screens import assignment_from_json
+from dashstream.sessions.screens import from_stored_form
 from dashstream.streams.log import LogUnavailable, new_epoch
 from dashstream.streams.supervisor import Backoff, describe_error, source_supervisor
 from producer import SOURCES
@@ -518,7 +518,7 @@ class RedisBackplane:
         once."""
         if not self.health.up:
             raise LogUnavailable(f"the backplane (Redis) is down: {self.health.reason}", RETRY_AFTER)
-        body = json.dumps({**fields, "since": since})
+        body = json.dumps({**fields, "since": since})  # sessions.screens.stored_form
         try:
             pipe = self.commands.pipeline(transaction=True)
             pipe.hset(SCREENS, name, body)
@@ -531,14 +531,9 @@ class RedisBackplane:
 
     def _apply_screen(self, name: str, body: str) -> None:
         screens = getattr(self.app, "screens", None)
-        try:
-            fields = json.loads(body)
-            since = float(fields.pop("since"))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            return  # not ours to read
-        assignment = assignment_from_json(fields)
-        if screens is not None and assignment is not None:
-            screens.assign(name, assignment, since)
+        kept = from_stored_form(body)  # None: not ours to read
+        if screens is not None and kept is not None:
+            screens.assign(name, *kept)
 
     def _local_screens(self) -> dict[str, list[dict]]:
         screens = getattr(self.app, "screens", None)

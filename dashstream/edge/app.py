@@ -81,7 +81,7 @@ from dashstream.ops.metrics import Metrics
 from dashstream.ops.status_page import RateSampler, last_values, status_response
 from dashstream.protocol.deflate import Deflater, Inflater
 from dashstream.protocol.frames import STREAM_SOCKET_DATA_BUDGET, FrameReader, Message
-from dashstream.sessions.screens import UnknownScreen
+from dashstream.sessions.screens import UnknownScreen, stored_form
 from dashstream.sessions.session import Session, SessionContext, describe_peer
 from dashstream.sessions.sse import SSESession
 from dashstream.sessions.sse import response_head as sse_head
@@ -322,9 +322,13 @@ class DashApp:
             raise HTTPError("400 Bad Request", f"POST /screens/{name}{error}") from None
         since = time.time()
         told: list[int] = []
+
+        def here() -> None:
+            told.append(screens.assign(name, assignment, since))
+            self.state.durable.save_screen(name, stored_form(assignment, since))  # --state (no backplane then)
+
         try:
-            self.backplane.assign_screen(name, assignment.to_json(), since,
-                                         lambda: told.append(screens.assign(name, assignment, since)))
+            self.backplane.assign_screen(name, assignment.to_json(), since, here)
         except LogUnavailable as error:
             raise _unavailable(error) from None
         what = f"dashboard {assignment.dashboard!r}" if assignment.dashboard is not None \

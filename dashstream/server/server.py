@@ -153,6 +153,7 @@ class Server:
         backplane = make_backplane(config.backplane, f"{socket.gethostname()}:{port}:{os.urandom(2).hex()}")
         state = self.state = ServerState(backplane, durable=durable, log_lines_dropped=dropped_lines,
                                          walls=config.walls, reread=lambda: resolve_walls(config))
+        state.screens.restore(durable.saved_screens())  # --state: what each screen was switched to
         state.streams.update(streams_from_config(config, on_pass=state.metrics.fanout_pass, backplane=backplane,
                                                  durable=durable if durable.path is not None else None))
         context = session_context(config, state.metrics)

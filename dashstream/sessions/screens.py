@@ -16,6 +16,7 @@ the clock is injected.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -55,6 +56,22 @@ def assignment_from_json(fields: Mapping[str, Any]) -> Assignment | None:
     if set(fields) == {"playlist"} and isinstance(fields["playlist"], str):
         return Assignment(playlist=fields["playlist"])
     return None
+
+
+def stored_form(assignment: Assignment, since: float) -> str:
+    """An assignment and its since as kept in Redis and in the ``--state`` file."""
+    return json.dumps({**assignment.to_json(), "since": since})
+
+
+def from_stored_form(body: str) -> tuple[Assignment, float] | None:
+    """``stored_form`` read back; None when it is not one (another program's, a damaged row)."""
+    try:
+        fields = json.loads(body)
+        since = float(fields.pop("since"))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    assignment = assignment_from_json(fields)
+    return (assignment, since) if assignment is not None else None
 
 
 class Screens:
@@ -108,6 +125,14 @@ class Screens:
         if assignment.dashboard is not None:
             return assignment.dashboard in self.walls.dashboards
         return assignment.playlist in self.walls.playlists
+
+    def restore(self, stored: Mapping[str, str]) -> None:
+        """At start: what the ``--state`` file kept (name -> ``stored_form``); a screen the
+        file no longer defines, or a wall it no longer has, is ignored."""
+        for name, body in stored.items():
+            kept = from_stored_form(body)
+            if kept is not None:
+                self.assign(name, *kept)
 
     def rewall(self, walls: Walls) -> None:
         """A reloaded file: a screen steered away from the file's assignment (POST) keeps

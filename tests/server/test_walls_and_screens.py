@@ -221,3 +221,25 @@ def test_a_publish_can_send_a_lists_rows(walls):
         assert status == 200, answer
         message = json.loads(ws.recv(timeout=scaled(3)))
     assert (message["stream"], message["variable"], message["rows"]) == ("top", 2, rows)
+
+
+def test_with_state_a_switched_screen_shows_the_same_after_a_restart(start_server, tmp_path):
+    path = tmp_path / "walls.toml"
+    path.write_text(CONFIG)
+    args = ("--config", str(path), "--publish-token", TOKEN, "--state", str(tmp_path / "state.db"))
+    server = start_server(*args)
+    status, answer = post(server, "/screens/lobby", {"dashboard": "sales"})
+    assert status == 200, answer
+    since = json.loads(answer)["since"]
+    server.stop()  # SIGTERM: the writer writes what it holds
+    restarted = start_server(*args, port=server.port)
+    assert get_json(restarted, "/screens/lobby.json") == (200, {"name": "lobby", "dashboard": "sales"})
+    lobby, desk = get_json(restarted, "/screens.json")[1]["screens"]
+    assert (lobby["dashboard"], lobby["since"]) == ("sales", since)
+    assert desk["dashboard"] == "sales" and desk["since"] > since  # never switched: the file's, from this start
+    # A file whose walls no longer have the kept one: the file's assignment.
+    restarted.stop()
+    path.write_text(CONFIG.replace("[dashboards.sales]", "[dashboards.sales_eu]").replace(
+        "dashboards.sales.tiles", "dashboards.sales_eu.tiles").replace('"sales"', '"sales_eu"'))
+    again = start_server(*args, port=server.port)
+    assert get_json(again, "/screens/lobby.json") == (200, {"name": "lobby", "playlist": "lobby"})

@@ -8,7 +8,15 @@ import json
 import pytest
 
 from dashstream.config.walls import parse_walls
-from dashstream.sessions.screens import Assignment, Screens, UnknownScreen, assignment_from_json, screen_message
+from dashstream.sessions.screens import (
+    Assignment,
+    Screens,
+    UnknownScreen,
+    assignment_from_json,
+    from_stored_form,
+    screen_message,
+    stored_form,
+)
 
 STREAMS = ["orders", "revenue"]
 OPS = {"tiles": [{"stream": "orders"}]}
@@ -172,3 +180,20 @@ def test_the_messages_and_the_stored_form():
     assert assignment_from_json({"playlist": "lobby"}) == Assignment(playlist="lobby")
     for bad in ({}, {"dashboard": 1}, {"playlist": None}, {"dashboard": "a", "playlist": "b"}, {"wall": "a"}):
         assert assignment_from_json(bad) is None
+
+
+def test_the_stored_form_round_trips_and_anything_else_is_none():
+    assert json.loads(stored_form(Assignment(dashboard="ops"), 12.5)) == {"dashboard": "ops", "since": 12.5}
+    assert from_stored_form(stored_form(Assignment(playlist="lobby"), 3.0)) == (Assignment(playlist="lobby"), 3.0)
+    for bad in ("", "not json", "[]", '{"dashboard": "ops"}', '{"since": "x", "dashboard": "ops"}',
+                '{"since": 1}', '{"since": 1, "wall": "ops"}', "null"):
+        assert from_stored_form(bad) is None, bad
+
+
+def test_restore_applies_what_the_state_file_kept_where_it_still_fits(screens):
+    screens.restore({"tv": stored_form(Assignment(playlist="lobby"), 50.0),
+                     "hall": stored_form(Assignment(dashboard="gone"), 60.0),  # no such wall any more
+                     "lobby": stored_form(Assignment(dashboard="ops"), 70.0),  # no such screen any more
+                     "desk": "damaged"})
+    assert screens.assigned == {"tv": (Assignment(playlist="lobby"), 50.0),
+                                "hall": (Assignment(playlist="lobby"), 1000.0)}
