@@ -122,6 +122,12 @@ class _NoState:
     def describe(self) -> dict | None:
         return None
 
+    def saved_screens(self) -> dict[str, str]:
+        return {}
+
+    def save_screen(self, name: str, body: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -164,6 +170,15 @@ class DurableState:
     def start(self) -> None:
         self.writer.start()
         self._schedule(WATCH_EVERY, self._watch)
+
+    def saved_screens(self) -> dict[str, str]:
+        """What each named screen showed when the file was last written (name -> JSON)."""
+        return dict(self.store.screens)
+
+    def save_screen(self, name: str, body: str) -> None:
+        """A screen's new assignment (``POST /screens/NAME``), for the next start; written
+        by the writer thread with its next batch, never on the hub."""
+        self.writer.put_screen(name, body)
 
     def _watch(self) -> None:
         if self._closed:

@@ -18,6 +18,12 @@
 ``sqlite3`` is imported here, at module import, on purpose: importing a C extension from
 inside an OS thread while eventlet's hub runs can deadlock on the import lock.
 
+The file also keeps what each named screen shows (``screens``: the assignment a ``POST
+/screens/NAME`` made, as JSON), queued through the same writer and written with the next
+batch. That table came after schema 1 and is created when missing (``CREATE TABLE IF NOT
+EXISTS`` at open): a schema-1 file gains it, and an older dashstream that opens the file
+ignores it, so the schema number did not change.
+
 Each stream's row says whether entries may have been handed out that the file does not
 hold yet (``dirty``): the writer marks a stream dirty as soon as an entry for it arrives
 (one small commit, off the hub) and clears it with the batch that holds them. A stream
@@ -55,6 +61,8 @@ _SCHEMA_SQL = (
     "CREATE TABLE entries (stream TEXT NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL, "
     "PRIMARY KEY (stream, seq)) WITHOUT ROWID",
 )
+# What each named screen shows (its JSON: {"dashboard"|"playlist": NAME, "since": T}).
+_SCREENS_SQL = "CREATE TABLE IF NOT EXISTS screens (name TEXT PRIMARY KEY, body TEXT NOT NULL)"
 
 
 class StateError(Exception):
@@ -92,6 +100,7 @@ class StateStore:
         self._synchronous = synchronous
         # The last seq the file holds for each stream, to keep its rows contiguous.
         self._stored_last: dict[str, int] = {}
+        self.screens: dict[str, str] = {}  # as loaded at open: screen name -> its JSON
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -113,6 +122,7 @@ class StateStore:
                 self.damaged = None
             self._prepare()
             stored = self._load()
+            self.screens = dict(self._conn.execute("SELECT name, body FROM screens ORDER BY name"))
         except sqlite3.Error as error:
             self.close()
             raise StateError(f"--state {self.path}: cannot use it ({error}); move it away or choose another path") \
@@ -234,6 +244,7 @@ class StateStore:
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         # The WAL is truncated back to this after each checkpoint (it would keep its peak size).
         conn.execute("PRAGMA journal_size_limit = 1048576")
+        conn.execute(_SCREENS_SQL)  # a schema-1 file written before screens were kept gains it
 
     def _load(self) -> list[StoredStream]:
         conn = self._conn
@@ -325,6 +336,20 @@ class StateStore:
         for name, entries in pending.items():
             self._stored_last[name] = entries[-1].seq
 
+    def write_screens(self, screens: dict[str, str]) -> None:
+        """What these screens show now (name -> JSON), in one transaction."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT OR REPLACE INTO screens (name, body) VALUES (?, ?)", list(screens.items()))
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+
     def close(self) -> None:
         """Close the database (the last connection checkpoints the WAL into the file) and
         release the lock."""
@@ -354,6 +379,16 @@ class WriteHealth:
 
 
 _STOP = object()
+
+
+class _Screen:
+    """A named screen's assignment, queued for the file."""
+
+    __slots__ = ("name", "body")
+
+    def __init__(self, name: str, body: str):
+        self.name = name
+        self.body = body
 
 
 class StateWriter:
@@ -389,6 +424,10 @@ class StateWriter:
             self._announced.add(entry.stream)
             self._wake.set()
 
+    def put_screen(self, name: str, body: str) -> None:
+        """A screen's new assignment (its JSON), written with the next batch; never blocks."""
+        self._queue.put(_Screen(name, body))
+
     def start(self) -> None:
         self._thread = runtime.os_threading.Thread(target=self.run, name="dashstream-state", daemon=True)
         self._thread.start()
@@ -408,6 +447,7 @@ class StateWriter:
         write, repeat; a failed write keeps the batch (each stream's last ``history``
         entries, all that matters) and is retried an interval later."""
         pending: dict[str, deque[Entry]] = {}
+        screens: dict[str, str] = {}  # screen assignments not written yet (the newest of each)
         marked: set[str] = set()  # streams marked dirty since their last write
         deadline: float | None = None
         stopping = False
@@ -420,36 +460,39 @@ class StateWriter:
                 # dirty (or STOP) comes first.
                 self._wake.wait(max(0.0, deadline - self._clock()))
                 self._wake.clear()
-            stopping = self._take(item, pending) or stopping
-            if pending and deadline is None:
+            stopping = self._take(item, pending, screens) or stopping
+            if (pending or screens) and deadline is None:
                 deadline = self._clock() + self.flush_interval
             fresh = pending.keys() - marked
             if fresh and not stopping and self.health.failing is None:
                 if self._attempt(self.store.mark_dirty, fresh):
                     marked |= fresh
             if stopping or (deadline is not None and self._clock() >= deadline):
-                stopping = self._take(None, pending) or stopping  # this batch: all that is out
+                stopping = self._take(None, pending, screens) or stopping  # this batch: all that is out
+                if not screens or self._attempt(self.store.write_screens, dict(screens)):
+                    screens.clear()
                 if not pending or self._attempt(self.store.write, pending, self._kept, flush=True):
                     pending.clear()
                     marked.clear()
                     # (An entry queued since the last _take is still in the queue: with no
                     # deadline the next get() takes it at once and its stream is marked.)
                     self._announced.clear()
-                    deadline = None
-                else:
-                    deadline = self._clock() + self.flush_interval
+                deadline = None if not (pending or screens) else self._clock() + self.flush_interval
                 if stopping:
                     self.health.lost = sum(len(entries) for entries in pending.values())
                     self.store.close()
                     return
 
-    def _take(self, item, pending: dict[str, deque[Entry]]) -> bool:
-        """``item`` and whatever else is queued now, into ``pending``; whether STOP came."""
+    def _take(self, item, pending: dict[str, deque[Entry]], screens: dict[str, str]) -> bool:
+        """``item`` and whatever else is queued now, into ``pending`` (entries) and
+        ``screens``; whether STOP came."""
         stop = False
         empty = runtime.os_queue.Empty
         while True:
             if item is _STOP:
                 stop = True
+            elif isinstance(item, _Screen):
+                screens[item.name] = item.body
             elif item is not None:
                 entries = pending.get(item.stream)
                 if entries is None:

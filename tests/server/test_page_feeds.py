@@ -125,7 +125,8 @@ def test_the_default_stream_sends_its_first_value_at_once(start_server):
 def test_dashboard_json_without_a_dashboard_is_a_200_with_no_tiles(start_server):
     server = start_server()
     status, headers, body = http_get(server.http + "/dashboard.json")
-    assert status == 200 and json.loads(body) == {"title": "dashstream", "columns": None, "tiles": []}
+    assert status == 200 and json.loads(body) == {"name": "default", "title": "dashstream", "columns": None,
+                                                  "locale": None, "timezone": None, "theme": "dark", "tiles": []}
     assert "404" not in server.output()
 
 

@@ -3,6 +3,8 @@ whom (presence), without a server or a Redis."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("redis")
@@ -161,9 +163,38 @@ def test_presence_is_written_and_left(clock):
     redis = FakeRedis()
     fleet, _ = make(redis)
     fleet._write_presence()
-    assert [call[0] for call in redis.calls] == ["hset", "pexpire", "sadd"]
+    assert [call[0] for call in redis.calls] == ["hset", "pexpire", "set", "sadd"]
     assert redis.calls[0][2] == {"mapping": {"office": 2, "_control": 1}}
     assert redis.calls[1][1] == ("dashstream:presence:me", int(fleet_module.PRESENCE_TTL * 1000))
+    # The named screens connected here, beside the counts, with the same expiry.
+    assert redis.calls[2][1:] == (("dashstream:screens:presence:me", "{}"),
+                                  {"px": int(fleet_module.PRESENCE_TTL * 1000)})
     redis.calls.clear()
     fleet.leave()
     assert [call[0] for call in redis.calls] == ["delete", "srem"] and fleet._stopping
+    assert redis.calls[0][1] == ("dashstream:presence:me", "dashstream:screens:presence:me")
+
+
+def test_the_screen_census_merges_every_live_instances_screens_oldest_first(clock):
+    redis = FakeRedis()
+    here = {"lobby": [{"address": "10.0.0.1", "since": 5.0, "instance": "me"}]}
+    fleet = Fleet(redis, instance="me", lease_ttl=3.0, is_up=lambda: True, local_counts=dict,
+                  local_screens=lambda: here)
+    fleet._write_presence()
+    assert redis.calls[2][1] == ("dashstream:screens:presence:me", json.dumps(here))
+    redis.members = {b"me", b"them", b"gone", b"odd"}
+    theirs = {"lobby": [{"address": "10.0.0.2", "since": 1.0, "instance": "them"}],
+              "desk": [{"address": "10.0.0.3", "since": 2.0, "instance": "them"}, "not a row"]}
+    redis.mget = lambda keys: (redis.calls.append(("mget", tuple(keys), {})) and None) or [
+        None, b"not json", json.dumps(theirs).encode()]
+    merged = fleet.screen_census(here)
+    assert redis.calls[-1][1] == ("dashstream:screens:presence:gone", "dashstream:screens:presence:odd",
+                                  "dashstream:screens:presence:them")
+    assert merged == {"lobby": [{"address": "10.0.0.2", "since": 1.0, "instance": "them"},
+                                {"address": "10.0.0.1", "since": 5.0, "instance": "me"}],
+                      "desk": [{"address": "10.0.0.3", "since": 2.0, "instance": "them"}]}
+    assert here == {"lobby": [{"address": "10.0.0.1", "since": 5.0, "instance": "me"}]}  # ours not changed
+    redis.members = {b"me"}
+    calls = len(redis.calls)
+    assert fleet.screen_census(here) == here
+    assert len(redis.calls) == calls  # alone: no MGET at all

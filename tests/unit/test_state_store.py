@@ -202,6 +202,7 @@ class RecordingStore:
         self.fail: list[Exception] = []
         self.closed = threading.Event()
         self.wrote = threading.Event()
+        self.screens: list[dict[str, str]] = []
 
     def mark_dirty(self, names):
         if self.fail:
@@ -212,6 +213,12 @@ class RecordingStore:
         if self.fail:
             raise self.fail.pop(0)
         self.batches.append({name: [e.seq for e in batch] for name, batch in pending.items()})
+        self.wrote.set()
+
+    def write_screens(self, screens):
+        if self.fail:
+            raise self.fail.pop(0)
+        self.screens.append(dict(screens))
         self.wrote.set()
 
     def close(self):
@@ -287,3 +294,53 @@ def test_a_second_stream_is_marked_dirty_at_once_while_the_batch_sleeps():
     assert store.batches == []  # nothing written before the batch is due...
     assert writer.close(timeout=10)
     assert store.batches == [{"s": list(range(41, 51)), "t": [1]}]  # ...and everything at close
+
+
+# --- named screens' assignments ----------------------------------------------------------------
+
+
+def test_screens_are_written_and_loaded_back_the_newest_of_each(path):
+    store, _ = opened(path)
+    assert store.screens == {}
+    store.write_screens({"lobby": '{"dashboard": "a", "since": 1.0}', "desk": '{"playlist": "p", "since": 2.0}'})
+    store.write_screens({"lobby": '{"dashboard": "b", "since": 3.0}'})
+    store.close()
+    store, _ = opened(path)
+    assert store.screens == {"desk": '{"playlist": "p", "since": 2.0}', "lobby": '{"dashboard": "b", "since": 3.0}'}
+    store.close()
+
+
+def test_a_schema_1_file_from_before_screens_gains_the_table_and_keeps_its_streams(path):
+    store, _ = opened(path)
+    store.write({"sales": entries("sales", 1, 3)}, {"sales": 100})
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE screens")  # as a file written before screens were kept
+    conn.commit()
+    conn.close()
+    store, stored = opened(path)
+    assert store.screens == {} and stored["sales"].seq == 3
+    store.write_screens({"lobby": "{}"})
+    store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA == 1
+    assert conn.execute("SELECT name, body FROM screens").fetchall() == [("lobby", "{}")]
+    conn.close()
+
+
+def test_the_writer_writes_screens_with_the_next_batch_and_on_close():
+    store = RecordingStore()
+    writer = StateWriter(store, flush_interval=0.05)
+    writer.start()
+    writer.put_screen("lobby", "first")
+    writer.put_screen("lobby", "second")  # only the newest of a screen matters
+    writer.put_screen("desk", "d")
+    assert store.wrote.wait(5)
+    wait_until(lambda: sum(map(len, store.screens)) == 2, message="both screens written")
+    assert {name: body for batch in store.screens for name, body in batch.items()} == {"lobby": "second", "desk": "d"}
+    assert store.batches == []  # no entries: no entry batch
+    store.fail = [sqlite3.OperationalError("disk I/O error")]  # one failure: kept and retried
+    writer.put_screen("lobby", "third")
+    wait_until(lambda: store.screens[-1] == {"lobby": "third"}, message="written on the retry")
+    assert writer.health.errors == 1 and not store.fail
+    assert writer.close(timeout=10)
