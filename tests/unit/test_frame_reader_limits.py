@@ -4,9 +4,6 @@ socket's data budget."""
 
 from __future__ import annotations
 
-import os
-import struct
-
 from dashstream.protocol.frames import (
     DEFAULT_MAX_FRAGMENTS,
     FRAME_COST,
@@ -16,27 +13,8 @@ from dashstream.protocol.frames import (
     Message,
     fragment_limit,
 )
-
-
-def client_frame(opcode: int, payload: bytes = b"", fin: bool = True) -> bytes:
-    mask = os.urandom(4)
-    length = len(payload)
-    first = (0x80 if fin else 0) | opcode
-    if length < 126:
-        header = struct.pack("!BB", first, 0x80 | length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", first, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, length)
-    key = (mask * (length // 4 + 1))[:length]
-    masked = (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(length, "little")
-    return header + mask + masked
-
-
-def fragmented(opcode: int, payload: bytes, size: int) -> bytes:
-    pieces = [payload[at:at + size] for at in range(0, len(payload), size)]
-    return b"".join(client_frame(opcode if index == 0 else 0, piece, fin=index == len(pieces) - 1)
-                    for index, piece in enumerate(pieces))
+from tests.ws_frames import fragmented
+from tests.ws_frames import frame as client_frame
 
 
 def test_the_fragment_bound_scales_with_the_message_limit():
