@@ -88,6 +88,14 @@ def test_a_route_table_matches_exact_paths_then_prefixes_with_the_name_bound():
     assert table.match("/ws").websocket is None and table.match("/wsx").websocket is None
 
 
+def test_a_match_carries_its_routes_kind_and_an_unknown_path_counts_as_http():
+    table = RouteTable([Route("/publish", print, kind="publish"),
+                        Route("/sse/", print, prefix=True, kind="handshake")], not_found=print)
+    assert table.match("/publish").kind == "publish"
+    assert table.match("/sse/office").kind == "handshake"
+    assert table.match("/elsewhere").kind == "http"
+
+
 def test_a_path_cannot_be_in_the_table_twice():
     with pytest.raises(ValueError, match="'/a'"):
         RouteTable([Route("/a", print), Route("/a", print, prefix=True)], not_found=print)

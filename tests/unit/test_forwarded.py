@@ -66,6 +66,16 @@ def test_bad_trusted_proxy_values_are_refused_with_a_reason(text, reason):
     assert reason in str(error.value)
 
 
+def test_the_whole_reason_reads_as_the_command_line_prints_it():
+    with pytest.raises(ValueError) as empty:
+        parse_network("")
+    assert str(empty.value) == "empty value; give an address or range such as 10.0.0.0/8 or ::1"
+    with pytest.raises(ValueError) as name:
+        parse_network("localhost")
+    assert str(name.value) == ("not an IP address or CIDR range: 'localhost' (host names are not resolved, "
+                               "and a proxy is trusted whatever its port)")
+
+
 def test_the_default_trusts_loopback_only():
     policy = ProxyPolicy()
     assert [str(n) for n in policy.networks] == ["127.0.0.0/8", "::1/128"]
@@ -225,6 +235,13 @@ def test_from_environ_reads_the_wsgi_names(default):
     assert default.from_environ(environ) == Client(OFFICE, forwarded=True)
     assert default.from_environ({"REMOTE_ADDR": NGINX, "HTTP_X_REAL_IP": "192.0.2.9"}).address == "192.0.2.9"
     assert default.from_environ({}) == Client("")
+
+
+def test_from_environ_works_the_client_out_once_per_request(default):
+    environ = {"REMOTE_ADDR": NGINX, "HTTP_X_FORWARDED_FOR": OFFICE}
+    first = default.from_environ(environ)
+    environ["HTTP_X_FORWARDED_FOR"] = EVIL  # read once: what the request came with stands
+    assert default.from_environ(environ) is first and first.address == OFFICE
 
 
 # --- the option and the admission rule --------------------------------------------------------

@@ -4,9 +4,6 @@ socket's data budget."""
 
 from __future__ import annotations
 
-import os
-import struct
-
 from dashstream.protocol.frames import (
     DEFAULT_MAX_FRAGMENTS,
     FRAME_COST,
@@ -16,27 +13,8 @@ from dashstream.protocol.frames import (
     Message,
     fragment_limit,
 )
-
-
-def client_frame(opcode: int, payload: bytes = b"", fin: bool = True) -> bytes:
-    mask = os.urandom(4)
-    length = len(payload)
-    first = (0x80 if fin else 0) | opcode
-    if length < 126:
-        header = struct.pack("!BB", first, 0x80 | length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", first, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, length)
-    key = (mask * (length // 4 + 1))[:length]
-    masked = (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(length, "little")
-    return header + mask + masked
-
-
-def fragmented(opcode: int, payload: bytes, size: int) -> bytes:
-    pieces = [payload[at:at + size] for at in range(0, len(payload), size)]
-    return b"".join(client_frame(opcode if index == 0 else 0, piece, fin=index == len(pieces) - 1)
-                    for index, piece in enumerate(pieces))
+from tests.ws_frames import fragmented
+from tests.ws_frames import frame as client_frame
 
 
 def test_the_fragment_bound_scales_with_the_message_limit():
@@ -46,6 +24,8 @@ def test_the_fragment_bound_scales_with_the_message_limit():
     assert fragment_limit(32 << 20) == 524288
     assert FrameReader(max_message_size=32 << 20).max_fragments == 524288
     assert FrameReader(max_fragments=7).max_fragments == 7
+    # A whole number of fragments whatever the limit: one more per full 64 bytes.
+    assert fragment_limit((4 << 20) + 63) == 65536 and type(fragment_limit((4 << 20) + 63)) is int
 
 
 def test_autobahn_9_3_1_four_mebibytes_in_64_byte_fragments_passes_with_a_raised_limit():
@@ -81,6 +61,14 @@ def test_a_stream_socket_closes_1008_past_its_data_budget():
     assert failure.code == 1008 and "reads no messages" in failure.reason
     pings = FrameReader(keep_messages=False, data_budget=100)
     assert len(pings.receive(b"".join(client_frame(0x9, b"p") for _ in range(1000)))) == 1000  # not data
+
+
+def test_each_fragment_costs_its_frame_and_the_budget_may_be_spent_to_the_byte():
+    size, pieces = 100, 3
+    reader = FrameReader(keep_messages=False, data_budget=size + pieces * FRAME_COST)
+    assert reader.receive(fragmented(0x2, b"a" * size, size // pieces + 1)) == [Message(False, None)]
+    (failure,) = reader.receive(client_frame(0x2))  # one frame more: over by FRAME_COST
+    assert failure.code == 1008 and f"over {size + pieces * FRAME_COST} bytes sent" in failure.reason
 
 
 def test_empty_messages_are_counted_against_the_budget():

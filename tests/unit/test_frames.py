@@ -139,6 +139,10 @@ def test_xor_mask_matches_the_rfc_reference():
     data, mask = rng.randbytes(1001), rng.randbytes(4)
     pieces = b"".join(xor_mask(data[at:at + 97], mask, at) for at in range(0, 1001, 97))
     assert pieces == reference_mask(data, mask)
+    # The test frames (tests/ws_frames.py) are masked by the same reference.
+    for length in (0, 1, 5, 300):
+        data = rng.randbytes(length)
+        assert frame(0x2, data, mask=mask).endswith(mask + reference_mask(data, mask))
 
 
 def test_reader_events_one_byte_at_a_time():

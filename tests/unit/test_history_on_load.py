@@ -9,49 +9,11 @@ import pytest
 from dashstream.backplane.redis_log import RedisLog
 from dashstream.edge.http import HTTPError
 from dashstream.edge.subscribe_query import parse_query, recent_count
-from dashstream.messages import Entry, encode_fields
-from dashstream.streams.log import LogUnavailable, MemoryLog, Resume
+from dashstream.messages import encode_fields
+from dashstream.streams.log import MemoryLog, Resume
+from tests.fake_log_store import Clock, FakeStore
 
 pytestmark = pytest.mark.timeout(20)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        self.now += 0.25
-        return self.now
-
-
-class FakeStore:
-    """Redis as the backplane keeps it: one epoch, a seq, the last ``history`` entries; and
-    which ``after`` each read asked for."""
-
-    def __init__(self) -> None:
-        self.epoch = "E1"
-        self.seq = 0
-        self.entries: list[Entry] = []
-        self.down = False
-        self.reads = 0
-        self.asked_after: list[int | None] = []
-
-    def append(self, log, body, ts):
-        self.seq += 1
-        self.entries = (self.entries + [Entry(log.stream, self.seq, ts, self.epoch, body)])[-log.history_size:]
-        return self.seq, self.epoch
-
-    def read(self, log, after):
-        self.reads += 1
-        self.asked_after.append(after)
-        if self.down:
-            raise LogUnavailable("down")
-        newest = self.entries[-1] if self.entries else None
-        return self.epoch, self.seq, newest, [e for e in self.entries if e.seq > after] if after is not None else []
-
-    def sync(self, log: RedisLog) -> None:
-        """The tail's first load of the mirror."""
-        log.resync(self.epoch, self.seq, list(self.entries))
 
 
 def memory_log(count: int, history: int = 100) -> MemoryLog:

@@ -1,4 +1,5 @@
-"""Unit tests of the stream log: numbering, epoch, history, the resume rule, encodings."""
+"""Unit tests of the stream log: numbering, epoch, history, the resume rule. (The message and
+its encodings: test_messages.py.)"""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import json
 
 import pytest
 
-from dashstream.messages import BadFields, Entry, encode_fields, sse_record
-from dashstream.protocol.frames import text_frame
+from dashstream.messages import BadFields, Entry, encode_fields
 from dashstream.streams.log import MemoryLog, Resume, owed
 
 pytestmark = pytest.mark.timeout(20)
@@ -40,82 +40,10 @@ def test_entries_are_numbered_stamped_and_carry_the_epoch_after_the_fields():
     assert log.append(encode_fields({"variable": 8})).seq == 2
 
 
-def test_every_encoding_is_built_once_and_shared():
-    entry = filled(1).last
-    assert entry.frame is entry.frame and entry.frame == text_frame(entry.text)
-    assert entry.stream_frame is entry.stream_frame
-    assert json.loads(entry.stream_frame[2:]) == {**json.loads(entry.text), "stream": "s"}
-    assert entry.sse is entry.sse
-    assert entry.sse == f"id: E:1\ndata: {entry.text}\n\n".encode()
-
-
-def test_gap_texts_add_the_flag_and_keep_everything_else():
-    entry = filled(1).last
-    assert json.loads(entry.gap_text()) == {**json.loads(entry.text), "gap": True}
-    assert json.loads(entry.stream_text(gap=True)) == {**json.loads(entry.text), "gap": True, "stream": "s"}
-    assert "gap" not in json.loads(entry.stream_text())
-
-
-def test_an_empty_body_still_makes_valid_json():
-    entry = Entry("s", 3, 1.5, "E", "{}")
-    assert json.loads(entry.text) == {"seq": 3, "ts": 1.5, "epoch": "E"}
-    assert json.loads(entry.gap_text()) == {"gap": True, "seq": 3, "ts": 1.5, "epoch": "E"}
-
-
-FINITE = "numbers must be finite (no NaN, Infinity or overflowing values like 1e400)"
-
-
-@pytest.mark.parametrize("fields, reason", [
-    ({"unit": "kg"}, "no 'variable' field"),
-    ({"variable": 1, "seq": 2}, "field 'seq' is set by the server"),
-    ({"variable": 1, "control": "reload"}, "field 'control' is set by the server"),
-    ({"variable": 1, "stream": "x"}, "field 'stream' is set by the server"),
-    ({"variable": 1, "gap": False, "epoch": 1}, "field 'epoch' is set by the server"),  # the first, sorted
-    ({"variable": float("inf")}, FINITE),
-    ({"variable": float("nan")}, FINITE),
-])
-def test_fields_that_cannot_be_a_message_are_refused_with_a_reason(fields, reason):
-    with pytest.raises(BadFields) as refused:
-        encode_fields(fields)
-    assert str(refused.value) == reason
-
-
-def test_a_value_json_cannot_write_is_refused():
-    with pytest.raises(BadFields, match="not JSON-serializable"):
-        encode_fields({"variable": object()})
-
-
 def test_epochs_are_fresh_twelve_hex_digits():
     epochs = {MemoryLog("s").epoch for _ in range(20)}
     assert len(epochs) == 20 and all(len(e) == 12 and int(e, 16) >= 0 for e in epochs)
     assert MemoryLog("s").history_size == 100
-
-
-def test_deep_nesting_is_refused_not_a_crash():
-    deep: dict = {"variable": 1}
-    node = deep
-    for _ in range(5000):
-        node["x"] = {}
-        node = node["x"]
-    with pytest.raises(BadFields) as refused:
-        encode_fields(deep)
-    assert str(refused.value) == "the object is nested too deeply"
-
-
-def test_a_source_value_that_contains_itself_is_refused_as_too_deep():
-    looped: dict = {"variable": 1}
-    looped["again"] = looped
-    with pytest.raises(BadFields) as refused:
-        encode_fields(looped)
-    assert str(refused.value) == "the object is nested too deeply"
-
-
-@pytest.mark.parametrize("fields", [
-    {"variable": 1}, {"variable": -2.5, "unit": "kg"}, {"variable": "é\u2028\"<>", "list": [1, None, True, {}]},
-    {"variable": 10**30, "nested": {"a": [0.1, 1e300]}},
-])
-def test_messages_are_compact_ascii_json_in_the_publishers_order(fields):
-    assert encode_fields(fields) == json.dumps(fields, separators=(",", ":"))
 
 
 def test_a_refused_message_takes_no_number():
@@ -166,11 +94,6 @@ def test_owed_takes_any_iterable_history():
 def test_history_is_at_least_one():
     log = filled(3, history=0)
     assert log.history_size == 1 and log.last.seq == 3
-
-
-def test_sse_records():
-    assert sse_record("{}") == b"data: {}\n\n"
-    assert sse_record("{}", "E:1", "control") == b"event: control\nid: E:1\ndata: {}\n\n"
 
 
 def test_every_appended_entry_reaches_on_entry_in_order():

@@ -14,59 +14,9 @@ from dashstream.messages import Entry, encode_fields
 from dashstream.streams.fanout import Fanout
 from dashstream.streams.log import LogUnavailable, Resume
 from dashstream.streams.stream import SharedStream
+from tests.fake_log_store import Clock, FakeStore
 
 pytestmark = pytest.mark.timeout(20)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        self.now += 0.25
-        return self.now
-
-
-class FakeStore:
-    """Redis as the backplane keeps it: one epoch, a seq, the last ``history`` entries."""
-
-    def __init__(self) -> None:
-        self.epoch: str | None = None
-        self.seq = 0
-        self.entries: list[Entry] = []
-        self.down = False
-        self.reads = 0
-        self.asked_after: list[int | None] = []
-        self.epochs = iter(f"E{n}" for n in range(1, 100))
-        self.before_read = None  # runs inside read(): what other green threads did meanwhile
-
-    def append(self, log, body, ts):
-        if self.down:
-            raise LogUnavailable("down")
-        if self.epoch is None:
-            self.epoch, self.entries = next(self.epochs), []
-        self.seq += 1
-        self.entries = (self.entries + [Entry(log.stream, self.seq, ts, self.epoch, body)])[-log.history_size:]
-        return self.seq, self.epoch
-
-    def read(self, log, after):
-        self.reads += 1
-        self.asked_after.append(after)
-        assert isinstance(log, RedisLog)
-        if self.before_read is not None:
-            self.before_read()
-        if self.down:
-            raise LogUnavailable("down")
-        newest = self.entries[-1] if self.entries else None
-        return self.epoch, self.seq, newest, [e for e in self.entries if e.seq > after] if after is not None else []
-
-    def lose_everything(self) -> None:
-        """A Redis restarted without its data."""
-        self.epoch, self.seq, self.entries = None, 0, []
-
-    def copy(self, entry: Entry) -> Entry:
-        """The entry as another instance's tail would build it from Redis."""
-        return Entry(entry.stream, entry.seq, entry.ts, entry.epoch, entry.body)
 
 
 class Tail:
@@ -77,8 +27,7 @@ class Tail:
         self.cursor = 0
 
     def sync(self) -> None:
-        entries = [self.store.copy(e) for e in self.store.entries]
-        self.cursor = self.log.resync(self.store.epoch, self.store.seq, entries)
+        self.cursor = self.store.sync(self.log)
 
     def read(self) -> None:
         for entry in [e for e in self.store.entries if e.seq > self.cursor]:

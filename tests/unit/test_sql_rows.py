@@ -1,5 +1,5 @@
-"""SQL rows and query runs without a server (producer/sql.py, producer/values.py): the
-deadline, cancelling, the payload limit, NULL variables, duplicate columns."""
+"""SQL rows and query runs without a server (producer/sql.py): the deadline, cancelling, and
+what a row's checks (producer/values.py, tested in test_values.py) make of a row."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 
 from producer.base import DOWN, UP, Health, Rejected
 from producer.sql import DEFAULT_TIMEOUT, QueryTimeout, SqliteRun, SqlSource
-from producer.values import MAX_PAYLOAD_BYTES, NullVariable, TooLarge, check_row_value, duplicate_column
 
 RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) AS variable FROM c"
 
@@ -61,14 +60,6 @@ def test_row_rules():
     up, rejected = rows(["variable", "blob"], (1, "x" * 120_000))
     assert up == Health(UP) and isinstance(rejected, Rejected) and "over the 65536-byte limit" in rejected.reason
 
-
-def test_the_payload_limit_is_on_the_encoded_message():
-    check_row_value({"variable": 1, "blob": "x" * (MAX_PAYLOAD_BYTES - 40)})
-    with pytest.raises(TooLarge):
-        check_row_value({"variable": 1, "blob": "é" * (MAX_PAYLOAD_BYTES // 2 + 10)})  # 2 bytes each in UTF-8
-    with pytest.raises(NullVariable):
-        check_row_value({"variable": None})
-    assert duplicate_column(["a", "b", "a"]) == "a" and duplicate_column(["a", "b"]) is None
 
 
 # --- rows = N: the first N rows as one message (a list tile) ------------------------------------

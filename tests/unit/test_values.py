@@ -13,7 +13,11 @@ from producer.values import (
     MAX_PAYLOAD_BYTES,
     RESERVED_FIELDS,
     BadValue,
+    NullVariable,
+    TooLarge,
     check_fields,
+    check_row_value,
+    duplicate_column,
     fields_from_row,
     parse_json,
     parse_payload,
@@ -175,3 +179,27 @@ def test_a_value_that_contains_itself_is_too_deep_not_a_recursion_error():
     loop: dict = {"variable": 1}
     loop["self"] = loop
     assert too_deep(loop)
+
+
+def test_a_rows_payload_limit_is_on_the_encoded_message_up_to_the_byte():
+    frame = len(json.dumps({"variable": 1, "blob": ""}, separators=(",", ":")))
+    check_row_value({"variable": 1, "blob": "x" * (MAX_PAYLOAD_BYTES - frame)})  # exactly the limit
+    with pytest.raises(TooLarge) as over:
+        check_row_value({"variable": 1, "blob": "x" * (MAX_PAYLOAD_BYTES - frame + 1)})
+    assert str(over.value) == f"row of {MAX_PAYLOAD_BYTES + 1} bytes as JSON is over the {MAX_PAYLOAD_BYTES}-byte limit"
+    with pytest.raises(TooLarge):
+        check_row_value({"variable": 1, "blob": "é" * (MAX_PAYLOAD_BYTES // 2 + 10)})  # 2 bytes each in UTF-8
+
+
+def test_a_row_whose_variable_is_null_or_missing_has_nothing_to_show():
+    for fields in ({"variable": None, "unit": "orders"}, {"unit": "orders"}):
+        with pytest.raises(NullVariable) as null:
+            check_row_value(fields)
+        assert str(null.value) == "'variable' is NULL"
+    check_row_value({"variable": 0})  # zero is a value
+
+
+def test_the_first_column_named_twice_is_named():
+    assert duplicate_column(["a", "b", "c", "b", "a"]) == "b"
+    assert duplicate_column(["a", "b"]) is None and duplicate_column([]) is None
+    assert duplicate_column([1, "1"]) == "1"  # column names are compared as text
