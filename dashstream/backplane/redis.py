@@ -28,6 +28,12 @@ producers' shared health and reload; who runs each producer (leases) and who ser
   The runner factory is also where the backplane learns the stream, to tail its log.
 * **The lease loop** (``fleet.py``; ``lease.py`` for the rules): acquires, renews and
   releases each producer's lease, and writes this instance's presence.
+* **Writes refused**: a Redis that answers but takes no write (``OOM`` at ``maxmemory``
+  with ``noeviction``, a ``READONLY`` replica, ``MISCONF``: ``redis_keys.write_refusal``)
+  is an outage too: the first refused append, presence or lease write makes the backplane
+  ``down`` with that reason (as below), and the tail writes one small probe key every
+  ``WRITE_PROBE_INTERVAL`` until Redis takes it, then the backplane is ``up`` again. A
+  refused write left quiet would lose every value while ``/readyz`` said ready.
 * **Outage**: the tail's failure makes the backplane ``down`` (control clients told, logged
   once, publish and reload 503, /readyz 503), leased producers stop, screens keep their last
   value; reconnects use the supervisor's capped jittered ``Backoff``; once back, each
@@ -49,7 +55,7 @@ from dashstream.backplane import INSTALL
 from dashstream.backplane.base import BackplaneHealth
 from dashstream.backplane.fleet import LEASE_TTL, Fleet
 from dashstream.backplane.lease import ContinuedSource, continued_options
-from dashstream.backplane.redis_keys import CONTROL, CONTROL_MAXLEN, REDIS_ERRORS, stream_key
+from dashstream.backplane.redis_keys import CONTROL, CONTROL_MAXLEN, PREFIX, REDIS_ERRORS, stream_key, write_refusal
 from dashstream.backplane.redis_keys import text as _text
 from dashstream.backplane.redis_log import RedisLog, entry_from_redis, fresh_part
 from dashstream.backplane.sentinel import redis_client
@@ -83,6 +89,11 @@ RETRY_AFTER = 2  # seconds, for 503 answers while the backplane is down
 # from Redis meanwhile) is not acted on: the screens would reload for no reason they can see.
 RELOAD_MAX_AGE = 60.0
 RECONNECT = dict(first=0.5, cap=5.0)
+# While Redis refuses writes: how often the tail tries its probe write (seconds), and its
+# shorter XREAD block meanwhile (ms), so the backplane is up within about a second of Redis
+# taking writes again.
+WRITE_PROBE_INTERVAL = 1.0
+REFUSED_BLOCK_MS = 500
 # An instance that falls further behind a stream than this (seconds between the oldest and
 # newest entry of one read) delivers only the newest part (redis_log.fresh_part). Not for
 # the first read after a (re)connect: catching up from the log is what that read is for.
@@ -135,7 +146,7 @@ class RedisBackplane:
         self._append = self.commands.register_script(APPEND)
         self._producer_appends: dict[str, Any] = {}  # stream -> APPEND on its producer's own connection
         self.fleet = Fleet(self.commands, instance=instance, lease_ttl=lease_ttl, is_up=lambda: self.health.up,
-                           local_counts=self._local_counts)
+                           local_counts=self._local_counts, refused=self._writes_refused)
         self.streams: dict[str, Any] = {}  # shared streams whose logs are in Redis
         self._by_key: dict[str, Any] = {}  # log key -> stream
         self._cursor: dict[str, str] = {}  # log key -> last id read
@@ -147,6 +158,8 @@ class RedisBackplane:
         self._backoff = Backoff(**RECONNECT)
         self._failures = LogLimiter(60.0)
         self._policy_checked = False
+        self._refused: str | None = None  # Redis refuses writes (why), until a probe write is taken
+        self._probe_at = 0.0
         self.app: Any = None
 
     # --- building the streams (streams_from_config) -----------------------------------------
@@ -203,7 +216,7 @@ class RedisBackplane:
         try:
             with runtime.Timeout(CONNECT_TIMEOUT + COMMAND_TIMEOUT):
                 self._sync()
-            self._went_up()
+                self._probe_writes()
         except (*REDIS_ERRORS, runtime.Timeout, redis.RedisError) as error:
             self._went_down(error)
         self._threads = [runtime.spawn(self._tail_loop), runtime.spawn(self.fleet.run)]
@@ -250,8 +263,35 @@ class RedisBackplane:
 
     def _went_up(self) -> None:
         self._backoff.reset()
+        if self._refused is not None:
+            return  # reachable, but up only once a probe write is taken (_probe_writes)
         self.health.set(UP)
         self.fleet.wake()
+
+    def _writes_refused(self, error: BaseException) -> bool:
+        """``error`` says Redis takes no writes now: the backplane is down with that reason
+        until a probe write is taken. Returns whether it was such a refusal."""
+        reason = write_refusal(error)
+        if reason is None:
+            return False
+        self._refused = reason
+        self._probe_at = runtime.monotonic() + WRITE_PROBE_INTERVAL
+        if self.health.set(DOWN, scrub(reason, self._secrets), new_reason=True):
+            self.fleet.lost()
+        return True
+
+    def _probe_writes(self) -> None:
+        """After each (re)connect, and every WRITE_PROBE_INTERVAL while writes are refused: one
+        small write (a key of this instance's that expires); taken, the backplane is up."""
+        self._probe_at = runtime.monotonic() + WRITE_PROBE_INTERVAL
+        try:
+            self.commands.set(f"{PREFIX}writable:{self.instance}", "1", px=int(10 * WRITE_PROBE_INTERVAL * 1000))
+        except redis.ResponseError as error:
+            if not self._writes_refused(error):
+                raise
+            return
+        self._refused = None
+        self._went_up()
 
     def _reason(self, error: BaseException) -> str:
         if isinstance(error, runtime.Timeout):
@@ -265,7 +305,9 @@ class RedisBackplane:
             try:
                 if not self._synced:
                     self._sync()
-                    self._went_up()
+                    self._probe_writes()  # up means Redis takes writes, not only that it answers
+                elif self._refused is not None and runtime.monotonic() >= self._probe_at:
+                    self._probe_writes()
                 self._read_once()
             except (*REDIS_ERRORS, redis.RedisError) as error:
                 if self._stopping:
@@ -325,7 +367,8 @@ class RedisBackplane:
     def _read_once(self) -> None:
         wanted = dict(self._cursor)
         wanted[CONTROL] = self._control_id
-        reply = self._tail_connection().xread(wanted, count=TAIL_COUNT, block=BLOCK_MS)
+        block = BLOCK_MS if self._refused is None else REFUSED_BLOCK_MS
+        reply = self._tail_connection().xread(wanted, count=TAIL_COUNT, block=block)
         for key, items in reply or ():
             key = _text(key)
             if key == CONTROL:
@@ -388,6 +431,8 @@ class RedisBackplane:
             if str(error).startswith("NOTHOLDER"):
                 self.fleet.recheck(name)
                 raise LogUnavailable("this instance no longer holds the stream's lease", RETRY_AFTER) from None
+            if self._writes_refused(error):
+                raise LogUnavailable(f"the backplane is down: {self.health.reason}", RETRY_AFTER) from None
             self._limited(("refused", name), "Redis refused an append to stream %r: %s", name, error)
             raise LogUnavailable(f"Redis refused the message: {error}", RETRY_AFTER) from None
         except redis.TimeoutError:
