@@ -96,6 +96,7 @@ class Recorder:
         self.control = control
         self.options = options
         self.data: list[dict] = []
+        self.arrived: list[float] = []  # time.time() at each data message (the clock of ts)
         self.controls: list[dict] = []
         self.closes: list[int | None] = []
         self.connections = 0
@@ -131,6 +132,8 @@ class Recorder:
                     if opcode != websocket.ABNF.OPCODE_TEXT:
                         continue
                     message = json.loads(payload)
+                    if "variable" in message:
+                        self.arrived.append(time.time())  # before data: a reader sees both or neither
                     (self.data if "variable" in message else self.controls).append(message)
             except Exception as error:  # noqa: BLE001 - recorded; a reconnecting client goes on
                 if self._stop.is_set():
@@ -144,6 +147,10 @@ class Recorder:
             if not self.reconnect:
                 return
             time.sleep(0.05)
+
+    def lags(self, since: float) -> list[float]:
+        """Seconds from ``ts`` to arrival of each data message stamped after ``since``, sorted."""
+        return sorted(at - m["ts"] for m, at in zip(list(self.data), list(self.arrived)) if m["ts"] > since)
 
     def seqs(self) -> list[int]:
         return [message["seq"] for message in self.data]

@@ -103,10 +103,11 @@ class BackplaneHealth:
     def up(self) -> bool:
         return self.state == UP
 
-    def set(self, state: str, reason: str = "") -> bool:
+    def set(self, state: str, reason: str = "", *, new_reason: bool = False) -> bool:
         """Enter ``state``; only a change of state counts (a retry failing with other words
-        is the same outage). Returns whether it changed."""
-        if state == self.state and self._told:
+        is the same outage), unless ``new_reason``: the outage turned out to be another
+        (Redis is back but refuses writes), which is news. Returns whether it changed."""
+        if state == self.state and self._told and (not new_reason or reason == self.reason):
             return False
         self._told = True
         self.state, self.reason, self.since = state, reason, self.clock()

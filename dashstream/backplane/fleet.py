@@ -76,11 +76,14 @@ class Fleet:
 
     ``commands`` is the backplane's pooled client; ``is_up()`` the backplane's health (no
     lease is asked for while Redis is away); ``local_counts()`` this instance's subscribers
-    per stream (and ``_control``: its control clients)."""
+    per stream (and ``_control``: its control clients); ``refused(error)`` is told of a
+    write Redis refused (the backplane decides whether it means Redis takes no writes)."""
 
     def __init__(self, commands: Any, *, instance: str, lease_ttl: float = LEASE_TTL,
                  is_up: Callable[[], bool], local_counts: Callable[[], dict[str, int]],
-                 local_screens: Callable[[], dict[str, list[dict]]] = dict):
+                 local_screens: Callable[[], dict[str, list[dict]]] = dict,
+                 refused: Callable[[BaseException], Any] = lambda error: False):
+        self.refused = refused
         self.commands = commands
         self.instance = instance
         self.lease_ttl = lease_ttl
@@ -169,6 +172,7 @@ class Fleet:
                                                      args=[self.instance, int(self.lease_ttl * 1000)])
         except (*REDIS_ERRORS, redis.RedisError) as error:
             logger.debug("lease of stream %r: %s", leased.stream.name, error)
+            self.refused(error)
             action = leased.keeper.asked(at, None)
         else:
             action = leased.keeper.asked(at, bool(granted), text(holder) if holder else None,
@@ -205,6 +209,7 @@ class Fleet:
             pipe.execute()
         except (*REDIS_ERRORS, redis.RedisError) as error:
             logger.debug("presence not written: %s", error)
+            self.refused(error)
 
     def _screens_key(self, instance: str | None = None) -> str:
         return f"{PREFIX}screens:presence:{instance or self.instance}"

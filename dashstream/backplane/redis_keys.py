@@ -32,6 +32,21 @@ CONTROL_MAXLEN = 1000
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
+def write_refusal(error: BaseException) -> str | None:
+    """Why Redis, reachable, takes no write now, or None: out of memory under ``maxmemory``
+    with ``noeviction`` (``OOM``), a read-only replica (``READONLY``, e.g. after a failover
+    left us on the old primary), a failed snapshot with ``stop-writes-on-bgsave-error``
+    (``MISCONF``). redis-py strips the first two codes from the text (its own classes say
+    them); the third stays in it."""
+    if isinstance(error, redis.exceptions.OutOfMemoryError):
+        return f"Redis refuses writes: out of memory (maxmemory, noeviction): OOM {error}"
+    if isinstance(error, redis.exceptions.ReadOnlyError):
+        return f"Redis refuses writes: a read-only replica: READONLY {error}"
+    if isinstance(error, redis.ResponseError) and str(error).startswith("MISCONF"):
+        return f"Redis refuses writes: {error}"
+    return None
+
+
 def stream_key(name: str, part: str) -> str:
     return f"{PREFIX}{{{name}}}:{part}"
 

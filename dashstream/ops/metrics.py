@@ -265,6 +265,10 @@ class _Collector(Collector):
         last_ts = GaugeMetricFamily("dashstream_stream_last_message_timestamp_seconds",
                                     "ts of the stream's latest message, seconds since the Unix epoch.",
                                     labels=["stream"])
+        coalesced = CounterMetricFamily("dashstream_stream_coalesced_values", "Values from the stream's source "
+                                        "replaced by a newer one before they could be published (a source "
+                                        "faster than the stream's rate: the newest value wins).",
+                                        labels=["stream"])
         up = GaugeMetricFamily("dashstream_stream_source_up", "1 while the stream's source is up, else 0.",
                                labels=["stream"])
         state = GaugeMetricFamily("dashstream_stream_source_state", "The stream's source state: 1 for the "
@@ -276,10 +280,11 @@ class _Collector(Collector):
             if stream.get("last_ts") is not None:
                 last_ts.add_metric([name], stream["last_ts"])
             current = stream.get("state", UP) or UP
+            coalesced.add_metric([name], stream.get("coalesced", 0) or 0)
             up.add_metric([name], 1 if current == UP else 0)
             for each in sorted({*SOURCE_STATES, current}):
                 state.add_metric([name, each], 1 if each == current else 0)
-        yield from (subscribers, last_seq, last_ts, up, state)
+        yield from (subscribers, last_seq, last_ts, coalesced, up, state)
 
     @staticmethod
     def _backplane(backplane: Mapping):

@@ -43,12 +43,13 @@ _PRIVATE_RNG = random.Random()
 
 
 class StreamStats:
-    __slots__ = ("dropped", "slow_closed", "rejected")
+    __slots__ = ("dropped", "slow_closed", "rejected", "coalesced")
 
     def __init__(self):
         self.dropped = 0
         self.slow_closed = 0
         self.rejected = 0
+        self.coalesced = 0
 
 
 class Stream:
@@ -89,6 +90,11 @@ class Stream:
     def count_rejected(self, reason: str = "") -> None:
         """A supervisor rejected a value (it writes the log line): the stream's one counter."""
         self.stats.rejected += 1
+
+    def count_coalesced(self) -> None:
+        """A source's value was replaced by a newer one before it could be published (the
+        supervisor's pacing): counted, never queued."""
+        self.stats.coalesced += 1
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -133,7 +139,7 @@ class Stream:
         return {"name": self.name, "source": self.source, "shared": self.shared,
                 "subscribers": self.subscriber_count, "state": self.state, "reason": self.reason,
                 "since": self.since, "dropped": self.stats.dropped, "slow_closed": self.stats.slow_closed,
-                "rejected": self.stats.rejected}
+                "rejected": self.stats.rejected, "coalesced": self.stats.coalesced}
 
 
 class SharedStream(Stream):

@@ -26,6 +26,18 @@ so a thousand screens do not write a thousand "is up" lines). The hot path, a va
 running source, is one type check, the field check and the callback: a private walk costs
 what its own loop used to.
 
+A source can never hold the hub (``Pacing``, for every shared stream's source). A green read
+only switches to the hub when its socket has nothing for it: redis-py's ``get_message`` parses
+every message already in its buffer without a read, and eventlet's green ZeroMQ ``recv`` tries
+``NOBLOCK`` first and returns at once while messages are queued, so a source fed faster than
+it is read never switched at all (every screen froze). So the loop gives the hub a turn
+(``sleep(0)``) whenever it has run for ``SLICE`` without one. And a stream takes values from
+its source at most ``RATE`` a second (bursts of up to ``BURST`` pass whole): beyond that, or
+while the last value is still being published (a Redis backplane's write), the newest value
+waits and replaces the one before it (counted by ``on_coalesced``: coalesced, never queued),
+and is published as soon as the rate allows. A screen wants the latest value; a backlog of
+old ones would only show ever older data as live.
+
 No exception leaves the supervisor: a source's goes into its state, a callback's into the log.
 There is always a pause between two runs (at least ``floor``), so a source that fails at once
 cannot spin a core.
@@ -92,6 +104,48 @@ class Backoff:
         self.failures = 0
 
 
+# The longest a source's loop runs before it gives the hub a turn (seconds).
+SLICE = 0.002
+# Values a stream takes from its source per second, and the burst that passes whole.
+RATE = 1000.0
+BURST = 100
+
+
+class Pacing:
+    """The hub-turn clock and the rate bucket of one source's loop (see the module docstring)."""
+
+    def __init__(self, monotonic: Callable[[], float], slice_: float = SLICE, rate: float = RATE,
+                 burst: int = BURST) -> None:
+        self.monotonic = monotonic
+        self.slice = slice_
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self._filled = monotonic()
+        self.turn = self._filled  # when the loop last gave the hub a turn
+
+    def take(self) -> bool:
+        """A value may be published now (one token taken)."""
+        now = self.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self._filled) * self.rate)
+        self._filled = now
+        if self.tokens >= 1.0 - 1e-9:  # a sleep of exactly wait() gets its token, whatever the rounding
+            self.tokens = max(0.0, self.tokens - 1.0)
+            return True
+        return False
+
+    def wait(self) -> float:
+        """Seconds until a token is there."""
+        return max(0.0, (1.0 - self.tokens) / self.rate)
+
+    def overdue(self) -> bool:
+        """The loop has run a whole slice without a hub turn."""
+        return self.monotonic() - self.turn >= self.slice
+
+    def turned(self) -> None:
+        self.turn = self.monotonic()
+
+
 class Supervisor:
     """One source, one stream: see the module docstring."""
 
@@ -112,6 +166,8 @@ class Supervisor:
                  backoff: Backoff | None = None,
                  stable_after: float = 30.0,
                  announce: bool = True,
+                 paced: bool = False,
+                 on_coalesced: Callable[[], Any] | None = None,
                  logger: logging.Logger = logger) -> None:
         self.name = name
         self.source = source
@@ -132,6 +188,13 @@ class Supervisor:
         self.reason = STARTING
         self.since = wall_clock()
         self.rejected = 0
+        self.coalesced = 0
+        # Pacing (shared streams' sources): None keeps a private walk's loop as it was (it
+        # sleeps between values anyway, and a thousand clients must not pay for a bucket).
+        self.pacing = Pacing(monotonic) if paced else None
+        self.on_coalesced = on_coalesced
+        self._pending: dict | None = None  # the newest value waiting for the rate (or a publish)
+        self._flusher: Any = None  # the green thread publishing _pending
         self._last_value = monotonic()  # the stale clock: last value, or when it came up
         self._last_reject_log: float | None = None
         self._threads: list[Any] = []
@@ -151,6 +214,8 @@ class Supervisor:
     def stop(self) -> None:
         """Stop both loops and release the source's connections."""
         self._stopping = True
+        if self._flusher is not None:
+            self._threads.append(self._flusher)
         for thread in self._threads:
             try:
                 thread.kill()
@@ -183,12 +248,16 @@ class Supervisor:
             self._up_at = None
             self._produced = False
             try:
+                pacing = self.pacing
                 for event in self.source.events():
                     if self._stopping:
                         return
                     self._handle(event)
                     if self._stopping:
                         return  # stopped by its own callback (the one client went away): end now
+                    if pacing is not None and pacing.overdue():
+                        self.sleep(0)  # the hub's turn: see the module docstring
+                        pacing.turned()
                 raise RuntimeError("the source ended")
             except Exception as error:  # noqa: BLE001 - any failure of a source is a state, not a crash
                 if self._stopping:
@@ -216,12 +285,42 @@ class Supervisor:
             self._last_value = self.monotonic()  # note_value(), inlined: this runs for every value
         if self.state != UP:
             self._set(UP, "")
+        pacing = self.pacing
+        if pacing is not None and (self._flusher is not None or not pacing.take()):
+            self._coalesce(fields)
+            return
+        self._publish(fields)
+
+    def _publish(self, fields: dict) -> None:
         try:
             self.on_value(fields)
         except BadFields as error:  # the log could not encode it (a NaN, a value JSON cannot carry)
             self._reject(str(error))
         except Exception:
             self.log.exception("stream %r: %s failed", self.name, getattr(self.on_value, "__name__", "a callback"))
+
+    def _coalesce(self, fields: dict) -> None:
+        """Over the rate, or a publish is under way: ``fields`` waits, replacing the value
+        that was waiting; the flusher publishes it when the rate allows."""
+        if self._pending is not None:
+            self.coalesced += 1
+            if self.on_coalesced is not None:
+                self._call(self.on_coalesced)
+        self._pending = fields
+        if self._flusher is None:
+            self._flusher = self.spawn(self._flush)
+
+    def _flush(self) -> None:
+        pacing = self.pacing
+        try:
+            while self._pending is not None and not self._stopping:
+                if not pacing.take():
+                    self.sleep(pacing.wait())
+                    continue
+                fields, self._pending = self._pending, None
+                self._publish(fields)
+        finally:
+            self._flusher = None
 
     def _signal(self, event: Any) -> None:
         """What a source says besides values: a rejected payload, or its connection's state."""
@@ -340,5 +439,6 @@ def source_supervisor(spec: Any, stream: Any, spawn=None, sleep=None, *, source:
         on_value=on_value or stream.publish_from_source,
         on_health=on_health or (lambda state, reason, since: stream.set_health(state, reason, since)),
         on_rejected=stream.count_rejected,
+        on_coalesced=stream.count_coalesced, paced=True,
         stale_after=spec.stale_after,
         spawn=spawn or runtime.spawn, sleep=sleep or runtime.sleep)

@@ -12,7 +12,17 @@ import random
 
 import pytest
 
-from dashstream.streams.supervisor import MAX_REASON, REJECT_LOG_INTERVAL, Backoff, Supervisor, describe_error
+from dashstream.streams.supervisor import (
+    BURST,
+    MAX_REASON,
+    RATE,
+    REJECT_LOG_INTERVAL,
+    SLICE,
+    Backoff,
+    Pacing,
+    Supervisor,
+    describe_error,
+)
 from producer.base import DOWN, STALE, UP, Health, Rejected, Source
 
 pytestmark = pytest.mark.timeout(10)
@@ -522,3 +532,57 @@ def test_a_callback_without_a_name_is_called_a_callback_in_the_log(caplog):
     h.supervisor.on_value = Callable()
     h.run()
     assert "stream 'office': a callback failed" in [record.getMessage() for record in caplog.records]
+
+
+# --- pacing: a fast source never holds the hub, and its newest value wins -------------------
+
+
+def test_a_paced_loop_gives_the_hub_a_turn_after_each_slice_of_work():
+    # Each value costs 0.5 ms of the source's time (parsing a buffered message): after a
+    # 2 ms slice without a switch, the loop sleeps 0 (the hub's turn), so every few values.
+    steps = [Health(UP)] + [step for n in range(10) for step in (Advance(SLICE / 4), {"variable": n})]
+    h = Harness([[*steps, StopLoop()]], paced=True).run()
+    assert h.values == [{"variable": n} for n in range(10)]  # within the burst: all published
+    assert h.sleeps.count(0) == 2  # after values 3 and 7 (4 x 0.5 ms each)
+
+
+def test_an_unpaced_loop_keeps_its_hot_path_without_turns():
+    steps = [step for n in range(10) for step in (Advance(SLICE), {"variable": n})]
+    h = Harness([[*steps, StopLoop()]]).run()
+    assert 0 not in h.sleeps and len(h.values) == 10
+
+
+def test_values_past_the_burst_are_coalesced_and_the_newest_is_published_when_the_rate_allows():
+    coalesced = []
+    steps = [{"variable": n} for n in range(BURST + 50)]
+    h = Harness([[*steps, StopLoop()]], paced=True, on_coalesced=lambda: coalesced.append(1)).run()
+    # The burst passes whole; the 50 after it arrive within the same instant: one waits,
+    # 49 are replaced by a newer one (counted), and the flusher publishes the newest.
+    assert h.values == [{"variable": n} for n in range(BURST)]
+    assert h.supervisor.coalesced == len(coalesced) == 49
+    flusher = h.threads[-1]
+    flusher.function()
+    assert h.sleeps[-1] == pytest.approx(1 / RATE)  # waited for one token
+    assert h.values[-1] == {"variable": BURST + 49}
+    assert h.supervisor._flusher is None
+
+
+def test_while_a_value_waits_for_the_flusher_newer_ones_replace_it_in_order():
+    h = Harness([[*[{"variable": n} for n in range(BURST + 1)], StopLoop()]], paced=True).run()
+    assert len(h.values) == BURST and h.supervisor.coalesced == 0  # one waits, none replaced yet
+    h.clock.advance(1.0)  # the bucket is full again, but the flusher has not run: the order holds
+    h.supervisor._handle({"variable": "newer"})
+    assert len(h.values) == BURST and h.supervisor.coalesced == 1
+    h.threads[-1].function()
+    assert h.values[-1] == {"variable": "newer"}
+
+
+def test_pacing_refills_at_the_rate_up_to_the_burst():
+    clock = Clock()
+    pacing = Pacing(clock.monotonic, rate=10.0, burst=2)
+    assert pacing.take() and pacing.take() and not pacing.take()
+    assert pacing.wait() == pytest.approx(0.1)
+    clock.advance(0.1)
+    assert pacing.take() and not pacing.take()
+    clock.advance(100.0)
+    assert pacing.take() and pacing.take() and not pacing.take()  # never more than the burst
