@@ -12,6 +12,7 @@ per WebSocket.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import logging
 import math
@@ -36,6 +37,10 @@ from dashstream.server.http_headers import BadFraming, BadHeaders, TooManyHeader
 from dashstream.server.request_pool import FirstBytes, RequestPool
 
 _original_socket = patcher.original("socket")
+# A socket's family and type as plain ints: ``socket.socket.family`` turns each into an enum
+# member (a couple of microseconds apiece, twice per handshake).
+_family_of = _socket.socket.family.__get__
+_type_of = _socket.socket.type.__get__
 
 logger = logging.getLogger("dashstream")
 http_logger = logging.getLogger("dashstream.http")
@@ -246,7 +251,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         # Family, type and protocol given, so the socket object is made without asking the
         # kernel; the descriptor is already non-blocking (eventlet set it), so send and recv
         # raise BlockingIOError instead of waiting, as the session expects.
-        sock = _original_socket.socket(fd.family, fd.type, fd.proto, fileno=fd.detach())
+        sock = _original_socket.socket(_family_of(fd), _type_of(fd), fd.proto, fileno=fd.detach())
         return sock, buffered
 
     def send_error(self, code, message=None, explain=None):
