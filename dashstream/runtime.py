@@ -29,6 +29,9 @@ import eventlet.websocket
 import eventlet.wsgi
 from eventlet import patcher, tpool
 
+_socket_type = patcher.original("socket").socket
+_MSG_PEEK = patcher.original("socket").MSG_PEEK
+
 
 def monkey_patch() -> None:
     """Make sockets, ``time.sleep`` and ``threading`` green everywhere. The entry points
@@ -107,6 +110,22 @@ def watch_read(fileno: int, callback: Callable[[int], None]):
 def watch_write(fileno: int, callback: Callable[[int], None]):
     hub = eventlet.hubs.get_hub()
     return hub.add(hub.WRITE, fileno, callback, _noop, _noop)
+
+
+def has_bytes(sock) -> bool:
+    """Whether an accepted green socket has something to read now (bytes, EOF or an error),
+    without taking it: one ``recv(MSG_PEEK)`` on the non-blocking socket underneath. A TLS
+    socket (no plain socket underneath to peek at) says False, and is watched instead."""
+    raw = getattr(sock, "fd", None)
+    if not isinstance(raw, _socket_type):
+        return False
+    try:
+        raw.recv(1, _MSG_PEEK)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # reset or refused: the reader finds out
+    return True
 
 
 def unwatch(handle) -> None:

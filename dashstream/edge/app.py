@@ -419,7 +419,8 @@ class DashApp:
             if session.closed:
                 return runtime.written_by_hand()  # the client left (or reset) at once
             self.backplane.welcome(session)
-            session.send_control(self.stream_info(stream))
+            if session.control:
+                session.send_control(self.stream_info(stream))
             stream.subscribe(session, resume, recent=recent)
         except BaseException:
             session.abort()
@@ -509,7 +510,8 @@ class DashApp:
             for stream, resume in subscribe.targets:
                 if session.closed:
                     break
-                session.send_control(self.stream_info(stream))
+                if session.control:  # the only sessions it goes to: not built for the others
+                    session.send_control(self.stream_info(stream))
                 stream.subscribe(session, resume, subscribe.multi, subscribe.recent)
         except BaseException:
             session.abort()  # the socket is ours now: end it, give its capacity back
@@ -522,7 +524,8 @@ class DashApp:
             self.state.screens.join(screen, session, self.proxies.from_environ(environ).address, time.time())
         # Debug: the close line says all of it (peer, path, duration, sent, code), and a line
         # per handshake is a cost a reconnect storm would pay twice.
-        connection_logger.debug("open peer=%s path=%s", session.peer, session.path, extra=session.log_fields())
+        if connection_logger.isEnabledFor(logging.DEBUG):
+            connection_logger.debug("open peer=%s path=%s", session.peer, session.path, extra=session.log_fields())
 
     def _session_closed(self, session: Session) -> None:
         if session in self.state.sessions:

@@ -47,6 +47,8 @@ class Headers:
 
     def get_all(self, name: str, default=None):
         lowered = name.lower()
+        if lowered not in self._first:
+            return default  # the usual answer (Content-Length, Transfer-Encoding): no scan
         found = [value for key, value in self._headers if key.lower() == lowered]
         return found or default
 

@@ -20,7 +20,8 @@ ever holds requests in progress:
 
 Before any of that, ``FirstBytes`` keeps a connection that has sent nothing out of the pool
 altogether: the listener (``serve.py``) hands it to the pool only once its first bytes are
-there, so silent sockets hold no slot and no green thread, only a hub watcher and a timer.
+there, so silent sockets hold no slot and no green thread, only a hub watcher (and one
+timer for all their deadlines).
 Without it, 64 silent sockets from each of 20 addresses (an office behind NAT does that by
 accident with browser preconnects) took the 1,024 slots, and a fresh address's ``/healthz``
 waited 4 s behind them.
@@ -141,15 +142,33 @@ class RequestPool:
         return self._running_by_address.get(key, 0), len(self._waiting.get(key, ()))
 
 
-class FirstBytes:
-    """Accepted connections that have not sent a byte yet: a hub watcher and a deadline each.
+class _Silent:
+    """One connection waiting in ``FirstBytes`` for its first bytes."""
 
-    ``add(sock, address)`` watches the socket; when it turns readable (its first bytes, or
-    EOF) it is passed to ``on_ready(sock, address)`` and leaves. One silent for ``timeout``
-    seconds is closed (the same rule as ``--header-timeout``). At most ``per_address``
-    wait per client address (an IPv6 /64 counts as one) and ``total`` in all; past that a
-    new connection is closed at once. ``io`` is ``dashstream.runtime`` (watch_read,
-    unwatch, call_later) or a test's fake; callbacks run in the hub and never block."""
+    __slots__ = ("sock", "address", "key", "fileno", "deadline", "watch")
+
+    def __init__(self, sock: Any, address: Any, key: str, fileno: int, deadline: float):
+        self.sock, self.address, self.key, self.fileno, self.deadline = sock, address, key, fileno, deadline
+        self.watch: Any = None
+
+
+class FirstBytes:
+    """Accepted connections that have not sent a byte yet: a hub watcher each, and one
+    timer for all their deadlines.
+
+    ``add(sock, address)`` passes a socket whose first bytes (or EOF) are already there
+    straight to ``on_ready(sock, address)`` (with ``TCP_DEFER_ACCEPT`` nearly every one:
+    the kernel hands over a connection once it has spoken); any other is watched, and
+    when it turns readable it is passed on and leaves. One silent for ``timeout`` seconds
+    is closed (the same rule as ``--header-timeout``). At most ``per_address`` wait per
+    client address (an IPv6 /64 counts as one) and ``total`` in all; past that a new
+    connection is closed at once. ``io`` is ``dashstream.runtime`` (has_bytes,
+    watch_read, unwatch, call_later, monotonic) or a test's fake; callbacks run in the hub
+    and never block.
+
+    Every connection gets the same ``timeout``, so deadlines come in the order connections
+    do: they wait in one queue, and a single timer, set for the oldest deadline, closes
+    what is due and sets itself for the next (no timer per connection)."""
 
     def __init__(self, on_ready: Callable[[Any, Any], None], *, timeout: float, io: Any,
                  per_address: int = 1024, total: int = 8192):
@@ -159,6 +178,9 @@ class FirstBytes:
         self.per_address = per_address
         self.total = total
         self._by_address: dict[str, int] = {}
+        self._by_fileno: dict[int, _Silent] = {}
+        self._deadlines: deque[_Silent] = deque()  # oldest first; an entry that left has no sock
+        self._sweep: Any = None  # the one timer, while something waits
         self.waiting = 0
         self.closed_silent = 0  # closed for saying nothing within the timeout
         self.refused = 0  # closed at once: too many silent ones already
@@ -176,31 +198,51 @@ class FirstBytes:
         if fileno < 0:
             _close(sock)
             return
+        if self.io.has_bytes(sock):
+            self.on_ready(sock, address)
+            return
+        entry = _Silent(sock, address, key, fileno, self.io.monotonic() + self.timeout)
         self.waiting += 1
         self._by_address[key] = self._by_address.get(key, 0) + 1
-        handles: list = []
+        self._by_fileno[fileno] = entry
+        self._deadlines.append(entry)
+        entry.watch = self.io.watch_read(fileno, self._readable)
+        if self._sweep is None:
+            self._sweep = self.io.call_later(self.timeout, self._expire)
 
-        def leave() -> None:
-            self.io.unwatch(handles[0])
-            handles[1].cancel()
-            self.waiting -= 1
-            left = self._by_address[key] - 1
-            if left:
-                self._by_address[key] = left
-            else:
-                del self._by_address[key]
+    def _readable(self, fileno: int) -> None:
+        entry = self._by_fileno.get(fileno)
+        if entry is None:
+            return
+        sock, address = entry.sock, entry.address
+        self._leave(entry)
+        self.on_ready(sock, address)
 
-        def readable(_fileno: int) -> None:
-            leave()
-            self.on_ready(sock, address)
+    def _leave(self, entry: _Silent) -> None:
+        self.io.unwatch(entry.watch)
+        del self._by_fileno[entry.fileno]
+        entry.sock = entry.address = entry.watch = None  # its place in the queue is dropped when due
+        self.waiting -= 1
+        left = self._by_address[entry.key] - 1
+        if left:
+            self._by_address[entry.key] = left
+        else:
+            del self._by_address[entry.key]
 
-        def silent() -> None:
-            leave()
+    def _expire(self) -> None:
+        self._sweep = None
+        now = self.io.monotonic()
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0].sock is None or deadlines[0].deadline <= now):
+            entry = deadlines.popleft()
+            sock = entry.sock
+            if sock is None:
+                continue  # it spoke in time and left
+            self._leave(entry)
             self.closed_silent += 1
             _close(sock)
-
-        handles.append(self.io.watch_read(fileno, readable))
-        handles.append(self.io.call_later(self.timeout, silent))
+        if deadlines:
+            self._sweep = self.io.call_later(max(0.0, deadlines[0].deadline - now), self._expire)
 
     def load(self, address: str) -> int:
         return self._by_address.get(client_key(address), 0)

@@ -12,6 +12,7 @@ per WebSocket.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import logging
 import math
@@ -24,7 +25,6 @@ import time
 from collections import deque
 
 import eventlet
-import eventlet.event
 import eventlet.hubs
 from eventlet import patcher, wsgi
 from eventlet.green import ssl as green_ssl
@@ -37,6 +37,10 @@ from dashstream.server.http_headers import BadFraming, BadHeaders, TooManyHeader
 from dashstream.server.request_pool import FirstBytes, RequestPool
 
 _original_socket = patcher.original("socket")
+# A socket's family and type as plain ints: ``socket.socket.family`` turns each into an enum
+# member (a couple of microseconds apiece, twice per handshake).
+_family_of = _socket.socket.family.__get__
+_type_of = _socket.socket.type.__get__
 
 logger = logging.getLogger("dashstream")
 http_logger = logging.getLogger("dashstream.http")
@@ -247,7 +251,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         # Family, type and protocol given, so the socket object is made without asking the
         # kernel; the descriptor is already non-blocking (eventlet set it), so send and recv
         # raise BlockingIOError instead of waiting, as the session expects.
-        sock = _original_socket.socket(fd.family, fd.type, fd.proto, fileno=fd.detach())
+        sock = _original_socket.socket(_family_of(fd), _type_of(fd), fd.proto, fileno=fd.detach())
         return sock, buffered
 
     def send_error(self, code, message=None, explain=None):
@@ -304,6 +308,11 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         return f"{host}:{port}"
 
 
+class _Ready(Exception):
+    """Thrown into ``GuardedListener.accept`` waiting on the listener: a connection that
+    was silent has spoken."""
+
+
 class GuardedListener:
     """The listening socket as wsgi.server sees it: it hands over only connections that
     have sent something, and it survives a full descriptor table.
@@ -312,8 +321,10 @@ class GuardedListener:
       ``TCP_DEFER_ACCEPT`` (Linux) keeps it in the kernel until its first bytes (for about
       ``silent_timeout``), and once accepted it waits in ``FirstBytes`` (a hub
       watcher, closed after ``silent_timeout``, which is --header-timeout) before
-      ``accept`` returns it to wsgi.server. The accepting is done by a green thread of its
-      own, so the one wsgi.server runs only ever waits for a connection that is ready.
+      ``accept`` returns it to wsgi.server. A connection whose bytes are already there
+      (nearly all, with TCP_DEFER_ACCEPT) is returned at once, by the green thread that
+      called ``accept``; one that speaks later wakes that thread while it waits on the
+      listener.
     * ``accept`` failing with EMFILE/ENFILE would end eventlet's accept loop for good (it
       re-raises any errno it does not know): instead, log it (once a second at most), wait
       a moment for descriptors to free, and go on accepting."""
@@ -326,9 +337,7 @@ class GuardedListener:
         if silent_timeout is not None:
             self.silent_timeout = silent_timeout
         self._ready: deque = deque()
-        self._failure: BaseException | None = None
-        self._wake: eventlet.event.Event | None = None
-        self._loop = None
+        self._waiter = None  # the green thread in accept() while it waits on the listener
         self.first_bytes = FirstBytes(self._became_ready, timeout=self.silent_timeout, io=runtime)
         defer = getattr(socket, "TCP_DEFER_ACCEPT", None)
         if defer is not None:
@@ -339,32 +348,29 @@ class GuardedListener:
 
     def accept(self):
         """The next connection that has sent its first bytes (for wsgi.server)."""
-        if self._loop is None:
-            self._loop = eventlet.spawn(self._accept_loop)
-        while not self._ready:
-            if self._failure is not None:
-                raise self._failure
-            self._wake = eventlet.event.Event()
-            self._wake.wait()
-        return self._ready.popleft()
+        ready = self._ready
+        while not ready:
+            self._waiter = runtime.getcurrent()
+            try:
+                sock, address = self._accept_one()
+            except _Ready:
+                continue
+            finally:
+                self._waiter = None
+            self.first_bytes.add(sock, address)  # ready already: into self._ready
+        return ready.popleft()
 
     def _became_ready(self, sock, address) -> None:
+        """A connection has spoken: at once (from ``accept`` itself), or after waiting in
+        FirstBytes (from the hub, while ``accept`` may be waiting on the listener)."""
         self._ready.append((sock, address))
-        self._notify()
+        waiter = self._waiter
+        if waiter is not None:
+            eventlet.hubs.get_hub().schedule_call_global(0, self._wake, waiter)
 
-    def _notify(self) -> None:
-        wake, self._wake = self._wake, None
-        if wake is not None:
-            wake.send()
-
-    def _accept_loop(self) -> None:
-        try:
-            while True:
-                sock, address = self._accept_one()
-                self.first_bytes.add(sock, address)
-        except BaseException as error:  # noqa: BLE001 - the listener closed (shutdown): wsgi.server ends with it
-            self._failure = error
-            self._notify()
+    def _wake(self, waiter) -> None:
+        if self._waiter is waiter:  # still waiting on the listener (not handling one)
+            waiter.throw(_Ready())
 
     def _accept_one(self):
         while True:

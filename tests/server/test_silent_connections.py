@@ -87,3 +87,26 @@ def test_a_silent_connection_is_closed_at_the_header_timeout(start_server):
     assert took < scaled(1) + 5, took
     # a client that then speaks is served as before
     wait_until(lambda: timed_healthz(server.port, "127.0.0.1") < 5, message="a request after the silent one")
+
+
+def test_connections_that_speak_late_are_served_whether_the_kernel_or_the_server_held_them(start_server):
+    # --header-timeout 3: the kernel holds a silent connection for about 3 s (TCP_DEFER_ACCEPT),
+    # then the server watches it for 3 s more. Clients that speak at 1 s (still in the kernel),
+    # and at 4 s and 5 s (handed over silent: woken from the server's watcher) are answered at once.
+    server = start_server("--header-timeout", "3")
+    waits = (1.0, 4.0, 5.0)
+    socks = [connect(server.port, timeout=15) for _ in waits]
+    opened = time.monotonic()
+    answered = []
+    try:
+        for sock, wait in zip(socks, waits):
+            time.sleep(max(0.0, opened + wait - time.monotonic()))
+            spoke = time.monotonic()
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head, _ = read_head(sock)
+            assert status_of(head) == 200, (wait, head)
+            answered.append(time.monotonic() - spoke)
+    finally:
+        for sock in socks:
+            sock.close()
+    assert max(answered) < scaled(1), answered

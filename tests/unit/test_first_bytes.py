@@ -10,6 +10,14 @@ class FakeHub:
     def __init__(self):
         self.watches: dict[int, object] = {}
         self.timers: list = []
+        self.now = 100.0
+        self.speaking: set[int] = set()  # filenos whose bytes are there at accept
+
+    def monotonic(self):
+        return self.now
+
+    def has_bytes(self, sock):
+        return sock.fileno() in self.speaking
 
     def watch_read(self, fileno, callback):
         self.watches[fileno] = callback
@@ -19,7 +27,7 @@ class FakeHub:
         self.watches.pop(handle, None)
 
     def call_later(self, seconds, function):
-        timer = Timer(seconds, function)
+        timer = Timer(seconds, function, self.now + seconds)
         self.timers.append(timer)
         return timer
 
@@ -27,15 +35,21 @@ class FakeHub:
         self.watches[fileno](fileno)
 
     def expire(self):
+        """Run the next timer due, with the clock moved to its time."""
         for timer in list(self.timers):
             if not timer.cancelled:
                 timer.cancelled = True
+                self.now = max(self.now, timer.due)
                 timer.function()
+                return
+
+    def pending(self):
+        return [timer for timer in self.timers if not timer.cancelled]
 
 
 class Timer:
-    def __init__(self, seconds, function):
-        self.seconds, self.function, self.cancelled = seconds, function, False
+    def __init__(self, seconds, function, due):
+        self.seconds, self.function, self.due, self.cancelled = seconds, function, due, False
 
     def cancel(self):
         self.cancelled = True
@@ -67,7 +81,18 @@ def test_a_connection_is_handed_on_when_its_first_bytes_come():
     assert hub.timers[0].seconds == 10
     hub.readable(5)
     assert ready == [(sock, ("10.0.0.1", 1000))] and gate.waiting == 0 and gate.load("10.0.0.1") == 0
-    assert hub.watches == {} and hub.timers[0].cancelled and not sock.closed
+    assert hub.watches == {} and not sock.closed
+    hub.expire()  # the deadline of one that left closes nothing, and sets no new timer
+    assert not sock.closed and gate.closed_silent == 0 and hub.pending() == []
+
+
+def test_a_connection_that_has_spoken_at_accept_is_handed_on_at_once():
+    gate, hub, ready = make()
+    sock = FakeSocket(8)
+    hub.speaking.add(8)
+    gate.add(sock, ("10.0.0.1", 1000))
+    assert ready == [(sock, ("10.0.0.1", 1000))] and gate.waiting == 0
+    assert hub.watches == {} and hub.timers == []
 
 
 def test_a_silent_connection_is_closed_at_the_deadline():
@@ -76,6 +101,27 @@ def test_a_silent_connection_is_closed_at_the_deadline():
     gate.add(sock, ("10.0.0.1", 1000))
     hub.expire()
     assert sock.closed and ready == [] and gate.closed_silent == 1 and gate.waiting == 0 and hub.watches == {}
+    assert hub.pending() == []
+
+
+def test_one_timer_closes_each_silent_connection_at_its_own_deadline():
+    gate, hub, ready = make()
+    first, second, third = FakeSocket(30), FakeSocket(31), FakeSocket(32)
+    gate.add(first, ("10.0.0.1", 1))
+    hub.now += 4
+    gate.add(second, ("10.0.0.2", 1))
+    hub.now += 3
+    gate.add(third, ("10.0.0.3", 1))
+    assert len(hub.pending()) == 1  # one timer for all three
+    hub.readable(31)  # the second speaks in time
+    hub.expire()  # t = 110: the first is due
+    assert first.closed and not third.closed and hub.now == 110 and gate.closed_silent == 1
+    assert [timer.due for timer in hub.pending()] == [117]  # the next deadline (the second left)
+    hub.expire()
+    assert third.closed and gate.closed_silent == 2 and gate.waiting == 0 and hub.pending() == []
+    assert [sock for sock, _ in ready] == [second] and not second.closed
+    gate.add(FakeSocket(33), ("10.0.0.4", 1))  # a new one after a quiet spell starts a timer again
+    assert [timer.due for timer in hub.pending()] == [127]
 
 
 def test_silent_connections_are_bounded_per_address_and_in_all():

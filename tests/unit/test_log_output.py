@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from dashstream.ops.log_output import (
+    TEXT_FORMAT,
     DroppingQueueHandler,
     JsonFormatter,
     LogLimiter,
@@ -197,3 +198,10 @@ def test_memory_is_bounded_quiet_keys_are_forgotten_and_evicted_counts_kept():
     assert len(limiter) == 1
     with pytest.raises(ValueError):
         LogLimiter(0)
+
+
+def test_the_text_time_stamp_is_the_standard_one_for_each_record_within_and_across_seconds():
+    formatter, standard = TextFormatter(), logging.Formatter(TEXT_FORMAT)
+    for created in (1764661941.36, 1764661941.999, 1764661942.0, 1764661941.5, 1764665541.25):
+        made = logging.makeLogRecord({"msg": "x", "created": created, "msecs": (created - int(created)) * 1000})
+        assert formatter.formatTime(made) == standard.formatTime(made)

@@ -1,0 +1,159 @@
+"""Server CPU per handshake, memory per idle connection and CPU per private message, for two
+or more checkouts of dashstream side by side, interleaved round by round.
+
+    cc -O2 -o /tmp/wsload benchmarks/harness/client/wsload.c -lm
+    python benchmarks/revision_cost.py --client /tmp/wsload --rounds 3 \\
+        old=/path/to/checkout-of-206e205 new=.
+
+Each checkout is run as the load harness runs it (``benchmarks/harness_peer.py``, so
+``--log-level info`` and the harness's stream ``bench``), a fresh server per measurement,
+the checkouts in a rotated order each round. The figures are CPU time of the server
+process (``/proc``) divided by the work done, and RSS growth divided by the connections
+held, so they hold on a machine that other processes load, where rates and latencies do
+not. They are a cross-check for ``compare.sh``, not a substitute: S4's rate also depends on
+latency, which this does not measure.
+
+* handshakes: ``wsload --mode churn`` (open, close, repeat) for ``--handshakes`` handshakes
+  at ``--concurrency`` loops; µs of server CPU per handshake;
+* idle: ``wsload --mode idle`` holds ``--idle`` connections; KiB of RSS per connection,
+  read after the last one opened and ``--settle`` seconds;
+* private: ``SHAPE=A`` (a private random walk per client at 2 msg/s), ``--private``
+  clients for ``--window`` seconds; µs of server CPU per delivered message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import CLK_TCK, cpu_ticks, free_port, rss_kib, stop, wait_ready
+
+
+def start(tree: Path, shape: str, rate: float, port: int, extra: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, PORT=str(port), SHAPE=shape, RATE=str(rate), PYTHONPATH=str(tree))
+    proc = subprocess.Popen([sys.executable, "benchmarks/harness_peer.py", *extra], cwd=tree, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(port)
+    return proc
+
+
+def client(wsload: str, port: int, *args, on_event=None, timeout: float = 120) -> dict:
+    cmd = [wsload, "--url", f"ws://127.0.0.1:{port}/ws/bench", *map(str, args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    for line in proc.stderr:
+        if on_event is not None and line.startswith("{"):
+            try:
+                on_event(json.loads(line).get("event"))
+            except ValueError:
+                pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            break
+    out = proc.stdout.read()
+    proc.wait(10)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def handshakes(tree, a) -> float:
+    port = free_port()
+    proc = start(tree, "B", 0, port, a.extra)
+    try:
+        before = cpu_ticks(proc.pid)
+        result = client(a.client, port, "--mode", "churn", "--duration", 120, "--churn-concurrency", a.concurrency,
+                        "--max-churn", a.handshakes)
+        used = (cpu_ticks(proc.pid) - before) / CLK_TCK
+        return 1e6 * used / max(1, result["completed"])
+    finally:
+        stop([proc])
+
+
+def idle(tree, a) -> float:
+    port = free_port()
+    proc = start(tree, "B", 0, port, a.extra)
+    seen = {}
+    try:
+        time.sleep(a.settle)
+        before = rss_kib(proc.pid)
+
+        def on_event(name):
+            if name == "opened":
+                time.sleep(a.settle)
+                seen["after"] = rss_kib(proc.pid)
+
+        result = client(a.client, port, "--mode", "idle", "--conns", a.idle, "--duration", 1,
+                        "--connect-concurrency", 200, on_event=on_event)
+        return (seen["after"] - before) / max(1, result["opened"])
+    finally:
+        stop([proc])
+
+
+def private(tree, a) -> float:
+    port = free_port()
+    proc = start(tree, "A", 2, port, a.extra)
+    marks = {}
+    try:
+        def on_event(name):
+            if name in ("window_start", "window_end"):
+                marks[name] = cpu_ticks(proc.pid)
+
+        result = client(a.client, port, "--mode", "push", "--conns", a.private, "--warmup", 1,
+                        "--duration", a.window, "--expect-rate", 2, "--connect-concurrency", 200, on_event=on_event)
+        used = (marks["window_end"] - marks["window_start"]) / CLK_TCK
+        delivered = result["msgs_window"]
+        return 1e6 * used / max(1, delivered)
+    finally:
+        stop([proc])
+
+
+FIGURES = {"handshake": ("µs server CPU per handshake", handshakes),
+           "idle": ("KiB RSS per idle connection", idle),
+           "private": ("µs server CPU per private message", private)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("trees", nargs="+", help="LABEL=PATH of a dashstream checkout")
+    parser.add_argument("--client", required=True, help="the built wsload (benchmarks/harness/client/wsload.c)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--figures", default="handshake,idle,private")
+    parser.add_argument("--handshakes", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--idle", type=int, default=2000)
+    parser.add_argument("--settle", type=float, default=0.5)
+    parser.add_argument("--private", type=int, default=1000)
+    parser.add_argument("--window", type=float, default=5.0)
+    parser.add_argument("--extra", default="", help="extra server.py arguments, one string")
+    a = parser.parse_args()
+    a.extra = a.extra.split()
+    trees = [(label, Path(path).resolve()) for label, path in (t.split("=", 1) for t in a.trees)]
+    figures = [f.strip() for f in a.figures.split(",")]
+    results: dict = {(f, label): [] for f in figures for label, _ in trees}
+    for round_ in range(a.rounds):
+        order = trees[round_ % len(trees):] + trees[:round_ % len(trees)]
+        for figure in figures:
+            for label, tree in order:
+                value = FIGURES[figure][1](tree, a)
+                results[figure, label].append(value)
+                print(f"round {round_ + 1} {figure:9} {label:10} {value:8.2f}", flush=True)
+    print()
+    print("| figure | " + " | ".join(label for label, _ in trees) + " |")
+    print("|---|" + "---:|" * len(trees))
+    for figure in figures:
+        cells = []
+        for label, _ in trees:
+            values = results[figure, label]
+            cells.append(f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})")
+        print(f"| {FIGURES[figure][0]} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
