@@ -69,6 +69,15 @@ class Backplane(Protocol):
         """POST /reload: reload every instance's control clients; ``here()`` reloads this
         one's. Returns how many were told; raises ``LogUnavailable`` while down."""
 
+    def assign_screen(self, name: str, fields: dict, since: float, here: Callable[[], int]) -> None:
+        """POST /screens/NAME: screen ``name`` shows ``fields`` (``{"dashboard": ...}`` or
+        ``{"playlist": ...}``) from ``since`` on every instance; ``here()`` applies it to this
+        one. Raises ``LogUnavailable`` while down."""
+
+    def connected_screens(self, here: Callable[[str | None], dict[str, list[dict]]]) -> dict[str, list[dict]]:
+        """/screens.json: screen name -> its connections over the fleet; ``here(instance)``
+        gives this instance's."""
+
     def describe_streams(self, described: list[dict]) -> dict:
         """/streams's body from this instance's streams."""
 

@@ -11,11 +11,14 @@ and reload), which makes one ``Fleet`` and calls it; nothing here imports ``redi
 * **Presence**: the same thread writes this instance's subscriber counts every
   ``PRESENCE_INTERVAL`` (a hash that expires: an instance that died drops out), and
   ``census()`` reads every live instance's counts and every leased stream's holder for
-  /streams and the reload count.
+  /streams and the reload count. Beside the counts it writes the named screens connected
+  here (``dashstream:screens:presence:{ID}``, JSON, same expiry); ``screen_census()`` merges
+  every live instance's for /screens.json.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Callable, Mapping
 
@@ -76,12 +79,14 @@ class Fleet:
     per stream (and ``_control``: its control clients)."""
 
     def __init__(self, commands: Any, *, instance: str, lease_ttl: float = LEASE_TTL,
-                 is_up: Callable[[], bool], local_counts: Callable[[], dict[str, int]]):
+                 is_up: Callable[[], bool], local_counts: Callable[[], dict[str, int]],
+                 local_screens: Callable[[], dict[str, list[dict]]] = dict):
         self.commands = commands
         self.instance = instance
         self.lease_ttl = lease_ttl
         self.is_up = is_up
         self.local_counts = local_counts
+        self.local_screens = local_screens
         self._lease = commands.register_script(LEASE)
         self._release = commands.register_script(RELEASE)
         self._leased: dict[str, _Leased] = {}
@@ -195,10 +200,31 @@ class Fleet:
             pipe = self.commands.pipeline(transaction=False)
             pipe.hset(self._presence_key(), mapping=self.local_counts())
             pipe.pexpire(self._presence_key(), int(PRESENCE_TTL * 1000))
+            pipe.set(self._screens_key(), json.dumps(self.local_screens()), px=int(PRESENCE_TTL * 1000))
             pipe.sadd(INSTANCES, self.instance)
             pipe.execute()
         except (*REDIS_ERRORS, redis.RedisError) as error:
             logger.debug("presence not written: %s", error)
+
+    def _screens_key(self, instance: str | None = None) -> str:
+        return f"{PREFIX}screens:presence:{instance or self.instance}"
+
+    def screen_census(self, here: Mapping[str, list[dict]]) -> dict[str, list[dict]]:
+        """Screen name -> its connections over every live instance (``here``: ours, live),
+        oldest first (raises what redis-py raises)."""
+        others = [instance for instance in sorted(text(member) for member in self.commands.smembers(INSTANCES))
+                  if instance != self.instance]
+        merged = {name: list(rows) for name, rows in here.items()}
+        for raw in (self.commands.mget([self._screens_key(instance) for instance in others]) if others else ()):
+            try:
+                screens = json.loads(raw) if raw else {}
+            except ValueError:
+                continue  # not ours to read
+            for name, rows in screens.items() if isinstance(screens, dict) else ():
+                merged.setdefault(name, []).extend(row for row in rows if isinstance(row, dict))
+        for rows in merged.values():
+            rows.sort(key=lambda row: (row.get("since", 0), str(row.get("address"))))
+        return merged
 
     def census(self) -> tuple[dict[str, dict[str, int]], dict[str, str | None]]:
         """Every live instance's counts (ours live, not as last written) and every leased
@@ -237,7 +263,7 @@ class Fleet:
         try:
             with runtime.Timeout(1.0):
                 pipe = self.commands.pipeline(transaction=False)
-                pipe.delete(self._presence_key())
+                pipe.delete(self._presence_key(), self._screens_key())
                 pipe.srem(INSTANCES, self.instance)
                 pipe.execute()
         except (*REDIS_ERRORS, runtime.Timeout, redis.RedisError):

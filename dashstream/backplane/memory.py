@@ -37,6 +37,12 @@ class MemoryBackplane:
     def reload(self, here: Callable[[], int]) -> int:
         return here()
 
+    def assign_screen(self, name: str, fields: dict, since: float, here: Callable[[], int]) -> None:
+        here()
+
+    def connected_screens(self, here: Callable[[str | None], dict]) -> dict:
+        return here(None)
+
     def describe_streams(self, described: list[dict]) -> dict:
         return {"streams": described}
 

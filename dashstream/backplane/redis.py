@@ -40,6 +40,7 @@ imported by ``backplane.make_backplane`` when a Redis URL is configured, after p
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any, Mapping
@@ -49,12 +50,13 @@ from dashstream.backplane import INSTALL
 from dashstream.backplane.base import BackplaneHealth
 from dashstream.backplane.fleet import LEASE_TTL, Fleet
 from dashstream.backplane.lease import ContinuedSource, continued_options
-from dashstream.backplane.redis_keys import CONTROL, CONTROL_MAXLEN, REDIS_ERRORS, stream_key
+from dashstream.backplane.redis_keys import CONTROL, CONTROL_MAXLEN, REDIS_ERRORS, SCREENS, stream_key
 from dashstream.backplane.redis_keys import text as _text
 from dashstream.backplane.redis_log import RedisLog, entry_from_redis, fresh_part
 from dashstream.backplane.sentinel import redis_client
 from dashstream.messages import Entry
 from dashstream.ops.log_output import LogLimiter, suppressed_note
+from dashstream.sessions.screens import assignment_from_json
 from dashstream.streams.log import LogUnavailable, new_epoch
 from dashstream.streams.supervisor import Backoff, describe_error, source_supervisor
 from producer import SOURCES
@@ -135,7 +137,7 @@ class RedisBackplane:
         self._append = self.commands.register_script(APPEND)
         self._producer_appends: dict[str, Any] = {}  # stream -> APPEND on its producer's own connection
         self.fleet = Fleet(self.commands, instance=instance, lease_ttl=lease_ttl, is_up=lambda: self.health.up,
-                           local_counts=self._local_counts)
+                           local_counts=self._local_counts, local_screens=self._local_screens)
         self.streams: dict[str, Any] = {}  # shared streams whose logs are in Redis
         self._by_key: dict[str, Any] = {}  # log key -> stream
         self._cursor: dict[str, str] = {}  # log key -> last id read
@@ -289,6 +291,7 @@ class RedisBackplane:
         leased = self.fleet.leased()
         for name in leased:
             pipe.hgetall(stream_key(name, "health"))
+        pipe.hgetall(SCREENS)
         if self._control_id is None:
             pipe.xrevrange(CONTROL, "+", "-", count=1)
         replies = pipe.execute()
@@ -297,6 +300,8 @@ class RedisBackplane:
         offset = 2 * len(names)
         for index, name in enumerate(leased):
             self._apply_health(self.streams[name], replies[offset + index])
+        for name, body in replies[offset + len(leased)].items():
+            self._apply_screen(_text(name), _text(body))  # what POST /screens said while we were away
         if self._control_id is None:
             newest = replies[-1]
             self._control_id = _text(newest[0][0]) if newest else "0-0"
@@ -361,7 +366,9 @@ class RedisBackplane:
         if kind == "reload":
             sent_ms = int(entry_id.partition("-")[0])
             if time.time() - sent_ms / 1000 <= RELOAD_MAX_AGE and self.app is not None:
-                self.app.reload_here()
+                self.app.reload_here(reread=fields.get("from") != self.instance)  # ours read it already
+        elif kind == "screen" and fields.get("from") != self.instance:  # ours was applied at once
+            self._apply_screen(fields.get("screen", ""), fields.get("assignment", ""))
         elif kind == "health" and stream is not None:
             self._apply_health(stream, fields)
         elif kind == "epoch" and stream is not None:
@@ -502,6 +509,50 @@ class RedisBackplane:
                 entry["producer"] = holders.get(name)
         return {"streams": described, "instance": self.instance, "instances": sorted(fleet),
                 "backplane": self.describe()}
+
+    # --- named screens -------------------------------------------------------------------------
+
+    def assign_screen(self, name: str, fields: dict, since: float, here) -> None:
+        """POST /screens/NAME: kept in ``dashstream:screens`` (an instance that starts or comes
+        back reads it) and told to every instance through the control stream; applied here at
+        once."""
+        if not self.health.up:
+            raise LogUnavailable(f"the backplane (Redis) is down: {self.health.reason}", RETRY_AFTER)
+        body = json.dumps({**fields, "since": since})
+        try:
+            pipe = self.commands.pipeline(transaction=True)
+            pipe.hset(SCREENS, name, body)
+            pipe.xadd(CONTROL, {"type": "screen", "screen": name, "assignment": body, "from": self.instance},
+                      maxlen=CONTROL_MAXLEN, approximate=False)
+            pipe.execute()
+        except (*REDIS_ERRORS, redis.RedisError) as error:
+            raise LogUnavailable(f"the backplane (Redis) is unreachable: {self._reason(error)}", RETRY_AFTER) from None
+        here()
+
+    def _apply_screen(self, name: str, body: str) -> None:
+        screens = getattr(self.app, "screens", None)
+        try:
+            fields = json.loads(body)
+            since = float(fields.pop("since"))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return  # not ours to read
+        assignment = assignment_from_json(fields)
+        if screens is not None and assignment is not None:
+            screens.assign(name, assignment, since)
+
+    def _local_screens(self) -> dict[str, list[dict]]:
+        screens = getattr(self.app, "screens", None)
+        return screens.connected_here(self.instance) if screens is not None else {}
+
+    def connected_screens(self, here) -> dict[str, list[dict]]:
+        """/screens.json's connections over the fleet (presence; ours live); this instance's
+        alone while Redis is away."""
+        try:
+            if not self.health.up:
+                raise redis.ConnectionError("down")
+            return self.fleet.screen_census(here(self.instance))
+        except (*REDIS_ERRORS, redis.RedisError):
+            return here(self.instance)
 
     def reload(self, here) -> int:
         """POST /reload: every instance's control clients reload (this one's too, through the

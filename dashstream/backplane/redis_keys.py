@@ -8,6 +8,8 @@ is away" (``redis.py``: store, tail, shared health, reload; ``fleet.py``: leases
     dashstream:control         a Redis Stream every instance tails: reload, health, epoch, lease
     dashstream:presence:{ID}   a hash per instance: subscribers per stream (expires)
     dashstream:instances       a set of instance ids (presence hashes say which are alive)
+    dashstream:screens         a hash: named screen -> what it shows and since when (JSON)
+    dashstream:screens:presence:{ID}  the named screens connected to an instance (JSON, expires)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ except ImportError as missing:  # pragma: no cover - config.py refuses --backpla
 PREFIX = "dashstream:"
 CONTROL = PREFIX + "control"
 INSTANCES = PREFIX + "instances"
+SCREENS = PREFIX + "screens"
 CONTROL_MAXLEN = 1000
 
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from dashstream.backplane import MEMORY, parse_backplane_url
-from dashstream.config.dashboard import Dashboard, DashboardError, parse_dashboard
+from dashstream.config.dashboard import DashboardError
 from dashstream.config.stream_specs import (
     StreamConfigError,
     StreamSpec,
@@ -27,6 +27,7 @@ from dashstream.config.stream_specs import (
     parse_stream_flag,
     read_config_table,
 )
+from dashstream.config.walls import NO_WALLS, Walls, parse_walls
 from dashstream.edge.admission import DEFAULT_HANDSHAKE_BURST, DEFAULT_HANDSHAKE_RATE, OriginPattern, check_token_text
 from dashstream.edge.forwarded import DEFAULT_TRUSTED_PROXIES, NONE, parse_network
 from dashstream.messages import DEFAULT_STREAM
@@ -87,8 +88,9 @@ class Config:
     config_file: str | None = None
     stream: tuple[str, ...] = ()
     streams: tuple[StreamSpec, ...] = ()
-    # The wall of tiles from the file's [dashboard] (None: the page shows one stream).
-    dashboard: Dashboard | None = None
+    # The walls of tiles, playlists and screens from the file's [dashboard], [dashboards.NAME],
+    # [playlists.NAME] and [screens.NAME] (NO_WALLS: the page shows one stream).
+    walls: Walls = NO_WALLS
     history: int = 100
     queue_size: int = 100
     # A subscriber whose queue has not emptied for this long is closed with 1008: well before
@@ -438,19 +440,18 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     _check_consistency(parser, config)
     try:
         config = config.replace(streams=tuple(resolve_streams(config, environ)))
-        return config.replace(dashboard=resolve_dashboard(config))
+        return config.replace(walls=resolve_walls(config))
     except (StreamConfigError, DashboardError) as error:
         parser.error(str(error))
 
 
-def resolve_dashboard(config: Config) -> Dashboard | None:
-    """The ``[dashboard]`` of the config file, checked against every defined stream."""
+def resolve_walls(config: Config) -> Walls:
+    """The walls, playlists and screens of the config file, checked against every defined
+    stream (``POST /reload`` calls it again: a wall changes without a restart)."""
     if not config.config_file:
-        return None
-    table = read_config_table(config.config_file).get("dashboard")
-    if table is None:
-        return None
-    return parse_dashboard(table, config.config_file, [spec.name for spec in config.streams])
+        return NO_WALLS
+    return parse_walls(read_config_table(config.config_file), config.config_file,
+                       [spec.name for spec in config.streams])
 
 
 def resolve_streams(config: Config, environ: Mapping[str, str] | None = None) -> list[StreamSpec]:

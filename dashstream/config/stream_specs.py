@@ -136,7 +136,7 @@ def spec_from_table(name: str, table: Mapping[str, Any], where: str,
                       stale_after=stale_after)
 
 
-TOP_LEVEL_KEYS = ("streams", "dashboard")
+TOP_LEVEL_KEYS = ("streams", "dashboard", "dashboards", "playlists", "screens")
 
 
 def read_config_table(path: str) -> dict:
@@ -151,7 +151,8 @@ def read_config_table(path: str) -> dict:
     unknown = set(document) - set(TOP_LEVEL_KEYS)
     if unknown:
         raise StreamConfigError(f"{path}: unknown top-level key {sorted(unknown)[0]!r}; "
-                                "only [streams.NAME] tables and [dashboard]")
+                                "only [streams.NAME], [dashboard], [dashboards.NAME], [playlists.NAME] "
+                                "and [screens.NAME] tables")
     return document
 
 

@@ -14,7 +14,12 @@ Routing (eventlet's examples/websocket.py shape: one app, split by path), from o
     GET  /streams         JSON: every stream, its subscribers, state and last message
     GET  /metrics         Prometheus text format (optionally behind --metrics-token)
     GET  /status          the operator's HTML status page (same token rule as /metrics)
-    GET  /dashboard.json  the wall of tiles from [dashboard] (no tiles without one)
+    GET  /dashboard.json  the default wall of tiles ([dashboard]; no tiles without a wall); ?dashboard=NAME another
+    GET  /dashboards.json every wall, playlist and screen of the config file
+    GET  /d/NAME          the page, showing the wall NAME (as /?dashboard=NAME)
+    GET  /screens.json    the named screens: what each shows since when, who is connected as it
+    GET  /screens/NAME.json  what the screen NAME shows
+    POST /screens/NAME    show another wall or playlist on the screen NAME (bearer token)
     POST /publish/NAME    publish a JSON object (or a bare number or string) to a `publish` stream (bearer token)
     POST /reload          tell every page that understands control messages to reload
 
@@ -65,6 +70,7 @@ from dashstream.edge.subscribe_query import (
     multi_stream_targets,
     parse_query,
     recent_count,
+    screen_name,
     single_resume,
     wants_control,
 )
@@ -75,6 +81,7 @@ from dashstream.ops.metrics import Metrics
 from dashstream.ops.status_page import RateSampler, last_values, status_response
 from dashstream.protocol.deflate import Deflater, Inflater
 from dashstream.protocol.frames import STREAM_SOCKET_DATA_BUDGET, FrameReader, Message
+from dashstream.sessions.screens import UnknownScreen
 from dashstream.sessions.session import Session, SessionContext, describe_peer
 from dashstream.sessions.sse import SSESession
 from dashstream.sessions.sse import response_head as sse_head
@@ -91,6 +98,10 @@ logger = logging.getLogger("dashstream.http")
 connection_logger = logging.getLogger("dashstream.connection")
 
 TEXT = "text/plain; charset=utf-8"
+# /dashboard.json without any wall in the config: a wall of no tiles (config.dashboard's
+# ``Dashboard().to_json()``; the config sits above the edge, so it is spelled out here).
+EMPTY_WALL = {"name": "default", "title": "dashstream", "columns": None, "locale": None, "timezone": None,
+              "theme": "dark", "tiles": []}
 
 
 class Subscribe(NamedTuple):
@@ -140,6 +151,10 @@ class DashApp:
             Route("/streams", self._streams),
             Route("/reload", self._reload),
             Route("/dashboard.json", self._dashboard),
+            Route("/dashboards.json", self._dashboards),
+            Route("/d/", self._wall_page, prefix=True),
+            Route("/screens.json", self._screens),
+            Route("/screens/", self._screen, prefix=True),
             Route("/metrics", self._metrics),
             Route("/status", self._status),
             *echo,
@@ -243,13 +258,75 @@ class DashApp:
         return respond_json(start_response, "200 OK",
                             self.backplane.describe_streams([stream.describe() for stream in self.streams.values()]))
 
+    @property
+    def walls(self):
+        """The walls, playlists and screens now (the file's; a reload's after POST /reload)."""
+        return self.state.screens.walls
+
     def _dashboard(self, environ: dict, start_response) -> Iterable[bytes]:
         require_method(environ, "GET", "HEAD")
-        if self.config.dashboard is None:
+        name = parse_query(environ.get("QUERY_STRING", "")).get("dashboard", [None])[0]
+        walls = self.walls
+        if name is None:
             # No wall: the page's answer is "no tiles" (the single view), and a healthy setup
             # logs no 404 (a kiosk's console shows it red on every load).
-            return respond_json(start_response, "200 OK", {"title": "dashstream", "columns": None, "tiles": []})
-        return respond_json(start_response, "200 OK", self.config.dashboard.to_json())
+            wall = walls.default_wall
+            return respond_json(start_response, "200 OK", wall.to_json() if wall is not None else EMPTY_WALL)
+        wall = walls.dashboards.get(name)
+        if wall is None:
+            defined = ", ".join(walls.dashboards) or "(none)"
+            return respond_json(start_response, "404 Not Found",
+                                {"error": f"no dashboard named {name[:80]!r}; defined: {defined}"})
+        return respond_json(start_response, "200 OK", wall.to_json())
+
+    def _dashboards(self, environ: dict, start_response) -> Iterable[bytes]:
+        require_method(environ, "GET", "HEAD")
+        body = self.walls.to_json()
+        # What each screen shows now (a POST /screens/NAME may have changed the file's).
+        body["screens"] = {name: assignment.to_json() for name, (assignment, _) in self.state.screens.assigned.items()}
+        return respond_json(start_response, "200 OK", body)
+
+    def _wall_page(self, name: str, environ: dict, start_response) -> Iterable[bytes]:
+        """``/d/NAME``: the page, which reads the wall's name from its path (an unknown name
+        is the page's to tell, as with ``/?dashboard=NAME``)."""
+        return self._page(environ, start_response)
+
+    def _screens(self, environ: dict, start_response) -> Iterable[bytes]:
+        require_method(environ, "GET", "HEAD")
+        screens = self.state.screens
+        return respond_json(start_response, "200 OK",
+                            screens.describe(self.backplane.connected_screens(screens.connected_here)))
+
+    def _screen(self, name: str, environ: dict, start_response) -> Iterable[bytes]:
+        """``GET /screens/NAME.json``: what it shows; ``POST /screens/NAME``: show another."""
+        screens = self.state.screens
+        if environ.get("REQUEST_METHOD", "GET") in ("GET", "HEAD"):
+            if not name.endswith(".json"):
+                raise HTTPError("404 Not Found", f"no such path: /screens/{name}; GET /screens/{name}.json "
+                                "tells what the screen shows")
+            try:
+                assignment, _ = screens.assignment(name[:-len(".json")])
+            except UnknownScreen as error:
+                return respond_json(start_response, "404 Not Found", {"error": str(error)})
+            return respond_json(start_response, "200 OK", {"name": name[:-len(".json")], **assignment.to_json()})
+        require_method(environ, "GET", "HEAD", "POST")
+        require_bearer(environ, self.config.publish_token, "steering screens")
+        try:
+            screens.assignment(name)
+        except UnknownScreen as error:
+            raise HTTPError("404 Not Found", str(error)) from None
+        body = read_json_object(environ, self.config.max_publish_size, self.config.header_timeout)
+        try:
+            assignment = screens.walls.check_assignment(body)
+        except ValueError as error:
+            raise HTTPError("400 Bad Request", f"POST /screens/{name}{error}") from None
+        since = time.time()
+        try:
+            self.backplane.assign_screen(name, assignment.to_json(), since,
+                                         lambda: screens.assign(name, assignment, since))
+        except LogUnavailable as error:
+            raise _unavailable(error) from None
+        return respond_json(start_response, "200 OK", {"name": name, **assignment.to_json(), "since": since})
 
     def _metrics(self, environ: dict, start_response) -> Iterable[bytes]:
         if self.metrics is None:
@@ -269,7 +346,11 @@ class DashApp:
         require_method(environ, "POST")
         require_bearer(environ, self.config.publish_token, "reload")
         try:
-            reloaded = self.backplane.reload(self.state.reload_here)
+            self.state.rewall()  # the file read again: its walls, playlists and screens
+        except ValueError as error:
+            raise HTTPError("400 Bad Request", f"the config file has a mistake; nothing reloaded: {error}") from None
+        try:
+            reloaded = self.backplane.reload(lambda: self.state.reload_here(reread=False))
         except LogUnavailable as error:
             raise _unavailable(error) from None
         return respond_json(start_response, "200 OK", {"reloaded": reloaded})
@@ -312,6 +393,7 @@ class DashApp:
             query = parse_query(environ.get("QUERY_STRING", ""))
             resume = event_id_resume(environ.get("HTTP_LAST_EVENT_ID") or query.get("last_event_id", [None])[0])
             recent = recent_count(query)
+            screen = screen_name(query)
             sock, _ = environ["dashstream.hand_off"]()
         except BaseException:
             self.admission.release()
@@ -321,7 +403,7 @@ class DashApp:
         self._endpoint.tune(sock)
         session = SSESession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", ""),
                              control=wants_control(query))
-        self._opened(session)
+        self._opened(session, screen, environ)
         try:
             session.write(sse_head(self._cors_origin(environ)), count=0)
             session.start()
@@ -365,7 +447,7 @@ class DashApp:
         def open_session(sock, params, reply: bytes, buffered: bytes) -> None:
             nonlocal opened
             session = self._websocket_session(sock, environ, params, control, echo=subscribe.echo)
-            self._opened(session)
+            self._opened(session, screen, environ)
             opened = True
             self._start_websocket(session, subscribe, reply, buffered)
 
@@ -373,6 +455,7 @@ class DashApp:
             # Decide what the upgrade gets before upgrading: 400 or 404 if nothing.
             query = parse_query(environ.get("QUERY_STRING", ""))
             control = wants_control(query)
+            screen = screen_name(query)
             if route.websocket is None:
                 raise HTTPError("404 Not Found", f"no WebSocket endpoint at {path}")
             subscribe = route.websocket(query)._replace(recent=recent_count(query))  # ?history=N, checked now
@@ -423,8 +506,11 @@ class DashApp:
             session.abort()  # the socket is ours now: end it, give its capacity back
             raise
 
-    def _opened(self, session: Session) -> None:
+    def _opened(self, session: Session, screen: str | None = None, environ: dict | None = None) -> None:
         self.state.sessions.add(session)
+        if screen is not None:
+            # Registered as the named screen: POST /screens/NAME reaches it, /screens.json lists it.
+            self.state.screens.join(screen, session, self.proxies.from_environ(environ).address, time.time())
         # Debug: the close line says all of it (peer, path, duration, sent, code), and a line
         # per handshake is a cost a reconnect storm would pay twice.
         connection_logger.debug("open peer=%s path=%s", session.peer, session.path, extra=session.log_fields())
@@ -432,6 +518,7 @@ class DashApp:
     def _session_closed(self, session: Session) -> None:
         if session in self.state.sessions:
             self.state.sessions.discard(session)
+            self.state.screens.leave(session)
             self.admission.release()
         duration = self.context.clock() - session.opened
         connection_logger.info("close peer=%s path=%s duration=%.1fs sent=%d code=%s%s", session.peer, session.path,

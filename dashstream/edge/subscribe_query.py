@@ -24,6 +24,7 @@ ERROR line per request), ``epoch`` is 1 to ``MAX_EPOCH_LENGTH`` characters.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 from urllib.parse import parse_qs
 
@@ -62,6 +63,22 @@ def split_point(text: str) -> tuple[str, str]:
 
 def wants_control(query: dict) -> bool:
     return query.get("control", ["0"])[0].lower() in ("1", "true", "yes")
+
+
+SCREEN_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # config/walls.py's WALL_NAME
+
+
+def screen_name(query: dict) -> str | None:
+    """``screen=NAME``: the named screen this connection is (``/?screen=lobby`` on the page),
+    steered by ``POST /screens/NAME``; None when the query names none. A name the config does
+    not define is accepted (the page says so and shows the default wall; a reload may add
+    it); a name no config could define is refused."""
+    if "screen" not in query:
+        return None
+    name = query["screen"][0]
+    if not SCREEN_NAME.match(name):
+        raise _bad(f"screen= takes a screen's name (1-64 letters, digits, '_' or '-'), got {name[:80]!r}")
+    return name
 
 
 def parse_query(query_string: str) -> dict[str, list[str]]:

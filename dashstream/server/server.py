@@ -23,7 +23,8 @@ from typing import Callable
 
 from dashstream import runtime
 from dashstream.backplane import make_backplane
-from dashstream.config.options import Config
+from dashstream.config.options import Config, resolve_walls
+from dashstream.config.walls import NO_WALLS, Walls
 from dashstream.edge.app import DashApp
 from dashstream.messages import ControlMessage
 from dashstream.ops.log_output import dropped_lines
@@ -31,6 +32,7 @@ from dashstream.ops.metrics import Metrics
 from dashstream.protocol.frames import CLOSE_GOING_AWAY
 from dashstream.server import serve
 from dashstream.sessions.keepalive import Keepalive, Watchdog
+from dashstream.sessions.screens import Screens
 from dashstream.sessions.session import Session, SessionContext
 from dashstream.streams.durable import NO_STATE, StateError, open_state
 from dashstream.streams.stream import Stream, streams_from_config
@@ -45,8 +47,13 @@ class ServerState:
     of one server. The metrics read the sessions and streams from here at scrape time."""
 
     def __init__(self, backplane, *, durable=NO_STATE, log_lines_dropped: Callable[[], int] | None = None,
-                 process_metrics: bool = True):
+                 process_metrics: bool = True, walls: Walls = NO_WALLS,
+                 reread: Callable[[], Walls] | None = None):
         self.backplane = backplane
+        # The walls, playlists and named screens (what each shows, its sessions): the file's
+        # at start, a reload's afterwards (POST /reload re-reads the file).
+        self.screens = Screens(walls)
+        self.reread = reread  # the config file's walls read again (raises ValueError naming the mistake)
         self.durable = durable  # --state: the streams' file (streams/durable.py); NO_STATE: memory
         self.streams: dict[str, Stream] = {}
         self.sessions: set[Session] = set()  # open, every transport; a session leaves when it ends
@@ -66,8 +73,21 @@ class ServerState:
     def stream_descriptions(self) -> list[dict]:
         return [stream.describe() for stream in self.streams.values()]
 
-    def reload_here(self) -> int:
-        """Send the reload to this instance's control clients; how many there were."""
+    def rewall(self) -> None:
+        """Read the file's walls, playlists and screens again (POST /reload); a file with a
+        mistake raises ``ValueError`` and changes nothing. Valid assignments are kept."""
+        if self.reread is not None:
+            self.screens.rewall(self.reread())
+
+    def reload_here(self, reread: bool = True) -> int:
+        """Send the reload to this instance's control clients, after reading the walls
+        again (``reread``: another instance's reload; a file with a mistake here is logged
+        and the walls stay as they were); how many clients there were."""
+        if reread:
+            try:
+                self.rewall()
+            except ValueError as error:
+                logger.error("reload: the walls stay as they were: %s", error)
         receivers = [session for session in self.sessions if session.control]
         for session in receivers:
             session.send_control(RELOAD)
@@ -131,7 +151,8 @@ class Server:
         # The instance's name in the fleet (/healthz, /streams, leases): host, port and a
         # token, so a restarted instance never mistakes its predecessor's lease for its own.
         backplane = make_backplane(config.backplane, f"{socket.gethostname()}:{port}:{os.urandom(2).hex()}")
-        state = self.state = ServerState(backplane, durable=durable, log_lines_dropped=dropped_lines)
+        state = self.state = ServerState(backplane, durable=durable, log_lines_dropped=dropped_lines,
+                                         walls=config.walls, reread=lambda: resolve_walls(config))
         state.streams.update(streams_from_config(config, on_pass=state.metrics.fanout_pass, backplane=backplane,
                                                  durable=durable if durable.path is not None else None))
         context = session_context(config, state.metrics)

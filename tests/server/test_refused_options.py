@@ -13,7 +13,7 @@ def test_a_bad_dashboard_stops_the_server_with_exit_2(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text('[streams.orders]\nsource = "publish"\n\n[dashboard]\n\n[[dashboard.tiles]]\n'
                       'stream = "orders"\nwarn = 9\ncrit = 3\n')
-    assert_refused_option(["--config", str(config)], f"{config}: tile 1 ('orders'), key 'crit'")
+    assert_refused_option(["--config", str(config)], f"{config}: [dashboard] tile 1 ('orders'), key 'crit'")
     config.write_text('[streams.orders]\nsource = "publish"\n\n[dashbord]\n')
     assert_refused_option(["--config", str(config)], "unknown top-level key 'dashbord'")
 

@@ -44,7 +44,7 @@ class Response:
 def make_app(*args: str) -> DashApp:
     config = parse_config(["--stream", "office=random-walk:shared", "--stream", "sales=publish",
                            "--publish-token", TOKEN, "--handshake-rate", "0", *args], environ={})
-    state = ServerState(MemoryBackplane(), process_metrics=False)
+    state = ServerState(MemoryBackplane(), process_metrics=False, walls=config.walls)
     state.streams.update(streams_from_config(config, on_pass=state.metrics.fanout_pass, backplane=state.backplane))
     return DashApp(config, state, ROOT / "index.html", session_context(config, state.metrics))
 
@@ -146,7 +146,9 @@ def test_health_readiness_and_streams_answer_json(app):
 def test_no_dashboard_is_an_empty_wall(app):
     # The page asks on every load: a healthy server without [dashboard] answers 200.
     response = request(app, "/dashboard.json")
-    assert response.code == 200 and json.loads(response.body) == {"title": "dashstream", "columns": None, "tiles": []}
+    assert response.code == 200 and json.loads(response.body) == {
+        "name": "default", "title": "dashstream", "columns": None, "locale": None, "timezone": None, "theme": "dark",
+        "tiles": []}
 
 
 def test_publish_needs_the_bearer_token_and_a_publish_stream(app):

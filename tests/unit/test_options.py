@@ -11,9 +11,9 @@ import subprocess
 
 import pytest
 
-from dashstream.config.dashboard import Dashboard, Tile
-from dashstream.config.options import OPTIONS, Config, build_parser, parse_config, resolve_dashboard, resolve_streams
+from dashstream.config.options import OPTIONS, Config, build_parser, parse_config, resolve_streams, resolve_walls
 from dashstream.config.stream_specs import StreamConfigError, StreamSpec, load_stream_file, parse_stream_flag
+from dashstream.config.walls import NO_WALLS
 from tests.support import ROOT
 
 pytestmark = pytest.mark.timeout(10)
@@ -127,7 +127,7 @@ def test_without_options_every_field_has_its_built_in_default():
     config = parse_config([], {})
     assert (config.host, config.port, config.echo, config.compression, config.log_level, config.log_format) == (
         "127.0.0.1", 5000, True, False, "info", "text")
-    assert (config.allowed_origins, config.stream, config.config_file, config.dashboard) == ((), (), None, None)
+    assert (config.allowed_origins, config.stream, config.config_file, config.walls) == ((), (), None, NO_WALLS)
 
 
 def test_command_line_wins_over_environment_which_wins_over_default():
@@ -498,23 +498,24 @@ def test_a_bad_stream_definition_exits_2_with_the_files_message(refusal, tmp_pat
 
 
 def test_no_dashboard_without_a_file_or_without_a_dashboard_table(tmp_path):
-    assert parse_config([], {}).dashboard is None
+    assert parse_config([], {}).walls == NO_WALLS
     path = write(tmp_path, '[streams.a]\nsource = "publish"\n')
-    assert parse_config(["--config", path], {}).dashboard is None
-    assert resolve_dashboard(Config()) is None
+    assert parse_config(["--config", path], {}).walls.default_wall is None
+    assert resolve_walls(Config()) is NO_WALLS
 
 
 def test_the_dashboard_may_show_streams_of_the_file_and_of_the_command_line(tmp_path):
     path = write(tmp_path, '[streams.a]\nsource = "publish"\n\n[dashboard]\ntitle = "Ops"\n'
                            '[[dashboard.tiles]]\nstream = "a"\n[[dashboard.tiles]]\nstream = "b"\nlabel = "B"\n')
     config = parse_config(["--config", path, "--stream", "b=publish"], {})
-    assert config.dashboard == Dashboard(title="Ops", tiles=(Tile(stream="a", label="a"), Tile(stream="b", label="B")))
+    wall = config.walls.default_wall
+    assert (wall.title, [(tile.stream, tile.label) for tile in wall.tiles]) == ("Ops", [("a", "a"), ("b", "B")])
 
 
 def test_a_dashboard_tile_of_an_undefined_stream_exits_2(refusal, tmp_path):
     path = write(tmp_path, '[streams.a]\nsource = "publish"\n\n[dashboard]\n[[dashboard.tiles]]\nstream = "b"\n')
     assert refusal(["--config", path]) == (
-        f"{path}: tile 1 ('b'), key 'stream': no stream named 'b'; defined: a, default")
+        f"{path}: [dashboard] tile 1 ('b'), key 'stream': no stream named 'b'; defined: a, default")
 
 
 # --- stream files and flags (stream_specs, as the configuration uses them) ------------------------

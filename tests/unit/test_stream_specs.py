@@ -184,8 +184,10 @@ def test_read_config_table_returns_the_whole_document(tmp_path):
     ("a b\n", "not valid TOML: Expected '=' after a key in a key/value pair (at line 1, column 3)"),
     ("[streams\n", "not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 9)"),
     ('[zeta]\n[alpha]\n[streams.a]\nsource = "publish"\n',
-     "unknown top-level key 'alpha'; only [streams.NAME] tables and [dashboard]"),
-    ('stream = "a=publish"\n', "unknown top-level key 'stream'; only [streams.NAME] tables and [dashboard]"),
+     "unknown top-level key 'alpha'; only [streams.NAME], [dashboard], "
+     "[dashboards.NAME], [playlists.NAME] and [screens.NAME] tables"),
+    ('stream = "a=publish"\n', "unknown top-level key 'stream'; only [streams.NAME], [dashboard], "
+     "[dashboards.NAME], [playlists.NAME] and [screens.NAME] tables"),
 ])
 def test_a_bad_file_is_refused_with_its_path_and_why(tmp_path, text, reason):
     path = write(tmp_path, text)
