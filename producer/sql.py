@@ -5,6 +5,11 @@ when the row differs from the last one published, so a count that stays put send
 Zero rows publish nothing and put the stream ``down`` with that reason; a query error raises
 (the supervisor shows the database's message and retries).
 
+With ``rows = N`` (1-100) the first N rows are ONE message, ``{"variable": <number of rows>,
+"rows": [{column: value, ...}, ...]}`` (``producer.values.rows_message``: no ``variable``
+column needed, the 64 KiB payload limit on the whole message, zero rows an empty list): a
+``list`` tile's top 5. It too is published only when it differs from the last one.
+
 Two databases, chosen by the URL's scheme:
 
 * **SQLite** (``sqlite:///abs/path.db`` or ``sqlite:relative/path.db``): the standard
@@ -45,9 +50,17 @@ import urllib.parse
 from typing import Any, Callable, Iterator, Mapping
 
 from producer.base import DOWN, UP, Driver, Health, Rejected, UrlSource
-from producer.keys import ConfigProblem, Key, nonempty_text, positive_number
+from producer.keys import ConfigProblem, Key, nonempty_text, positive, positive_number
 from producer.urls import parse_url, url_keys
-from producer.values import BadValue, check_row_value, duplicate_column, fields_from_row
+from producer.values import (
+    MAX_ROWS,
+    BadValue,
+    TooLarge,
+    check_row_value,
+    duplicate_column,
+    fields_from_row,
+    rows_message,
+)
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 PSYCOPG2 = Driver("psycopg2", "sql")
@@ -91,6 +104,12 @@ def sqlite_path(url: str) -> str:
     return "/" + path.lstrip("/") if path.startswith("//") else path
 
 
+def _rows(value: Any) -> int:
+    if positive(value) > MAX_ROWS:
+        raise ValueError(f"must be an integer from 1 to {MAX_ROWS}, got {value!r}")
+    return value
+
+
 class QueryTimeout(Exception):
     """The query ran past its deadline and was ended."""
 
@@ -99,7 +118,9 @@ class SqliteRun:
     """One query run, handed to a worker thread: open, query, close, all in that thread.
     ``cancel()`` (any thread) ends it at the next progress step; the deadline does too."""
 
-    def __init__(self, path: str, query: str, timeout: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, path: str, query: str, timeout: float, clock: Callable[[], float] = time.monotonic,
+                 rows: int | None = None):
+        self.rows = rows  # None: the first row; N: a list of the first N
         self.path = path
         self.query = query
         self.timeout = timeout
@@ -114,7 +135,7 @@ class SqliteRun:
         # Non-zero ends the statement with SQLITE_INTERRUPT.
         return 1 if self.cancelled or self.clock() > self.deadline else 0
 
-    def __call__(self) -> tuple[list[str] | None, tuple | None]:
+    def __call__(self) -> tuple[list[str] | None, Any]:
         self.deadline = self.clock() + self.timeout
         uri = f"file:{urllib.parse.quote(self.path)}?mode=ro"
         connection = sqlite3.connect(uri, uri=True, timeout=self.timeout)
@@ -123,7 +144,9 @@ class SqliteRun:
             try:
                 cursor = connection.execute(self.query)
                 names = [column[0] for column in cursor.description] if cursor.description else None
-                return names, cursor.fetchone() if names is not None else None
+                if names is None:
+                    return None, None
+                return names, cursor.fetchone() if self.rows is None else cursor.fetchmany(self.rows)
             except sqlite3.OperationalError as error:
                 if str(error) == "interrupted" and not self.cancelled:
                     raise QueryTimeout(f"the query did not finish within {self.timeout:g} s (timeout)") from None
@@ -143,11 +166,15 @@ class SqlSource(UrlSource):
         Key("listen", _listen_channel, "PostgreSQL only: LISTEN on this channel; a NOTIFY runs the query at once"),
         Key("timeout", positive_number, "seconds a query may run before it is ended (the stream goes down)",
             default=DEFAULT_TIMEOUT),
+        Key("rows", _rows, f"publish the first N rows (1-{MAX_ROWS}) as one message "
+            "{\"variable\": N_ROWS, \"rows\": [...]} (a list tile)"),
     )
 
     def __init__(self, *, url: str, query: str, interval: float = 5.0, listen: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, sleep: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(url=url, query=query, interval=interval, listen=listen, timeout=timeout)
+                 timeout: float = DEFAULT_TIMEOUT, rows: int | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(url=url, query=query, interval=interval, listen=listen, timeout=timeout, rows=rows)
+        self.rows = rows
         self.query = query
         self.interval = interval
         self.listen = listen
@@ -194,7 +221,7 @@ class SqlSource(UrlSource):
 
         path = sqlite_path(str(self.url))
         while True:
-            run = self._run = SqliteRun(path, self.query, self.timeout)
+            run = self._run = SqliteRun(path, self.query, self.timeout, rows=self.rows)
             try:
                 names, row = run_in_thread(run)
             except BaseException:
@@ -231,7 +258,10 @@ class SqlSource(UrlSource):
             with connection.cursor() as cursor:
                 cursor.execute(self.query)
                 names = [column[0] for column in cursor.description] if cursor.description else None
-                row = cursor.fetchone() if names is not None else None
+                if names is None:
+                    row = None
+                else:
+                    row = cursor.fetchone() if self.rows is None else cursor.fetchmany(self.rows)
             yield from self._row(names, row)
             if listener is None:
                 self._sleep(self.interval)
@@ -252,9 +282,12 @@ class SqlSource(UrlSource):
         connection.autocommit = True
         return connection
 
-    def _row(self, names: list[str] | None, row: tuple | None) -> Iterator[Any]:
+    def _row(self, names: list[str] | None, row: Any) -> Iterator[Any]:
         if names is None:
             yield Health(DOWN, "the query returns no rows at all (is it a SELECT?)")
+            return
+        if self.rows is not None:
+            yield from self._rows_of(names, row)
             return
         if row is None:
             yield Health(DOWN, NO_ROWS)
@@ -279,6 +312,24 @@ class SqlSource(UrlSource):
         if fields != self._last:
             self._last = fields
             yield fields
+
+    def _rows_of(self, names: list[str], rows: list[tuple]) -> Iterator[Any]:
+        """``rows = N``: the first N rows as one message."""
+        try:
+            message = rows_message(names, rows)
+        except BadValue as error:
+            twice = duplicate_column(names)
+            if twice is not None or not isinstance(error, TooLarge):
+                # The query's shape (two columns of one name, a type JSON cannot carry).
+                yield Health(DOWN, f"unusable rows: {error}")
+                return
+            yield Health(UP)
+            yield Rejected(str(error))  # this data is too large; the next run may be fine
+            return
+        yield Health(UP)
+        if message != self._last:
+            self._last = message
+            yield message
 
     def close(self) -> None:
         run = self._run

@@ -154,6 +154,28 @@ def check_row_value(fields: Mapping[str, Any]) -> None:
         raise TooLarge(f"row of {size} bytes as JSON is over the {MAX_PAYLOAD_BYTES}-byte limit")
 
 
+MAX_ROWS = 100  # a `sql` source's `rows = N`: a list tile shows at most 50
+
+
+def rows_message(names: list[str], rows: list[tuple]) -> dict[str, Any]:
+    """A SQL result's rows (``rows = N``) -> ONE message, ``{"variable": <number of rows>,
+    "rows": [{column: value, ...}, ...]}``: each value made JSON as a single row's are
+    (``fields_from_row``), and the whole message held to the payload limit (``TooLarge``).
+    No ``variable`` column is needed (the count is the value); zero rows is ``{"variable": 0,
+    "rows": []}``, an empty list (no open incidents), not an outage."""
+    twice = duplicate_column(names)
+    if twice is not None:
+        raise BadValue(f"two columns named {twice!r}")
+    columns = [str(name) for name in names]
+    message = {"variable": len(rows),
+               "rows": [{column: _json_value(value, column) for column, value in zip(columns, row)} for row in rows]}
+    size = len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise TooLarge(f"{len(rows)} rows are {size} bytes as JSON, over the {MAX_PAYLOAD_BYTES}-byte limit "
+                       "of one message (fewer rows or columns)")
+    return message
+
+
 def _json_value(value: Any, column: str) -> Any:
     if value is None or isinstance(value, (bool, str, int)):
         return value

@@ -9,8 +9,8 @@ session of that screen here. Across a fleet the backplane carries the change to 
 instances, which call ``assign`` too (``backplane/redis.py``); a screen's connected
 addresses over the fleet come from the backplane's presence.
 
-A reload of the file (``rewall``) keeps each assignment that still names a wall or playlist
-of the new file, and falls back to the file's for the others. Pure: no I/O, no eventlet;
+A reload of the file (``rewall``) keeps each steered assignment that still names a wall or
+playlist of the new file, and takes the new file's for the others. Pure: no I/O, no eventlet;
 the clock is injected.
 """
 
@@ -110,15 +110,21 @@ class Screens:
         return assignment.playlist in self.walls.playlists
 
     def rewall(self, walls: Walls) -> None:
-        """A reloaded file: keep every assignment that is still valid, take the file's for
-        the rest and for new screens, drop the screens it no longer has."""
+        """A reloaded file: a screen steered away from the file's assignment (POST) keeps
+        what it shows while the new file still has that wall or playlist; every other screen
+        takes the new file's (keeping its since if that is what it shows already); screens
+        the file no longer has are dropped."""
         now = self.clock()
-        kept = dict(self.assigned)
+        old_file, kept = self.walls.screens, dict(self.assigned)
         self.walls = walls
         self.assigned = {}
         for name, configured in walls.screens.items():
             old = kept.get(name)
-            self.assigned[name] = old if old is not None and self._valid(old[0]) else (configured, now)
+            steered = old is not None and old[0] != old_file.get(name)
+            if old is not None and (steered and self._valid(old[0]) or old[0] == configured):
+                self.assigned[name] = old
+            else:
+                self.assigned[name] = (configured, now)
 
     # --- the sessions that are a screen --------------------------------------------------------
 

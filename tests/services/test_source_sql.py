@@ -47,6 +47,27 @@ def test_sqlite_a_changed_row_is_published_within_the_interval_and_an_unchanged_
     assert [fields["variable"] for fields in source.values()] == [10, 11]
 
 
+def test_sqlite_rows_publishes_the_first_n_rows_as_one_message_and_again_when_a_row_changes(sqlite_db,
+                                                                                           run_sources):
+    for name, value in (("orders", 7), ("visits", 90), ("refunds", 1), ("carts", 15), ("trials", 4), ("tickets", 2)):
+        sqlite_run(sqlite_db, "INSERT INTO counters VALUES (?, ?, NULL)", name, value)
+    source = run_sources({"top": {
+        "source": "sql", "url": f"sqlite://{sqlite_db}", "interval": 0.2, "rows": 5,
+        "query": "SELECT name, value FROM counters ORDER BY value DESC, name"}})
+    first = source.wait_value(lambda fields: fields.get("variable") == 5)["fields"]
+    assert first == {"variable": 5, "rows": [
+        {"name": "visits", "value": 90}, {"name": "carts", "value": 15}, {"name": "signups", "value": 10},
+        {"name": "orders", "value": 7}, {"name": "trials", "value": 4}]}
+    sqlite_run(sqlite_db, "UPDATE counters SET value = 8 WHERE name = 'orders'")
+    changed = source.wait_value(lambda fields: fields["rows"][3] == {"name": "orders", "value": 8}, timeout=2)["fields"]
+    assert changed["variable"] == 5 and len(changed["rows"]) == 5
+    time.sleep(scaled(1.0))  # five more runs, nothing changed: nothing more is published
+    assert len(source.values()) == 2
+    sqlite_run(sqlite_db, "DELETE FROM counters")
+    source.wait_value(lambda fields: fields.get("variable") == 0 and fields.get("rows") == [], timeout=2)
+    assert source.state() == "up"
+
+
 def test_sqlite_zero_rows_is_down_with_the_reason_and_a_row_brings_it_up(sqlite_db, run_sources):
     source = run_sources({"signups": {
         "source": "sql", "url": f"sqlite://{sqlite_db}", "interval": 0.1,
