@@ -331,12 +331,13 @@ def test_ad_hoc_wall_from_disk_with_defaults(start_wall, page, problems):
                message="two tiles")
     assert opened == [f"ws://127.0.0.1:{wall.port}/ws?streams=a,b&control=1&history=100"]
     seen = tiles(page)
-    # Defaults: label = stream name, no unit, no thresholds, chart on, value as it comes.
+    # Defaults: label = stream name, no unit, no thresholds, chart on, the value's own decimals
+    # (the default format groups thousands from 10,000 on, in the browser's locale).
     assert [(t["label"], t["unit"], t["chart"], t["state"]) for t in seen.values()] == \
         [("a", "", True, "live"), ("b", "", True, "live")]
     assert seen["a"]["points"] == 1 and seen["b"]["points"] == 0   # text is shown, not plotted
     wall.publish("a", -1e9)   # far below anything: still no threshold state without thresholds
-    wait_until(lambda: tiles(page)["a"]["value"] == "-1000000000", 3, message="a new value")
+    wait_until(lambda: tiles(page)["a"]["value"] == "-1,000,000,000", 3, message="a new value")
     assert tiles(page)["a"]["state"] == "live"
 
     page.goto(f"{PAGE_FILE.as_uri()}?streams=a,b")
@@ -478,7 +479,8 @@ def test_single_view_says_delayed_when_ts_falls_behind(start_wall, page):
 
 # --- layout: 1 to 12 tiles at three screen sizes and a phone ------------------------------------
 
-VALUES = [123456789, -12345.67, 99999.999, 8888888.8]   # nine characters each, as shown
+# Eleven characters each, as shown with the thousands separators of the default format.
+VALUES = [123456789, -123456.78, 999999.999, 8888888.8]
 LABELS = ["Orders per minute across all EU shops", "Revenue", "p95 latency", "Queue"]
 UNITS = ["/min", "EUR", "ms", ""]
 DECIMALS = [None, 2, 3, 1]
@@ -518,7 +520,7 @@ def test_one_to_twelve_tiles_fill_the_screen_without_overflow(start_wall, page, 
             spec(name, label=LABELS[i % 4], unit=UNITS[i % 4], decimals=DECIMALS[i % 4])
             for i, name in enumerate(names[:count])]}
         page.goto(wall.http + "/")
-        wait_until(lambda: len(tiles(page)) == count and all(len(t["value"]) == 9 for t in tiles(page).values()),
+        wait_until(lambda: len(tiles(page)) == count and all(len(t["value"]) == 11 for t in tiles(page).values()),
                    3, message=f"{count} tiles with values")
         # Measure (and photograph) what stays on screen: once the values' fade-in is over.
         wait_until(lambda: page.evaluate("document.getAnimations().length === 0"), 3, message="a settled screen")

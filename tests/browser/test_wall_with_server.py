@@ -83,8 +83,9 @@ def test_dashboard_json_lists_every_tile_with_defaults(wall_server):
     layout = json.loads(body)
     assert status == 200 and layout["title"] == "Operations" and layout["columns"] is None
     assert [tile["stream"] for tile in layout["tiles"]] == SIX
-    assert layout["tiles"][1] == {"stream": "orders", "label": "Orders / min", "unit": "", "decimals": None,
-                                  "warn": None, "crit": None, "below": False, "chart": True}
+    assert layout["tiles"][1] == {"kind": "number", "stream": "orders", "label": "Orders / min", "alert": False,
+                                  "compare": None, "unit": "", "format": "number", "decimals": None,
+                                  "currency": None, "warn": None, "crit": None, "below": False, "chart": True}
 
 
 def test_six_tiles_show_live_values_within_3s_over_one_websocket(wall_server, page):
