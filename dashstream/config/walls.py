@@ -100,10 +100,10 @@ def parse_walls(document: Mapping[str, Any], where: str, streams: Iterable[str])
             raise DashboardError(f"{where}: [dashboards.{name}]: the name {name!r} is [dashboard]'s; rename it")
         dashboards[name] = parse_dashboard(table, where, streams, name=name, header=f"[dashboards.{name}]")
     default = next(iter(dashboards), None)
-    walls = Walls(dashboards=dashboards, default=default)
+    walls = Walls(dashboards=dashboards)  # what the playlists may name
     playlists = {name: _playlist(table, walls, f"{where}: [playlists.{name}]")
                  for name, table in _tables(document, "playlists", where).items()}
-    walls = Walls(dashboards=dashboards, default=default, playlists=playlists)
+    walls = Walls(dashboards=dashboards, playlists=playlists)  # what the screens may name
     screens = {}
     for name, table in _tables(document, "screens", where).items():
         try:

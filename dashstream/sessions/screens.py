@@ -162,9 +162,9 @@ class Screens:
     def leave(self, session: Any) -> None:
         """``session`` ended (a session that never joined: nothing)."""
         name = self._screen_of.pop(session, None)
-        members = self.sessions.get(name) if name is not None else None
-        if members is not None:
-            members.pop(session, None)
+        if name is not None:
+            members = self.sessions[name]
+            del members[session]
             if not members:
                 del self.sessions[name]
 

@@ -106,6 +106,7 @@ def test_every_kind_with_every_key_set():
     assert one(kind="number", stream="orders", compare=0)["compare"] == 0
     assert one(kind="gauge", stream="orders", min=-5, max=5.5, warn=1, crit=2)["min"] == -5
     assert one(kind="chart", stream="orders", window=60.5, format="bytes")["window"] == 60.5
+    assert one(kind="chart", stream="orders", window=0.5)["window"] == 0.5
     assert one(kind="list", stream="orders", field="top", columns=["name", "total"], limit=50, format="percent",
                decimals=2) == {
         "kind": "list", "stream": "orders", "label": "orders", "alert": False, "field": "top",
@@ -254,6 +255,8 @@ NUMERIC = "must be a number, got"
     ({"kind": "chart", "stream": "orders", "window": 0}, f"{P}, key 'window': must be a number of seconds > 0, got 0"),
     ({"kind": "chart", "stream": "orders", "window": False},
      f"{P}, key 'window': must be a number of seconds > 0, got False"),
+    ({"kind": "chart", "stream": "orders", "window": True},
+     f"{P}, key 'window': must be a number of seconds > 0, got True"),
     ({"kind": "chart", "stream": "orders", "window": float("nan")},
      f"{P}, key 'window': must be a number of seconds > 0, got nan"),
     ({"kind": "list", "stream": "orders", "limit": 0}, f"{P}, key 'limit': must be an integer from 1 to 50, got 0"),
