@@ -19,7 +19,8 @@ import pytest
 from tests.fleet import Fleet, Recorder, ready
 from tests.support import scaled, wait_until
 
-pytestmark = pytest.mark.timeout(120)
+# alone: tests/run.sh runs these after the rest, with nothing beside them (pyproject.toml markers).
+pytestmark = [pytest.mark.timeout(120), pytest.mark.alone]
 
 RATE = 20.0
 

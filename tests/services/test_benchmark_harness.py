@@ -33,6 +33,11 @@ def wsload(tmp_path_factory):
     return binary
 
 
+# alone: it pins the harness to the cores and judges a delivery rate, so it runs after the rest
+# with nothing beside it (tests/run.sh; the marker in pyproject.toml).
+pytestmark = pytest.mark.alone
+
+
 def run_harness(wsload, out, *args: str) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     command = [sys.executable, str(HARNESS / "harness.py"),

@@ -23,7 +23,8 @@ from tests.e2e import Recorder, wait_stream
 from tests.services import RedisServer
 from tests.support import ROOT, free_port, scaled
 
-pytestmark = pytest.mark.timeout(120)
+# alone: tests/run.sh runs these after the rest, with nothing beside them (pyproject.toml markers).
+pytestmark = [pytest.mark.timeout(120), pytest.mark.alone]
 
 TICK_RATE = 20.0
 FLOOD_SECONDS = 8.0

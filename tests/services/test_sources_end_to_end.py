@@ -548,7 +548,10 @@ def test_the_example_config_runs_against_real_services(start_server, tmp_path, p
     try:
         db = tmp_path / "app.db"
         sqlite_run(db, "CREATE TABLE signups (day TEXT)", "INSERT INTO signups VALUES (date('now'))",
-                   "INSERT INTO signups VALUES (date('now'))", "INSERT INTO signups VALUES ('2001-01-01')")
+                   "INSERT INTO signups VALUES (date('now'))", "INSERT INTO signups VALUES ('2001-01-01')",
+                   "CREATE TABLE orders (name TEXT, total REAL)",  # the list tile's top customers
+                   "INSERT INTO orders VALUES ('acme', 12.5)", "INSERT INTO orders VALUES ('globex', 3)",
+                   "INSERT INTO orders VALUES ('acme', 1)")
         postgres.execute("DROP TABLE IF EXISTS orders CASCADE")
         postgres.execute("CREATE TABLE orders (id serial PRIMARY KEY, placed_at timestamptz NOT NULL DEFAULT now())")
         postgres.execute(readme_block("sql", "pg_notify('orders_changed'"))  # what its `listen` waits for
@@ -564,13 +567,17 @@ def test_the_example_config_runs_against_real_services(start_server, tmp_path, p
                               env={"ORDERS_DATABASE_URL": postgres.url})
         d = Dash(server, clients := [], watch="/ws/pattern")  # the example's own ticker, 2 a second
         try:
-            defined = ["default", "office", "sales", "signups", "orders_db", "orders", "regions", "sensors", "pattern"]
+            defined = ["default", "office", "sales", "health", "notice", "signups", "top_customers", "orders_db",
+                       "orders", "regions", "sensors", "pattern"]
             assert list(streams_info(server)) == defined
             for name in defined:
                 d.wait_up(name)
             assert readyz(server) == (200, {"ready": True})
             wall = d.client("/ws?streams=signups,orders_db,orders,regions,sensors,pattern")
             wall.wait_value(lambda m: m["stream"] == "signups" and m["variable"] == 2)
+            top = d.client("/ws/top_customers")
+            _, rows = top.wait_value(lambda m: m["variable"] == 2)
+            assert rows["rows"] == [{"name": "acme", "total": 13.5}, {"name": "globex", "total": 3.0}]
             _, latest = wall.wait_value(lambda m: m["stream"] == "orders_db" and m["variable"] == 1)
             assert isinstance(latest["latest"], str) and "T" in latest["latest"]  # timestamptz as ISO 8601
             postgres.execute("INSERT INTO orders DEFAULT VALUES")  # orders_db listens
