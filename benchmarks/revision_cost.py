@@ -13,6 +13,12 @@ held, so they hold on a machine that other processes load, where rates and laten
 not. They are a cross-check for ``compare.sh``, not a substitute: S4's rate also depends on
 latency, which this does not measure.
 
+``--callgrind`` runs each server under valgrind's callgrind instead and counts the
+instructions the server executes (every thread) during the measured part, toggled with
+``callgrind_control``: a figure that other load on the machine does not move at all
+(kernel time is not in it). Use a few hundred handshakes and ~100 private clients then:
+the server runs about 50 times slower.
+
 * handshakes: ``wsload --mode churn`` (open, close, repeat) for ``--handshakes`` handshakes
   at ``--concurrency`` loops; µs of server CPU per handshake;
 * idle: ``wsload --mode idle`` holds ``--idle`` connections; KiB of RSS per connection,
@@ -24,11 +30,13 @@ latency, which this does not measure.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,11 +45,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CLK_TCK, cpu_ticks, free_port, rss_kib, stop, wait_ready
 
 
-def start(tree: Path, shape: str, rate: float, port: int, extra: list[str]) -> subprocess.Popen:
+class Meter:
+    """What a measurement counts: the server's CPU seconds, or (``--callgrind``) its
+    instructions."""
+
+    def __init__(self, callgrind: bool):
+        self.callgrind = callgrind
+        self.folder = tempfile.mkdtemp(prefix="revision-cost-") if callgrind else None
+
+    def command(self) -> list[str]:
+        if not self.callgrind:
+            return []
+        return ["valgrind", "--tool=callgrind", "--trace-children=yes", "--instr-atstart=no",
+                f"--callgrind-out-file={self.folder}/cg.%p"]
+
+    def begin(self, proc) -> float:
+        if not self.callgrind:
+            return cpu_ticks(proc.pid) / CLK_TCK
+        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
+        return 0.0
+
+    def end(self, proc, began: float) -> float:
+        if not self.callgrind:
+            return cpu_ticks(proc.pid) / CLK_TCK - began
+        subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
+        for dump in glob.glob(f"{self.folder}/cg.{proc.pid}*"):
+            os.remove(dump)
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+        total = 0
+        for dump in glob.glob(f"{self.folder}/cg.{proc.pid}.*"):
+            total += sum(int(line.split()[1]) for line in Path(dump).read_text().splitlines()
+                         if line.startswith("totals:"))
+        return float(total)
+
+
+def start(tree: Path, shape: str, rate: float, port: int, a) -> subprocess.Popen:
     env = dict(os.environ, PORT=str(port), SHAPE=shape, RATE=str(rate), PYTHONPATH=str(tree))
-    proc = subprocess.Popen([sys.executable, "benchmarks/harness_peer.py", *extra], cwd=tree, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_ready(port)
+    proc = subprocess.Popen([*a.meter.command(), sys.executable, "benchmarks/harness_peer.py", *a.extra], cwd=tree,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(port, timeout=120 if a.meter.callgrind else 20)
     return proc
 
 
@@ -65,20 +107,21 @@ def client(wsload: str, port: int, *args, on_event=None, timeout: float = 120) -
 
 def handshakes(tree, a) -> float:
     port = free_port()
-    proc = start(tree, "B", 0, port, a.extra)
+    proc = start(tree, "B", 0, port, a)
     try:
-        before = cpu_ticks(proc.pid)
-        result = client(a.client, port, "--mode", "churn", "--duration", 120, "--churn-concurrency", a.concurrency,
-                        "--max-churn", a.handshakes)
-        used = (cpu_ticks(proc.pid) - before) / CLK_TCK
-        return 1e6 * used / max(1, result["completed"])
+        client(a.client, port, "--mode", "churn", "--duration", 120, "--churn-concurrency", 4, "--max-churn", 50)
+        began = a.meter.begin(proc)
+        result = client(a.client, port, "--mode", "churn", "--duration", 300, "--churn-concurrency", a.concurrency,
+                        "--max-churn", a.handshakes, timeout=400)
+        used = a.meter.end(proc, began)
+        return a.scale * used / max(1, result["completed"])
     finally:
         stop([proc])
 
 
 def idle(tree, a) -> float:
     port = free_port()
-    proc = start(tree, "B", 0, port, a.extra)
+    proc = start(tree, "B", 0, port, a)
     seen = {}
     try:
         time.sleep(a.settle)
@@ -98,18 +141,19 @@ def idle(tree, a) -> float:
 
 def private(tree, a) -> float:
     port = free_port()
-    proc = start(tree, "A", 2, port, a.extra)
+    proc = start(tree, "A", 2, port, a)
     marks = {}
     try:
         def on_event(name):
-            if name in ("window_start", "window_end"):
-                marks[name] = cpu_ticks(proc.pid)
+            if name == "window_start":
+                marks["began"] = a.meter.begin(proc)
+            elif name == "window_end":
+                marks["used"] = a.meter.end(proc, marks["began"])
 
-        result = client(a.client, port, "--mode", "push", "--conns", a.private, "--warmup", 1,
-                        "--duration", a.window, "--expect-rate", 2, "--connect-concurrency", 200, on_event=on_event)
-        used = (marks["window_end"] - marks["window_start"]) / CLK_TCK
-        delivered = result["msgs_window"]
-        return 1e6 * used / max(1, delivered)
+        result = client(a.client, port, "--mode", "push", "--conns", a.private, "--warmup", 2,
+                        "--duration", a.window, "--expect-rate", 2, "--connect-concurrency", 50, on_event=on_event,
+                        timeout=300)
+        return a.scale * marks["used"] / max(1, result["msgs_window"])
     finally:
         stop([proc])
 
@@ -117,6 +161,7 @@ def private(tree, a) -> float:
 FIGURES = {"handshake": ("µs server CPU per handshake", handshakes),
            "idle": ("KiB RSS per idle connection", idle),
            "private": ("µs server CPU per private message", private)}
+COUNTED = {"handshake": "thousand instructions per handshake", "private": "thousand instructions per private message"}
 
 
 def main() -> None:
@@ -132,8 +177,13 @@ def main() -> None:
     parser.add_argument("--private", type=int, default=1000)
     parser.add_argument("--window", type=float, default=5.0)
     parser.add_argument("--extra", default="", help="extra server.py arguments, one string")
+    parser.add_argument("--callgrind", action="store_true", help="count instructions under callgrind, not CPU time")
     a = parser.parse_args()
     a.extra = a.extra.split()
+    a.meter = Meter(a.callgrind)
+    a.scale = 1e-3 if a.callgrind else 1e6
+    if a.callgrind and "idle" in a.figures:
+        parser.error("--callgrind counts instructions: use it with --figures handshake,private")
     trees = [(label, Path(path).resolve()) for label, path in (t.split("=", 1) for t in a.trees)]
     figures = [f.strip() for f in a.figures.split(",")]
     results: dict = {(f, label): [] for f in figures for label, _ in trees}
@@ -152,7 +202,8 @@ def main() -> None:
         for label, _ in trees:
             values = results[figure, label]
             cells.append(f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})")
-        print(f"| {FIGURES[figure][0]} | " + " | ".join(cells) + " |")
+        name = COUNTED[figure] if a.callgrind else FIGURES[figure][0]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
