@@ -8,7 +8,15 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.kinds_wall import (
-    MIXED_STREAMS, fill_mixed, layout_problems, mixed_wall, running_server, settled, streams_toml, tiles)
+    MIXED_STREAMS,
+    fill_mixed,
+    layout_problems,
+    mixed_wall,
+    running_server,
+    settled,
+    streams_toml,
+    tiles,
+)
 from tests.support import scaled, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
