@@ -4,6 +4,7 @@ through ``POST /publish``, and what the page shows read through the DOM contract
 "The page: kinds, walls, playlists, screens"): ``data-kind``, ``data-tile``, ``data-state``,
 ``[data-field=value]``, ``[data-row]``, ``#title``."""
 
+# ruff: noqa: E501 (the JavaScript read in the page is kept as one would write it there)
 from __future__ import annotations
 
 import contextlib

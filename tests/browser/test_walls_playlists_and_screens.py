@@ -3,6 +3,7 @@
 counted by Playwright, the page and the server), a reload that keeps the playlist, a named
 screen steered by ``POST /screens/NAME`` within 1 s, an unknown name's notice, ``?theme=``."""
 
+# ruff: noqa: E501 (the JavaScript read in the page is kept as one would write it there)
 from __future__ import annotations
 
 import json
