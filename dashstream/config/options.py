@@ -319,7 +319,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--queue-size", "queue_size", "messages queued per subscriber before the oldest are dropped",
            _positive_int, "N"),
     Option("--slow-timeout", "slow_timeout", "close (1008) a subscriber whose queue has not emptied for this "
-           "long, seconds", _positive_float, "SECONDS"),
+           "long, or that a message has waited for (queued or in the kernel's send buffer) this long, seconds",
+           _positive_float, "SECONDS"),
     Option("--sse-heartbeat", "sse_heartbeat", "seconds between the comment lines that keep a quiet "
            "Server-Sent Events stream open through proxies", _positive_float, "SECONDS"),
     Option("--frame-timeout", "frame_timeout", "close (1008) a client that started a frame and has not "

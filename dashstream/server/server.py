@@ -80,8 +80,10 @@ def session_context(config: Config, metrics: Metrics | None = None) -> SessionCo
                  if config.ping_interval > 0 else None)  # --ping-interval 0: no pings
     heartbeat = Keepalive(config.sse_heartbeat, config.sse_heartbeat, clock=runtime.monotonic)  # SSE comments
     resolution = min(0.1, heartbeat.resolution, *([keepalive.resolution] if keepalive is not None else []))
+    # The lag sweep a quarter of --slow-timeout apart (at most 1 s): a subscriber too far
+    # behind by ts is closed by 1.5 x --slow-timeout at the latest (session.check_lag).
     watchdog = Watchdog(resolution=resolution, clock=runtime.monotonic, sleep=runtime.sleep,
-                        keepalives=(keepalive, heartbeat))
+                        keepalives=(keepalive, heartbeat), lag_interval=min(1.0, config.slow_timeout / 4))
     return SessionContext(queue_size=config.queue_size, slow_timeout=config.slow_timeout,
                           write_timeout=config.write_timeout, close_timeout=config.close_timeout,
                           frame_timeout=config.frame_timeout, watchdog=watchdog, keepalive=keepalive,

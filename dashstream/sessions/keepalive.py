@@ -94,12 +94,17 @@ class Watchdog:
     """One ticker for the whole server (see the module docstring)."""
 
     def __init__(self, *, resolution: float, clock: Callable[[], float], sleep: Callable[[float], None],
-                 keepalives: tuple = ()):
+                 keepalives: tuple = (), lag_interval: float = 1.0):
         self.resolution = resolution
         self.keepalives = tuple(keepalive for keepalive in keepalives if keepalive is not None)
         self._clock = clock
         self._sleep = sleep
         self._watched: set = set()
+        # The lag sweep (session.check_lag): sessions with data handed to the kernel since
+        # they were last found caught up, looked at every lag_interval (one ioctl each).
+        self.lag_interval = lag_interval
+        self._lagging: set = set()
+        self._lag_due = clock() + lag_interval
         self.running = True
 
     @property
@@ -112,12 +117,21 @@ class Watchdog:
     def unwatch(self, session) -> None:
         self._watched.discard(session)
 
+    def track_lag(self, session) -> None:
+        self._lagging.add(session)
+
     def tick(self) -> None:
         now = self._clock()
         for keepalive in self.keepalives:
             keepalive.tick(now)
         for session in list(self._watched):
             session.check_deadlines(now)
+        if now >= self._lag_due:
+            self._lag_due = now + self.lag_interval
+            lagging = self._lagging
+            for session in list(lagging):
+                if not session.check_lag(now):
+                    lagging.discard(session)
 
     def run(self) -> None:
         while self.running:

@@ -17,6 +17,19 @@ subscriber whose queue has not emptied for ``slow_timeout`` seconds is closed wi
 ``subscriber too slow`` (counted), before the ``write_timeout`` (no progress at all for that
 long: the socket is dropped, the client sees 1006) in the common case.
 
+How far behind is also judged by the messages' ``ts``, wherever the bytes wait: a reader a
+little slower than its stream keeps taking bytes, so our queue empties now and then, while
+the kernel's send buffer fills with ever older messages (9.2 s behind after 60 s, never
+closed). So a plain socket's session keeps a few marks ``[offset, time]`` of the data bytes
+it handed to the kernel (one per ``lag_interval``): the time a message began to wait for
+this reader, its ``ts`` if it waited in our queue (or when the session fell behind, if later:
+a value old by nature, a last value or a backplane catching up, is no lag of the reader's),
+else when it was handed. The watchdog's lag sweep asks the kernel how much it still holds
+(``SIOCOUTQ``: not yet taken by the peer's TCP stack); the oldest message still there
+waiting for more than ``slow_timeout`` is the slow policy (1008), for WebSocket and SSE alike. What the client's own receive buffer
+holds is beyond the server's sight (bounded by that buffer). TLS sessions (whose kernel bytes
+are records, not our bytes) are judged by the queue as before.
+
 Every deadline (write, slow, close handshake, a frame left unfinished) is judged by the one
 ``Watchdog`` clock from stamps kept here, never by a timer per send.
 
@@ -27,9 +40,13 @@ Every deadline (write, slow, close handshake, a frame left unfinished) is judged
 from __future__ import annotations
 
 import errno
+import fcntl
 import itertools
 import logging
 import ssl
+import struct
+import termios
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
@@ -85,7 +102,8 @@ class SessionContext:
     def __init__(self, *, queue_size: int = 100, slow_timeout: float = 5.0, write_timeout: float = 10.0,
                  close_timeout: float = 1.0, frame_timeout: float = 10.0,
                  max_pending_bytes: int = 1 << 20, watchdog=None, keepalive=None, heartbeat=None,
-                 clock: Callable[[], float] = runtime.monotonic, io=runtime,
+                 clock: Callable[[], float] = runtime.monotonic, wall_clock: Callable[[], float] = time.time,
+                 io=runtime,
                  on_closed: Callable[["Session"], None] | None = None, metrics=None):
         self.queue_size = queue_size
         self.slow_timeout = slow_timeout
@@ -99,6 +117,7 @@ class SessionContext:
         self.keepalive = keepalive  # WebSocket pings
         self.heartbeat = heartbeat  # SSE comment lines
         self.clock = clock
+        self.wall_clock = wall_clock  # the clock of an entry's ts
         self.io = io  # watch_read / watch_write / unwatch: the hub's, or a test's fake
         self.on_closed = on_closed
         self.metrics = metrics
@@ -111,7 +130,8 @@ class Session:
                  "close_code", "close_reason", "subscriptions", "on_end", "keepalive", "next_ping", "ping_sent_at",
                  "last_pong", "_pending", "_pending_data", "_pending_bytes", "_head_sent", "_behind_since",
                  "_progress_at", "_write_watch", "_closing_since", "_close_sent_at", "_close_when_flushed",
-                 "_watched", "_dropping_since", "_last_drop", "peer_done", "_stream_names", "__weakref__")
+                 "_watched", "_dropping_since", "_last_drop", "peer_done", "_stream_names", "_handed", "_marks",
+                 "__weakref__")
 
     kind = "session"
     expects_pong = False
@@ -152,6 +172,11 @@ class Session:
         self._dropping_since: float | None = None
         self._last_drop = 0.0
         self.peer_done = False  # the peer's close frame or EOF was read: nothing more will come
+        # The lag by ts (module docstring): bytes handed to the kernel so far (None: not
+        # judged that way, a TLS socket), and [offset, ts] of the data handed since the last
+        # sweep found everything taken (None: nothing to judge).
+        self._handed: int | None = None if isinstance(sock, ssl.SSLSocket) else 0
+        self._marks: deque | None = None
 
     # --- what the fan-out calls -------------------------------------------------------------
 
@@ -205,11 +230,56 @@ class Session:
         except OSError as error:
             self._lost(error)
             return
+        if self._handed is not None:
+            if subscription is not None and sent:
+                self._mark(self.ctx.wall_clock())  # handed now: from here on, any wait is the reader's
+            self._handed += sent
         if sent == len(data):
             if tag is _CLOSE_FRAME:
                 self._close_sent_at = self.ctx.clock()
             return
         self._begin_pending([data, subscription, tag], sent)
+
+    def _mark(self, ts: float) -> None:
+        """A data message's first bytes go to the kernel at offset ``_handed``, waiting since
+        ``ts`` (wall clock): a mark ``[offset, first, newest]`` per lag_interval."""
+        marks = self._marks
+        if marks is not None:
+            last = marks[-1]
+            if ts - last[1] < self.ctx.watchdog.lag_interval:
+                last[2] = ts
+            else:
+                marks.append([self._handed, ts, ts])
+        elif self.ctx.watchdog is not None:
+            self._marks = deque(([self._handed, ts, ts],))
+            self.ctx.watchdog.track_lag(self)
+
+    def check_lag(self, now: float) -> bool:
+        """The watchdog's lag sweep: close (1008) a subscriber whose oldest message still in
+        the kernel's send buffer is more than slow_timeout old. Returns whether to stay on
+        the sweep (something handed may still be there)."""
+        marks = self._marks
+        if self.state is not OPEN or not marks:
+            self._marks = None
+            return False
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except (OSError, ValueError):  # closed under us, or a socket the kernel cannot say this of
+            self._marks = None
+            return False
+        taken = self._handed - queued
+        if taken >= self._handed and self._pending is None:
+            self._marks = None  # all taken: the next data message starts anew
+            return False
+        while len(marks) > 1 and marks[1][0] <= taken:
+            marks.popleft()
+        # Marks are wall-clock times (as ts), ``now`` the watchdog's monotonic clock; the
+        # oldest group's newest time, so the lag is never overstated.
+        behind = self.ctx.wall_clock() - marks[0][2]
+        if behind > self.ctx.slow_timeout:
+            self._slow(behind)
+            return False
+        return True
 
     def _begin_pending(self, item: list, sent: int) -> None:
         now = self.ctx.clock()
@@ -294,6 +364,13 @@ class Session:
             now = self.ctx.clock()
             self._progress_at = now
             self._pending_bytes -= sent
+            if self._handed is not None:
+                if not offset and item[1] is not None and sent:
+                    # Waiting since its ts, or since this session fell behind if it came later
+                    # (a value old by nature, such as a backplane catching up, is no lag of ours).
+                    wall = self.ctx.wall_clock()
+                    self._mark(max(item[2].ts, wall - (now - self._behind_since)))
+                self._handed += sent
             if sent < len(chunk):
                 self._head_sent = offset + sent
                 return
@@ -373,11 +450,16 @@ class Session:
         self.close_code, self.close_reason = CLOSE_ABNORMAL, "write timeout"
         self._teardown()
 
-    def _slow(self) -> None:
-        started = min(filter(None, (self._behind_since, self._dropping_since)))
-        behind = self.ctx.clock() - started
-        logger.warning("slow subscriber peer=%s path=%s: behind for %.1fs, %d message(s) dropped; closing 1008",
-                    self.peer, self.path, behind, self.dropped,
+    def _slow(self, behind: float | None = None) -> None:
+        """``behind``: judged by ts (check_lag); else since the queue or the drops began."""
+        if behind is None:
+            started = min(filter(None, (self._behind_since, self._dropping_since)))
+            behind = self.ctx.clock() - started
+            how = "behind for"
+        else:
+            how = "oldest unread message"
+        logger.warning("slow subscriber peer=%s path=%s: %s %.1fs, %d message(s) dropped; closing 1008",
+                    self.peer, self.path, how, behind, self.dropped,
                     extra=self.log_fields(behind_s=round(behind, 3), dropped=self.dropped, code=CLOSE_POLICY))
         for subscription in self.subscriptions:
             subscription.count_slow_closed()

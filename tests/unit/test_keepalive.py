@@ -324,3 +324,26 @@ def test_option_defaults_and_ping_interval_zero_turns_pings_off():
     assert parse_config(["--ping-interval", "0"], environ={}).ping_interval == 0
     assert parse_config([], environ={"DASHSTREAM_PING_INTERVAL": "0"}).ping_interval == 0
     assert parse_config([], environ={"DASHSTREAM_WRITE_TIMEOUT": "2.5"}).write_timeout == 2.5
+
+
+def test_the_lag_sweep_runs_every_lag_interval_and_drops_the_sessions_that_are_done():
+    now = [0.0]
+
+    class Lagging:
+        def __init__(self, stays: bool):
+            self.stays = stays
+            self.checks: list[float] = []
+
+        def check_lag(self, at: float) -> bool:
+            self.checks.append(at)
+            return self.stays
+
+    watchdog = Watchdog(resolution=0.1, clock=lambda: now[0], sleep=lambda _: None, lag_interval=0.5)
+    behind, caught_up = Lagging(True), Lagging(False)
+    watchdog.track_lag(behind)
+    watchdog.track_lag(caught_up)
+    for step in range(1, 11):  # ten ticks of 0.1 s: sweeps at 0.5 and 1.0 only
+        now[0] = step / 10
+        watchdog.tick()
+    assert behind.checks == [0.5, 1.0]
+    assert caught_up.checks == [0.5]  # found caught up at the first sweep: off the list

@@ -96,8 +96,14 @@ class FakeIO:
 
 
 class FakeWatchdog:
+    lag_interval = 1.0
+
     def __init__(self):
         self.watched = set()
+        self.lagging = set()
+
+    def track_lag(self, session):
+        self.lagging.add(session)
 
     def watch(self, session):
         self.watched.add(session)
