@@ -26,8 +26,9 @@ this reader, its ``ts`` if it waited in our queue (or when the session fell behi
 a value old by nature, a last value or a backplane catching up, is no lag of the reader's),
 else when it was handed. The watchdog's lag sweep asks the kernel how much it still holds
 (``SIOCOUTQ``: not yet taken by the peer's TCP stack); the oldest message still there
-waiting for more than ``slow_timeout`` is the slow policy (1008), for WebSocket and SSE alike. What the client's own receive buffer
-holds is beyond the server's sight (bounded by that buffer). TLS sessions (whose kernel bytes
+waiting for more than ``slow_timeout`` is the slow policy (1008), for WebSocket and SSE
+alike. What the client's own receive buffer holds is beyond the server's sight (bounded by
+that buffer). TLS sessions (whose kernel bytes
 are records, not our bytes) are judged by the queue as before.
 
 Every deadline (write, slow, close handshake, a frame left unfinished) is judged by the one
