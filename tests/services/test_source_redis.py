@@ -20,6 +20,7 @@ def redis_server():
     server.stop()
 
 
+@pytest.mark.alone  # a green ticker's largest gap, 0.3 s: judged with nothing beside it
 def test_published_objects_and_numbers_arrive_and_bad_payloads_are_counted_not_fatal(redis_server, run_sources):
     source = run_sources({"orders": {"source": "redis", "url": redis_server.url, "channel": "orders"}}, ticker=0.05)
     source.wait_state("up")

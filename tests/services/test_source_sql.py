@@ -106,6 +106,7 @@ def test_sqlite_a_row_without_variable_is_down_saying_so(sqlite_db, run_sources)
     assert "no 'variable'" in down["reason"]
 
 
+@pytest.mark.alone  # a green ticker's largest gap, 0.3 s: judged with nothing beside it
 def test_sqlite_a_slow_query_does_not_stall_the_hub(sqlite_db, run_sources):
     # A recursive count that keeps SQLite's C code busy for about a second per run.
     slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) "
@@ -214,6 +215,7 @@ def test_postgres_a_query_error_is_down_with_the_databases_message(counters, run
     assert 'relation "no_such_table" does not exist' in down["reason"]
 
 
+@pytest.mark.alone  # a green ticker's largest gap, 0.3 s: judged with nothing beside it
 def test_postgres_a_slow_query_does_not_delay_a_green_ticker(counters, run_sources):
     source = run_sources({"slow": {"source": "sql", "url": counters.url, "interval": 0.1,
                                    "query": "SELECT 1 AS variable, pg_sleep(2) IS NULL AS slept"}}, ticker=0.05)

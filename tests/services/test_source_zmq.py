@@ -17,6 +17,7 @@ def publisher():
     process.stop()
 
 
+@pytest.mark.alone  # a green ticker's largest gap, 0.3 s: judged with nothing beside it
 def test_topic_frames_and_bare_frames_arrive_and_the_topic_filters(publisher, run_sources):
     source = run_sources({
         "temp": {"source": "zmq", "url": publisher.url, "topic": "temp"},

@@ -41,5 +41,5 @@ def test_run_sh_runs_the_other_versions_beside_the_whole_suite_and_fails_when_th
     assert lines[-2:] == ['[ "$suite" -eq 0 ] || exit "$suite"', 'exit "$others_status"']
     # the tests marked alone run after the others are done, their failure the run's
     main, alone = (i for i, line in enumerate(lines) if line.startswith("python -m pytest "))
-    assert '-m "not alone"' in lines[main] and "-p no:xdist -m alone" in lines[alone]
+    assert '-m "not alone"' in lines[main] and "-n 0 -m alone" in lines[alone]
     assert waited < alone < len(lines) - 2
