@@ -66,6 +66,9 @@ def parse_sentinel_url(text: str) -> SentinelTarget:
     return SentinelTarget(tuple(sentinels), urllib.parse.unquote(master), int(database or 0), password, username)
 
 
+# The clients below need redis-py and a Sentinel to talk to (tests/services/test_sentinel_failover.py),
+# so mutation testing leaves them out:
+# pragma: no mutate block
 def sentinel_client(text: str, **options: Any):
     """A ``redis.Redis`` on the master the Sentinels name now, and again at each reconnect.
     ``options`` are those of ``Redis.from_url`` (timeouts, retry, client name,

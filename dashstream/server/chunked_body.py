@@ -48,10 +48,10 @@ class ChunkedBody:
 
     def _line(self) -> bytes:
         line = self.rfile.readline(self.max_line + 1)
-        if not line:
-            raise ChunkError("the body ended before its last chunk")
-        if len(line) > self.max_line or not line.endswith(b"\n"):
+        if len(line) > self.max_line:
             raise ChunkError(f"a chunk line over {self.max_line} bytes")
+        if not line.endswith(b"\n"):  # nothing, or a line cut off by the end of the body
+            raise ChunkError("the body ended before its last chunk")
         return line
 
     def _next_chunk(self) -> None:

@@ -32,10 +32,64 @@ def test_chunks_extensions_and_trailers():
     (b"0\r\n" + b"X: 1\r\n" * (MAX_TRAILERS + 1) + b"\r\n", "trailer lines"),
     (b"0\r\n" + b"X" * (MAX_LINE + 1), "chunk line over"),
     (b"", "before its last chunk"),
+    (b"3", "before its last chunk"),  # a size line cut off by the end: not "over 4096 bytes"
+    (b"3\r\nabc\r", "before its last chunk"),
 ])
 def test_broken_or_unbounded_framing_is_refused(data, reason):
     with pytest.raises(ChunkError, match=reason):
         body(data).read(1 << 20)
+
+
+class Recording(io.BufferedReader):
+    """The buffered request file, and how much each ``readline`` may take."""
+
+    def __init__(self, data: bytes):
+        super().__init__(io.BytesIO(data))
+        self.limits: list = []
+
+    def readline(self, size=-1):
+        self.limits.append(size)
+        return super().readline(size)
+
+
+def test_a_line_is_read_one_byte_past_its_bound_at_most_and_may_be_exactly_the_bound():
+    size_line = b"3;" + b"e" * (MAX_LINE - 4) + b"\r\n"  # MAX_LINE bytes with its CRLF
+    assert len(size_line) == MAX_LINE
+    rfile = Recording(size_line + b"abc\r\n0\r\n\r\n")
+    assert ChunkedBody(rfile).read() == b"abc"
+    assert rfile.limits and all(limit == MAX_LINE + 1 for limit in rfile.limits)
+
+
+def test_reads_stop_at_the_size_asked_across_chunks():
+    reader = body(b"3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n")
+    assert reader.read(5) == b"abc01" and reader.read(0) == b"" and not reader.done
+    assert reader.read(None) == b"23456789abcdef" and reader.done and reader.read() == b""
+
+
+def test_bare_lf_line_ends_and_sixteen_hex_digits_are_taken():
+    assert body(b"3\nabc\n0\nX: 1\n\n").read() == b"abc"
+    assert body(b"000000000000000A\r\n0123456789\r\n0\r\n\r\n").read() == b"0123456789"
+    assert body(b"3 \t;x\r\nabc\r\n0\r\n\r\n").read() == b"abc"  # spaces before an extension
+
+
+@pytest.mark.parametrize("size_line", [b"5\x0c\r\n", b"\x0b5\r\n", b"5X\r\n", b"X5\r\n"])
+def test_a_chunk_size_is_hex_digits_and_blanks_only(size_line):
+    with pytest.raises(ChunkError) as refused:
+        body(size_line + b"abcde\r\n0\r\n\r\n").read()
+    assert str(refused.value) == "a chunk size that is not 1 to 16 hexadecimal digits"
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"5\r\nabc", "the body ended inside a chunk"),
+    (b"3\r\nabcdef\r\n0\r\n\r\n", "chunk data longer than its chunk size"),
+    (b"", "the body ended before its last chunk"),
+    (b"1" * (MAX_LINE + 10), f"a chunk line over {MAX_LINE} bytes"),
+    (b"0\r\n" + b"X: 1\r\n" * (MAX_TRAILERS + 1) + b"\r\n", f"more than {MAX_TRAILERS} trailer lines"),
+])
+def test_each_refusal_reads_whole(data, reason):
+    with pytest.raises(ChunkError) as refused:
+        body(data).read()
+    assert str(refused.value) == reason
 
 
 def test_a_trailer_count_at_the_limit_is_fine():

@@ -1,14 +1,12 @@
 """Unit tests of history on load (``?history=N``): what a subscriber without a resume point
 is owed (streams/log.py ``owed``), the same over a Redis log's mirror and over Redis itself
-(backplane/redis_log.py, with a fake store), and the query."""
+(backplane/redis_log.py, with a fake store). The ``history=`` query: test_subscribe_query.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from dashstream.backplane.redis_log import RedisLog
-from dashstream.edge.http import HTTPError
-from dashstream.edge.subscribe_query import parse_query, recent_count
 from dashstream.messages import encode_fields
 from dashstream.streams.log import MemoryLog, Resume
 from tests.fake_log_store import Clock, FakeStore
@@ -106,17 +104,3 @@ def test_redis_down_gives_the_mirrors_last_value():
     log = redis_log(store)
     store.down = True
     assert log.backlog(None, 100) == ([], False)
-
-
-@pytest.mark.parametrize("query, count", [("", 1), ("history=1", 1), ("history=100", 100), ("history=5000", 5000)])
-def test_history_query(query, count):
-    assert recent_count(parse_query(query)) == count
-
-
-@pytest.mark.parametrize("text", ["0", "-3", "ten", "", "2.5"])
-def test_a_bad_history_query_is_refused_with_its_reason(text):
-    with pytest.raises(HTTPError) as refused:
-        recent_count(parse_query("history=" + text))
-    assert refused.value.status == "400 Bad Request"
-    assert refused.value.reason == (f"history= takes how many recent entries to send (an integer >= 1), "
-                                    f"got {text!r}")

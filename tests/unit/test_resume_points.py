@@ -38,6 +38,15 @@ def test_a_point_outside_the_bounds_is_refused(epoch, seq):
         resume_point(epoch, seq)
 
 
+def test_a_point_outside_the_bounds_says_which_part():
+    with pytest.raises(BadResume) as seq:
+        resume_point("e", "1" * (MAX_SEQ_DIGITS + 1))
+    assert str(seq.value) == "seq must be 1 to 18 digits 0-9"
+    with pytest.raises(BadResume) as epoch:
+        resume_point("e" * (MAX_EPOCH_LENGTH + 1), "1")
+    assert str(epoch.value) == "epoch must be 1 to 64 characters"
+
+
 def test_last_event_id_outside_the_bounds_is_the_gap_signal():
     assert event_id_resume("e1:7") == Resume(7, "e1")
     for bad in ("e:" + "9" * 5000, "e:\u00b2", "e" * 500 + ":1", "7", ":7", "e:"):

@@ -1,4 +1,5 @@
-"""Unit tests of which streams a connection asks for (dashstream/targets.py)."""
+"""Unit tests of which streams a connection asks for (dashstream/edge/subscribe_query.py); the
+resume points' bounds: test_resume_points.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dashstream.edge.subscribe_query import (
     event_id_resume,
     multi_stream_targets,
     parse_query,
+    recent_count,
     resume_points,
     single_resume,
     stream_names,
@@ -92,3 +94,44 @@ def test_event_id_resume():
     assert event_id_resume(" e:1:41 ") == Resume(41, "e:1")
     for junk in ("41", "e1:", "e1:x", ":5"):
         assert event_id_resume(junk) == Resume(-1, ""), junk  # a resume that cannot be honoured
+
+
+@pytest.mark.parametrize("query, count", [("", 1), ("history=1", 1), ("history=100", 100), ("history=5000", 5000)])
+def test_history_query(query, count):
+    assert recent_count(parse_query(query)) == count
+
+
+@pytest.mark.parametrize("text", ["0", "-3", "ten", "", "2.5"])
+def test_a_bad_history_query_is_refused_with_its_reason(text):
+    with pytest.raises(HTTPError) as refused:
+        recent_count(parse_query("history=" + text))
+    assert refused.value.status == "400 Bad Request"
+    assert refused.value.reason == (f"history= takes how many recent entries to send (an integer >= 1), "
+                                    f"got {text!r}")
+
+
+def test_a_single_resume_says_which_bound_it_broke():
+    cases = [
+        ("seq=" + "1" * 19 + "&epoch=e1", "resume needs both seq (an integer >= 0) and epoch: "
+                                          "seq must be 1 to 18 digits 0-9"),
+        ("seq=1&epoch=" + "e" * 65, "resume needs both seq (an integer >= 0) and epoch: "
+                                    "epoch must be 1 to 64 characters"),
+        ("seq=x&epoch=" + "e" * 64, "resume needs both seq (an integer) and epoch"),  # the epoch is fine
+        ("seq=-x&epoch=e1", "resume needs both seq (an integer) and epoch"),  # not a negative number
+        ("seq=-12&epoch=e1", "resume needs both seq (an integer >= 0) and epoch"),
+    ]
+    for query, reason in cases:
+        error = refused(single_resume, parse_query(query))
+        assert (error.status, error.reason) == ("400 Bad Request", reason), query
+
+
+def test_a_bad_resume_item_is_named_up_to_80_characters():
+    error = refused(resume_points, ":e:5", ["a"])
+    assert error.reason == "resume= takes NAME:EPOCH:SEQ items, got ':e:5' (no stream name)"
+    long = "n" * 100
+    error = refused(resume_points, long + ":e", [long])
+    assert error.reason == f"resume= takes NAME:EPOCH:SEQ items, got {'n' * 80!r} (seq must be 1 to 18 digits 0-9)"
+    error = refused(resume_points, long + ":e:1", ["a"])
+    assert error.reason == f"resume= names {'n' * 80!r}, which is not in streams="
+    error = refused(resume_points, f"{long}:e:1,{long}:e:2", [long])
+    assert error.reason == f"resume= names {'n' * 80!r} twice"
