@@ -184,7 +184,7 @@ harness() {  # harness LABEL URL CWD CMD ROUND SCENARIOS ARGS...
 }
 
 has() { case ",$scenarios," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
-rest="$(echo "$scenarios" | tr ',' '\n' | grep -v '^S2$' | paste -sd, -)"
+rest="$(echo "$scenarios" | tr ',' '\n' | { grep -v '^S2$' || true; } | paste -sd, -)"  # (none: --scenarios S2 alone)
 t0=$(date +%s)
 n=${#servers[@]}
 for round in $(seq 1 "$rounds"); do

@@ -132,6 +132,7 @@ class Session:
                  "last_pong", "_pending", "_pending_data", "_pending_bytes", "_head_sent", "_behind_since",
                  "_progress_at", "_write_watch", "_closing_since", "_close_sent_at", "_close_when_flushed",
                  "_watched", "_dropping_since", "_last_drop", "peer_done", "_stream_names", "_handed", "_marks",
+                 "_mark_tick",
                  "__weakref__")
 
     kind = "session"
@@ -178,6 +179,7 @@ class Session:
         # sweep found everything taken (None: nothing to judge).
         self._handed: int | None = None if isinstance(sock, ssl.SSLSocket) else 0
         self._marks: deque | None = None
+        self._mark_tick = -1  # the watchdog tick of the last mark (write: one per tick)
 
     # --- what the fan-out calls -------------------------------------------------------------
 
@@ -233,7 +235,12 @@ class Session:
             return
         if self._handed is not None:
             if subscription is not None and sent:
-                self._mark(self.ctx.wall_clock())  # handed now: from here on, any wait is the reader's
+                # Handed now: from here on, any wait is the reader's. One mark per watchdog
+                # tick, at the tick's wall time (Watchdog.wall): no clock read per delivery.
+                watchdog = self.ctx.watchdog
+                if watchdog is not None and watchdog.ticks != self._mark_tick:
+                    self._mark_tick = watchdog.ticks
+                    self._mark(watchdog.wall)
             self._handed += sent
         if sent == len(data):
             if tag is _CLOSE_FRAME:

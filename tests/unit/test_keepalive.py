@@ -347,3 +347,13 @@ def test_the_lag_sweep_runs_every_lag_interval_and_drops_the_sessions_that_are_d
         watchdog.tick()
     assert behind.checks == [0.5, 1.0]
     assert caught_up.checks == [0.5]  # found caught up at the first sweep: off the list
+
+
+def test_each_tick_counts_itself_and_reads_the_wall_clock_once_for_the_sessions_lag_marks():
+    walls = iter([100.0, 100.25, 100.5])
+    watchdog = Watchdog(resolution=0.1, clock=lambda: 0.0, sleep=lambda _: None, wall_clock=lambda: next(walls))
+    assert (watchdog.ticks, watchdog.wall) == (0, 100.0)
+    watchdog.tick()
+    assert (watchdog.ticks, watchdog.wall) == (1, 100.25)
+    watchdog.tick()
+    assert (watchdog.ticks, watchdog.wall) == (2, 100.5)

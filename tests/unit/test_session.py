@@ -97,6 +97,8 @@ class FakeIO:
 
 class FakeWatchdog:
     lag_interval = 1.0
+    ticks = 0
+    wall = 1000.0
 
     def __init__(self):
         self.watched = set()
