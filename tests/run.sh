@@ -108,16 +108,20 @@ others=$!
 # once (tests/conftest.py: ONE_WORKER_MODULES, the scheduler of --dist loadgroup).
 workers=$(( $(nproc) * 2 > 4 ? $(nproc) * 2 : 4 ))
 suite=0
+started=$SECONDS
 python -m pytest -n "$workers" --dist loadgroup -m "not alone" "$@" || suite=$?
+echo "--- the suite took $((SECONDS - started)) s ---"
 others_status=0
 wait "$others" || others_status=$?
-echo "--- tests/other_pythons.sh (ran beside the suite, exit $others_status) ---"
+echo "--- tests/other_pythons.sh (ran beside the suite, exit $others_status, done $((SECONDS - started)) s after the suite began) ---"
 cat "$others_log"
 # Then the tests marked `alone`, one at a time with nothing beside them: a source flood that
 # takes the whole machine, and latency figures held to a budget. Beside three other workers
 # the floods starved the others' timing checks, and the others' load spoiled their figures.
 alone=0
+started=$SECONDS
 python -m pytest -n 0 -m alone "$@" || alone=$?
+echo "--- the tests marked alone took $((SECONDS - started)) s ---"
 # (exit 5: the arguments selected none of them, or only them)
 [ "$suite" -ne 5 ] || suite=0
 [ "$alone" -eq 5 ] || [ "$alone" -eq 0 ] || [ "$suite" -ne 0 ] || suite=$alone
