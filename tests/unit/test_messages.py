@@ -139,3 +139,21 @@ def test_a_control_message_is_compact_json_in_each_form_built_once():
 def test_an_sse_record_with_an_id_only_and_unicode_data():
     assert sse_record('{"v":"é"}', "E:2") == 'id: E:2\ndata: {"v":"é"}\n\n'.encode("utf-8")
     assert sse_record("{}", event="control") == b"event: control\ndata: {}\n\n"
+
+
+class HiddenValues(dict):
+    """A mapping whose ``values()`` shows nothing: the nesting walk (``too_deep``) sees no
+    children, while the JSON encoder, which reads ``items()``, still recurses into them."""
+
+    def values(self):
+        return []
+
+
+def test_nesting_the_walk_cannot_see_still_ends_as_too_deep_not_a_crash():
+    # The encoder's own RecursionError is the last guard: a cycle the walk missed must be
+    # a reason for the publisher, never an exception that takes the connection down.
+    looped = HiddenValues(a=1)
+    looped["again"] = looped
+    with pytest.raises(BadFields) as refused:
+        encode_fields({"variable": 1, "looped": looped})
+    assert str(refused.value) == "the object is nested too deeply"

@@ -21,6 +21,7 @@ from producer.values import (
     fields_from_row,
     parse_json,
     parse_payload,
+    rows_message,
 )
 
 pytestmark = pytest.mark.timeout(10)
@@ -203,3 +204,16 @@ def test_the_first_column_named_twice_is_named():
     assert duplicate_column(["a", "b", "c", "b", "a"]) == "b"
     assert duplicate_column(["a", "b"]) is None and duplicate_column([]) is None
     assert duplicate_column([1, "1"]) == "1"  # column names are compared as text
+
+
+def test_a_rows_message_is_held_to_the_payload_limit_up_to_the_byte():
+    def message(blob: str) -> dict:
+        return rows_message(["name", "blob"], [("a", blob)])
+
+    frame = len(json.dumps({"variable": 1, "rows": [{"name": "a", "blob": ""}]}, separators=(",", ":")))
+    at_limit = message("x" * (MAX_PAYLOAD_BYTES - frame))  # exactly the limit: one message still
+    assert at_limit == {"variable": 1, "rows": [{"name": "a", "blob": "x" * (MAX_PAYLOAD_BYTES - frame)}]}
+    with pytest.raises(TooLarge) as over:
+        message("x" * (MAX_PAYLOAD_BYTES - frame + 1))
+    assert str(over.value) == (f"1 rows are {MAX_PAYLOAD_BYTES + 1} bytes as JSON, over the "
+                               f"{MAX_PAYLOAD_BYTES}-byte limit of one message (fewer rows or columns)")
