@@ -1,24 +1,46 @@
-"""Unit tests for ``dashstream.admission`` and its options: pure logic, no server."""
+"""Unit tests for ``dashstream.edge.admission`` and its options: pure logic, no server.
+
+The 9 mutants left alive on purpose (mutmut 3.8.1, no test could tell them apart):
+``address.split("%", 1)[0]`` with no limit or a limit of 2 (the first piece is the same);
+``strict=None`` and ``popitem(last=None)`` for ``False`` (both only read for truth);
+``_Bucket.refused`` starting at 1 or None instead of 0 (a new bucket holds ``burst`` >= 1
+tokens, so its first take always admits and resets the count before anything reads it); and
+``environ.get("QUERY_STRING", "")`` defaulting to None (twice: spelled out and left out) or
+"XXXX" (``parse_qs`` of None is ``{}``, and "XXXX" names no ``token``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dashstream.config.options import OPTIONS, parse_config
+from dashstream.config.options import parse_config
 from dashstream.edge.admission import (
     CAPACITY_RETRY_AFTER,
     Admission,
+    Capacity,
     HandshakeRateLimiter,
     OriginPattern,
     OriginPolicy,
+    Refusal,
+    check_token_text,
     client_key,
     presented_tokens,
     token_matches,
 )
+from dashstream.edge.forwarded import ProxyPolicy
 from dashstream.ops.log_output import without_query
-from tests.support import ROOT
 
 pytestmark = pytest.mark.timeout(10)
+
+
+@pytest.fixture(autouse=True)
+def cold_client_key_cache():
+    """``client_key`` is cached for the life of the process: without this, a test that asks
+    for an address some earlier test (or an earlier run in the same process, as mutmut's
+    stats and clean runs before it forks each mutant) already asked for gets the cached
+    answer and checks nothing."""
+    client_key.cache_clear()
+    yield
+    client_key.cache_clear()
 
 
 class FakeClock:
@@ -92,6 +114,30 @@ def test_bad_origin_patterns_are_explained(text, complaint):
         OriginPattern.parse(text)
 
 
+def test_origin_pattern_complaints_read_in_full():
+    with pytest.raises(ValueError) as wildcard:
+        OriginPattern.parse("*")
+    assert str(wildcard.value) == ("leave --allowed-origin out to allow every origin; "
+                                   "give an origin like https://dash.example.com")
+    with pytest.raises(ValueError) as broken:
+        OriginPattern.parse("https://exa mple.com")
+    assert str(broken.value) == ("not an origin: 'https://exa mple.com'; expected https://host[:port], "
+                                 "*.example.com or null")
+
+
+@pytest.mark.parametrize("port", ["0", "65536"])
+def test_an_origin_port_outside_1_to_65535_is_refused(port):
+    with pytest.raises(ValueError) as refused:
+        OriginPattern.parse(f"https://dash.example.com:{port}")
+    assert str(refused.value) == f"port out of range in 'https://dash.example.com:{port}'"
+
+
+@pytest.mark.parametrize("port", [1, 65535])
+def test_the_ends_of_the_port_range_are_origins(port):
+    assert OriginPattern.parse(f"https://dash.example.com:{port}").port == port
+    assert OriginPolicy([f"https://dash.example.com:{port}"]).allows(f"https://dash.example.com:{port}")
+
+
 # --- token ----------------------------------------------------------------------------------
 
 
@@ -114,6 +160,15 @@ def test_token_matches_needs_an_exact_candidate():
     assert not token_matches("s3cret", ["s3cre", "s3crett", "S3CRET", ""])
     assert not token_matches("s3cret", [])
     assert not token_matches("s3cret", ["s3crét"])  # non-ASCII input is compared, not raised on
+    assert token_matches("s3cret", ["s3cret", "nope"])  # a later miss does not undo a match
+
+
+def test_a_token_must_be_printable_ascii_and_the_complaint_never_echoes_it():
+    assert check_token_text("a-Z_0.9~!") == "a-Z_0.9~!"
+    for bad in ("", "has space", "tab\t", "caf\u00e9", "new\nline"):
+        with pytest.raises(ValueError) as refused:
+            check_token_text(bad)
+        assert str(refused.value) == "must be printable ASCII without spaces (e.g. secrets.token_urlsafe(24))"
 
 
 # --- rate limiter ----------------------------------------------------------------------------
@@ -129,6 +184,22 @@ def test_rate_limiter_allows_a_burst_then_the_rate():
     clock.advance(0.5)
     assert limiter.take("10.0.0.1")[0] == 0
     assert limiter.take("10.0.0.1")[0] > 0
+
+
+def test_a_refusal_after_a_partial_refill_waits_only_for_the_rest():
+    clock = FakeClock()
+    limiter = HandshakeRateLimiter(rate=2, burst=1, clock=clock)
+    assert limiter.take("10.0.0.1") == (0.0, 0)
+    clock.advance(0.25)  # half a token back
+    wait, refusals = limiter.take("10.0.0.1")
+    assert wait == pytest.approx(0.25) and refusals == 1
+
+
+@pytest.mark.parametrize("rate, burst", [(0, 1), (-1, 1), (1, 0), (0, 0)])
+def test_a_limiter_needs_a_positive_rate_and_a_burst_of_one_or_more(rate, burst):
+    with pytest.raises(ValueError) as refused:
+        HandshakeRateLimiter(rate=rate, burst=burst)
+    assert str(refused.value) == "rate must be > 0 and burst >= 1"
 
 
 def test_only_the_first_refusal_in_a_row_is_loud():
@@ -165,6 +236,23 @@ def test_rate_limiter_forgets_idle_addresses():
     assert len(limiter) == 1
 
 
+def test_past_the_cap_the_least_recently_used_address_is_forgotten():
+    clock = FakeClock()
+    limiter = HandshakeRateLimiter(rate=1, burst=1, max_clients=2, clock=clock)
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):  # each spends its one token
+        assert limiter.take(address) == (0.0, 0)
+    assert len(limiter) == 2
+    assert limiter.take("10.0.0.3")[1] == 1  # the newest is remembered: refused
+    assert limiter.take("10.0.0.1") == (0.0, 0)  # the oldest was forgotten: a fresh burst
+
+
+def test_the_default_cap_is_100_000_addresses():
+    limiter = HandshakeRateLimiter(rate=1, burst=1, clock=FakeClock())
+    for n in range(100_001):
+        limiter.take(f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}")
+    assert len(limiter) == 100_000
+
+
 def test_rate_limiter_memory_has_a_hard_cap():
     clock = FakeClock()
     limiter = HandshakeRateLimiter(rate=1, burst=1, max_clients=100, clock=clock)
@@ -179,6 +267,8 @@ def test_rate_limiter_memory_has_a_hard_cap():
     ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
     ("::ffff:192.0.2.7", "192.0.2.7"),
     ("fe80::1%eth0", "fe80::/64"),
+    ("192.0.2.7%x", "192.0.2.7"),  # everything from the first '%' is a zone, dropped
+    ("192.0.2.7%a%b", "192.0.2.7"),
     ("not-an-ip", "not-an-ip"),
 ])
 def test_client_key(address, key):
@@ -208,6 +298,57 @@ def test_admission_order_and_answers():
     admission.release()
     clock.advance(1)
     assert admission.check(environ(HTTP_AUTHORIZATION="Bearer tok")) is None
+
+
+def test_each_refusal_states_its_status_reason_and_headers():
+    clock = FakeClock()
+    admission = Admission(allowed_origins=["https://dash.example.com"], token="tok", max_connections=1,
+                          handshake_rate=1, handshake_burst=5, clock=clock)
+    assert admission.check(environ(HTTP_ORIGIN="https://evil.example")) == Refusal(
+        "403 Forbidden", "this Origin may not open a WebSocket here")
+    assert admission.check(environ()) == Refusal(
+        "401 Unauthorized", "a valid token is needed: ?token=TOKEN or 'Authorization: Bearer TOKEN'",
+        (("WWW-Authenticate", 'Bearer realm="dashstream"'),))
+    assert admission.check(environ(QUERY_STRING="token=tok")) is None
+    assert admission.check(environ(QUERY_STRING="token=tok")) == Refusal(
+        "503 Service Unavailable", "the server is at its connection limit", (("Retry-After", "5"),))
+    admission.check(environ())  # the fifth handshake spends the burst
+    assert admission.check(environ()) == Refusal(
+        "429 Too Many Requests", "too many WebSocket handshakes from your address", (("Retry-After", "1"),))
+
+
+def test_the_default_handshake_burst_is_one():
+    admission = Admission(max_connections=10, handshake_rate=1, clock=FakeClock())
+    assert admission.check(environ()) is None
+    assert admission.check(environ()).status == "429 Too Many Requests"
+
+
+def test_a_trusted_client_is_not_rate_limited_but_one_behind_a_trusted_proxy_is():
+    admission = Admission(max_connections=10, handshake_rate=1, handshake_burst=1,
+                          proxies=ProxyPolicy(["192.0.2.1"]), clock=FakeClock())
+    for _ in range(3):
+        assert admission.check(environ()) is None  # 192.0.2.1 itself is trusted
+    behind = {"HTTP_X_FORWARDED_FOR": "198.51.100.7"}
+    assert admission.check(environ(**behind)) is None
+    assert admission.check(environ(**behind)).status == "429 Too Many Requests"
+
+
+def test_without_a_proxy_policy_no_address_is_trusted():
+    admission = Admission(max_connections=10, handshake_rate=1, handshake_burst=1, clock=FakeClock())
+    assert admission.check(environ(REMOTE_ADDR="127.0.0.1")) is None
+    assert admission.check(environ(REMOTE_ADDR="127.0.0.1")).status == "429 Too Many Requests"
+
+
+def test_capacity_counts_every_slot_taken_and_given_back():
+    capacity = Capacity(2)
+    assert capacity.try_acquire() and capacity.try_acquire() and not capacity.try_acquire()
+    assert capacity.in_use == 2
+    capacity.release()
+    assert capacity.in_use == 1
+    assert capacity.try_acquire() and not capacity.try_acquire()
+    for _ in range(3):
+        capacity.release()
+    assert capacity.in_use == 0  # an extra release never goes below zero
 
 
 def test_refusals_hold_no_capacity():
@@ -264,8 +405,3 @@ def test_a_bad_token_is_never_echoed(capsys):
         parse_config(["--token", "my secret"], {})
     assert "my secret" not in capsys.readouterr().err
 
-
-def test_readme_has_a_row_for_every_option():
-    readme = (ROOT / "README.md").read_text()
-    for option in OPTIONS:
-        assert f"| `{option.flag}" in readme and f"`{option.env}`" in readme, option.flag

@@ -1,5 +1,10 @@
 """The HTTP helpers (``dashstream.edge.http``): the one bearer parser, the constant-time
-comparison, the bearer check of publish and reload, and the JSON body reader."""
+comparison, the bearer check of publish and reload, and the JSON body reader.
+
+Mutants left alive on purpose (mutmut 3.8.1, no test could tell them apart): ``bearer_token``'s
+``authorization or ""`` as ``or "XXXX"`` (no space, so no credentials: None either way);
+``"utf-8"`` as ``"UTF-8"`` (codec names ignore case); ``CONTENT_LENGTH or ""`` as ``or "XXXX"``
+(neither is digits, so neither is a declared length)."""
 
 from __future__ import annotations
 
@@ -180,6 +185,19 @@ def test_a_body_that_does_not_arrive_in_time_is_408():
     environ = {"CONTENT_TYPE": "application/json", "wsgi.input": io.BytesIO(b'{"variable": 1}')}
     assert read_json_object(environ, 100, timeout=0.05) == {"variable": 1}
     runtime.sleep(0.1)
+
+
+def test_no_timeout_or_zero_sets_no_deadline_on_the_body():
+    class Yielding:
+        """A body that arrives after the reader yields to the hub once."""
+
+        def read(self, size=-1):
+            runtime.sleep(0)
+            return b'{"variable": 1}'
+
+    for no_deadline in (None, 0):
+        environ = {"CONTENT_TYPE": "application/json", "wsgi.input": Yielding()}
+        assert read_json_object(environ, 100, timeout=no_deadline) == {"variable": 1}
 
 
 def test_someone_elses_timeout_passes_through_the_body_reader():

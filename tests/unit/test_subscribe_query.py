@@ -1,5 +1,8 @@
 """Unit tests of which streams a connection asks for (dashstream/edge/subscribe_query.py); the
-resume points' bounds: test_resume_points.py."""
+resume points' bounds: test_resume_points.py.
+
+The one mutant left alive on purpose (mutmut 3.8.1): ``wants_control``'s default ``["0"]`` as
+``["XX0XX"]``, neither of which is a yes."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from dashstream.edge.subscribe_query import (
     parse_query,
     recent_count,
     resume_points,
+    screen_name,
     single_resume,
     stream_names,
     wants_control,
@@ -32,6 +36,20 @@ def test_control_flag():
     assert wants_control(parse_query("control=YES"))
     assert not wants_control(parse_query("")) and not wants_control(parse_query("control=0"))
     assert not wants_control(parse_query("control=on"))
+
+
+def test_screen_name():
+    assert screen_name(parse_query("")) is None and screen_name(parse_query("control=1")) is None
+    assert screen_name(parse_query("screen=lobby")) == "lobby"
+    assert screen_name(parse_query("screen=Hall_2-b&screen=other")) == "Hall_2-b"  # the first one
+    assert screen_name(parse_query("screen=" + "x" * 64)) == "x" * 64  # not configured: still accepted
+    for bad in ("", "a%20b", "x" * 65, "caf%C3%A9", "lo.bby"):
+        error = refused(screen_name, parse_query("screen=" + bad))
+        assert error.status == "400 Bad Request"
+        assert error.reason.startswith("screen= takes a screen's name (1-64 letters, digits, '_' or '-'), got ")
+    too_long = refused(screen_name, parse_query("screen=" + "y" * 200)).reason
+    assert too_long.endswith(", got " + repr("y" * 80))  # the name echoed cut to 80 characters
+    assert refused(screen_name, parse_query("screen=a%20b")).reason.endswith("got 'a b'")
 
 
 def test_single_resume():
