@@ -69,7 +69,7 @@ def nonempty_text(value: Any) -> str:
     return value
 
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def env_name(value: Any) -> str:

@@ -145,7 +145,7 @@ def _one_of(*allowed: str) -> Callable[[Any], str]:
     return check
 
 
-CURRENCY = re.compile(r"^[A-Z]{3}$")
+CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 
 
 def _currency(value: Any) -> str:
@@ -180,7 +180,7 @@ def _words(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*\Z")
 
 
 def _locale(value: Any) -> str:

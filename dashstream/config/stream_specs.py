@@ -41,7 +41,7 @@ from producer import SOURCES
 from producer.base import Driver
 from producer.keys import ConfigProblem, positive, positive_number
 
-STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 class StreamConfigError(ValueError):

@@ -32,7 +32,7 @@ from dashstream.config.dashboard import Dashboard, DashboardError, parse_dashboa
 from dashstream.sessions.screens import Assignment
 from dashstream.streams.log import MAX_STREAMS
 
-WALL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+WALL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 DEFAULT_WALL = "default"  # [dashboard]'s name
 MIN_EVERY, MAX_EVERY = 5, 86400
 

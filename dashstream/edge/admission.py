@@ -78,8 +78,8 @@ class Refusal:
 _HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _HOST = rf"(?:{_HOST_LABEL}\.)*{_HOST_LABEL}|\[[0-9a-f:.]+\]"
 _PATTERN = re.compile(rf"^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<wild>\*\.)?"
-                      rf"(?P<host>{_HOST})(?::(?P<port>\d{{1,5}}))?$")
-_ORIGIN = re.compile(rf"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<host>{_HOST})(?::(?P<port>\d{{1,5}}))?$")
+                      rf"(?P<host>{_HOST})(?::(?P<port>\d{{1,5}}))?\Z")
+_ORIGIN = re.compile(rf"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<host>{_HOST})(?::(?P<port>\d{{1,5}}))?\Z")
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ class OriginPolicy:
 
 # --- token -----------------------------------------------------------------------------------
 
-_TOKEN_TEXT = re.compile(r"^[\x21-\x7e]+$")
+_TOKEN_TEXT = re.compile(r"^[\x21-\x7e]+\Z")
 
 
 def check_token_text(token: str) -> str:

@@ -55,9 +55,9 @@ DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128")
 NONE = "none"
 
 # "[v6]" or "[v6]:port" (the bracketed form proxies write when they add a port).
-_BRACKETED = re.compile(r"^\[(?P<host>[^\]]+)\](?::(?P<port>\d{1,5}))?$")
+_BRACKETED = re.compile(r"^\[(?P<host>[^\]]+)\](?::(?P<port>\d{1,5}))?\Z")
 # "v4:port" (IIS, Azure and some load balancers append the client's port).
-_V4_PORT = re.compile(r"^(?P<host>\d{1,3}(?:\.\d{1,3}){3}):(?P<port>\d{1,5})$")
+_V4_PORT = re.compile(r"^(?P<host>\d{1,3}(?:\.\d{1,3}){3}):(?P<port>\d{1,5})\Z")
 
 
 def parse_network(text: str) -> Network:

@@ -65,7 +65,7 @@ def wants_control(query: dict) -> bool:
     return query.get("control", ["0"])[0].lower() in ("1", "true", "yes")
 
 
-SCREEN_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # config/walls.py's WALL_NAME
+SCREEN_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")  # config/walls.py's WALL_NAME
 
 
 def screen_name(query: dict) -> str | None:
