@@ -1,7 +1,7 @@
 """Raw clients for server tests that attack: bytes written by hand, answers read by hand.
 
 Kept here (not imported from another test module) so the tests that use them do not
-depend on where other test files live."""
+depend on where other test files live; the frames they send are built by tests/ws_frames.py."""
 
 from __future__ import annotations
 
@@ -11,27 +11,6 @@ import socket
 import struct
 
 from tests.support import scaled
-
-
-def client_frame(opcode: int, payload: bytes = b"", fin: bool = True) -> bytes:
-    """A masked client frame."""
-    mask = os.urandom(4)
-    length = len(payload)
-    first = (0x80 if fin else 0) | opcode
-    if length < 126:
-        header = struct.pack("!BB", first, 0x80 | length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", first, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, length)
-    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload)) if length < 4096 else \
-        (int.from_bytes(payload, "little") ^ int.from_bytes((mask * (length // 4 + 1))[:length], "little")
-         ).to_bytes(length, "little")
-    return header + mask + masked
-
-
-def close_payload(code: int, reason: bytes = b"") -> bytes:
-    return struct.pack("!H", code) + reason
 
 
 def connect(port: int, source: str | None = None, timeout: float = 5.0) -> socket.socket:

@@ -18,14 +18,13 @@ import websocket  # websocket-client
 
 from tests.server.raw_clients import (
     RawWebSocket,
-    client_frame,
-    close_payload,
     connect,
     read_all,
     read_head,
     status_of,
 )
 from tests.support import http_get, http_request, scaled, wait_until
+from tests.ws_frames import close_payload, frame
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -80,7 +79,7 @@ def test_a_stream_websocket_that_sends_messages_nobody_reads_is_closed_1008(serv
     client = RawWebSocket(server.port, "/ws/office")
     try:
         for _ in range(8):
-            client.send(client_frame(0x1, b"a" * 8000))
+            client.send(frame(0x1, b"a" * 8000))
         code, reason = client.read_until_close()
         assert code == 1008 and b"reads no messages" in reason, (code, reason)
     finally:
@@ -177,11 +176,11 @@ def closes_series(server) -> list[str]:
 def test_client_close_codes_make_a_fixed_set_of_metric_labels(server):
     for code in range(4000, 4060):
         client = RawWebSocket(server.port, "/ws/office")
-        client.send(client_frame(0x8, close_payload(code)))
+        client.send(frame(0x8, close_payload(code)))
         assert client.read_until_close()[0] == code  # the echo keeps the client's own code
         client.close()
     client = RawWebSocket(server.port, "/ws/office")
-    client.send(client_frame(0x8, close_payload(3123)))
+    client.send(frame(0x8, close_payload(3123)))
     client.read_until_close()
     client.close()
     series = closes_series(server)

@@ -6,16 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.server.raw_clients import RawWebSocket, client_frame
+from tests.server.raw_clients import RawWebSocket
 from tests.support import scaled
+from tests.ws_frames import fragmented
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def fragmented(opcode: int, payload: bytes, size: int) -> bytes:
-    pieces = [payload[at:at + size] for at in range(0, len(payload), size)]
-    return b"".join(client_frame(opcode if index == 0 else 0, piece, fin=index == len(pieces) - 1)
-                    for index, piece in enumerate(pieces))
 
 
 @pytest.mark.parametrize("opcode", [0x1, 0x2])
