@@ -6,7 +6,8 @@
 #   bash benchmarks/compare.sh                  # S1-S4, 3 interleaved rounds (about 45 minutes)
 #   bash benchmarks/compare.sh --quick          # a few hundred connections, short windows (< 3 min)
 #   bash benchmarks/compare.sh --out DIR        # where report.md, the PNG plots and raw/ go
-#   bash benchmarks/compare.sh --against REV    # this checkout against REV (a temporary git worktree)
+#   bash benchmarks/compare.sh --against REV    # this checkout against REV (a temporary git worktree);
+#                                               # with --peers too, the peers run beside both
 #
 # Other options: --rounds N, --peers "websockets eventlet node-ws c-epoll", --scenarios S1,S2,S3,S4,
 # --home DIR (the scratch folder, default benchmarks/.bench: venv, node_modules, built binaries).
@@ -23,7 +24,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HARNESS="$REPO/benchmarks/harness"
 
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 say() { echo "compare.sh: $*" >&2; }
 
 quick=0
@@ -31,6 +32,7 @@ out=""
 against=""
 rounds=""
 peers="websockets eventlet node-ws c-epoll"
+peers_given=0
 scenarios="S1,S2,S3,S4"
 export BENCH_HOME="${BENCH_HOME:-$REPO/benchmarks/.bench}"
 while [ $# -gt 0 ]; do
@@ -39,7 +41,7 @@ while [ $# -gt 0 ]; do
         --out) out="${2:?--out needs a folder}"; shift ;;
         --against) against="${2:?--against needs a revision}"; shift ;;
         --rounds) rounds="${2:?--rounds needs a number}"; shift ;;
-        --peers) peers="${2-}"; shift ;;
+        --peers) peers="${2-}"; peers_given=1; shift ;;
         --scenarios) scenarios="${2:?--scenarios needs e.g. S2 or S1,S3}"; shift ;;
         --home) BENCH_HOME="${2:?--home needs a folder}"; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -47,6 +49,9 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+# Against another revision the two dashstreams run alone, unless --peers names some to run
+# beside them (e.g. --peers node-ws: both revisions' ratios to Node in the same rounds).
+[ -z "$against" ] || [ "$peers_given" = 1 ] || peers=""
 mkdir -p "$BENCH_HOME"
 BENCH_HOME="$(cd "$BENCH_HOME" && pwd)"
 out="${out:-$BENCH_HOME/report}"
@@ -101,7 +106,7 @@ build wsload "$HARNESS/client/wsload.c" -lm
 # The Node ws peer needs node and npm; the C epoll peer needs libcrypto's headers.
 want_peer() { case " $peers " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 drop_peer() { peers="$(echo " $peers " | sed "s/ $1 / /; s/^ *//; s/ *$//")"; }
-if [ -z "$against" ] && want_peer node-ws; then
+if want_peer node-ws; then
     if command -v node >/dev/null && command -v npm >/dev/null; then
         mkdir -p "$BENCH_HOME/node"
         if [ ! -d "$BENCH_HOME/node/node_modules/ws" ] || ! cmp -s "$HARNESS/package.json" "$BENCH_HOME/node/package.json"; then
@@ -114,7 +119,7 @@ if [ -z "$against" ] && want_peer node-ws; then
         drop_peer node-ws
     fi
 fi
-if [ -z "$against" ] && want_peer c-epoll; then
+if want_peer c-epoll; then
     if echo '#include <openssl/evp.h>' | cc -E -x c - >/dev/null 2>&1; then
         build cpush "$HARNESS/peers/cpush.c" -lcrypto
     else
@@ -134,17 +139,16 @@ if [ -n "$against" ]; then
     rev_label="dashstream@$(git -C "$other" rev-parse --short HEAD)"
     [ -f "$other/benchmarks/harness_peer.py" ] || { say "$against has no benchmarks/harness_peer.py"; exit 1; }
     servers+=("$rev_label|ws://127.0.0.1:5106/ws/bench|$other|$PY benchmarks/harness_peer.py")
-else
-    for peer in $peers; do
-        case "$peer" in
-            eventlet)   servers+=("eventlet|ws://127.0.0.1:5101/|$REPO|$PY $HARNESS/peers/eventlet_peer.py") ;;
-            websockets) servers+=("websockets|ws://127.0.0.1:5102/|$REPO|$PY $HARNESS/peers/websockets_peer.py") ;;
-            node-ws)    servers+=("node-ws|ws://127.0.0.1:5103/|$REPO|node $HARNESS/peers/ws_peer.js") ;;
-            c-epoll)    servers+=("c-epoll|ws://127.0.0.1:5104/|$REPO|$BENCH_HOME/bin/cpush") ;;
-            *) say "unknown peer $peer (eventlet websockets node-ws c-epoll)"; exit 2 ;;
-        esac
-    done
 fi
+for peer in $peers; do
+    case "$peer" in
+        eventlet)   servers+=("eventlet|ws://127.0.0.1:5101/|$REPO|$PY $HARNESS/peers/eventlet_peer.py") ;;
+        websockets) servers+=("websockets|ws://127.0.0.1:5102/|$REPO|$PY $HARNESS/peers/websockets_peer.py") ;;
+        node-ws)    servers+=("node-ws|ws://127.0.0.1:5103/|$REPO|node $HARNESS/peers/ws_peer.js") ;;
+        c-epoll)    servers+=("c-epoll|ws://127.0.0.1:5104/|$REPO|$BENCH_HOME/bin/cpush") ;;
+        *) say "unknown peer $peer (eventlet websockets node-ws c-epoll)"; exit 2 ;;
+    esac
+done
 
 # ---------------------------------------------------------------------------- the method
 ncpu="$(nproc)"
