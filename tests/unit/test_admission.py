@@ -10,6 +10,8 @@ tokens, so its first take always admits and resets the count before anything rea
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from dashstream.config.options import parse_config
@@ -247,10 +249,9 @@ def test_past_the_cap_the_least_recently_used_address_is_forgotten():
 
 
 def test_the_default_cap_is_100_000_addresses():
-    limiter = HandshakeRateLimiter(rate=1, burst=1, clock=FakeClock())
-    for n in range(100_001):
-        limiter.take(f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}")
-    assert len(limiter) == 100_000
+    # The default read from the signature, not by filling 100,000 buckets (10 s on a loaded
+    # machine); the test above shows what the cap does.
+    assert inspect.signature(HandshakeRateLimiter).parameters["max_clients"].default == 100_000
 
 
 def test_rate_limiter_memory_has_a_hard_cap():
