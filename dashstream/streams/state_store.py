@@ -1,7 +1,9 @@
 """The durable state's file: SQLite from the standard library, and the OS thread that writes it.
 
 ``--state PATH`` keeps each shared stream's numbering (epoch, last ``seq``) and its last
-``history`` entries in one SQLite file in WAL mode. This module is all of its I/O:
+``history`` entries in one SQLite file in WAL mode. This module is all of its I/O, kept thin:
+what the I/O decides (which file is ours, rows into streams, what a batch writes, when the
+writer's batch is due, its health) is ``state_rules.py``, without I/O and tested alone.
 
 * ``StateStore``: opening the file (the checks that make a bad start exit 2 with one line:
   a missing or read-only directory, a file that is not ours or is newer, a file another
@@ -39,17 +41,33 @@ import sqlite3
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 from dashstream import runtime
 from dashstream.messages import Entry
+from dashstream.streams.state_rules import (
+    APPLICATION_ID,
+    HEADER_SIZE,
+    SCHEMA,
+    STOP,
+    Batch,
+    ScreenAssignment,
+    StoredStream,
+    WriteHealth,
+    aside_name,
+    batch_writes,
+    entry_rows,
+    file_kind,
+    forgotten,
+    header_is_ours,
+    last_written,
+    reason,
+    replacement_row,
+    stored_streams,
+)
 
-# PRAGMA application_id: "DSHS", so that a file is recognised as ours or as foreign without
-# guessing from its tables. PRAGMA user_version: the schema; a newer one is refused.
-APPLICATION_ID = 0x44534853
-SCHEMA = 1
+__all__ = ["APPLICATION_ID", "SCHEMA", "StateError", "StateStore", "StateWriter", "StoredStream", "WriteHealth"]
 
 _SCHEMA_SQL = (
     # kept: the history size the entries were trimmed to (rows missing are told from a
@@ -67,26 +85,6 @@ _SCREENS_SQL = "CREATE TABLE IF NOT EXISTS screens (name TEXT PRIMARY KEY, body 
 
 class StateError(Exception):
     """The state file cannot be used: one line naming the path and what to do (exit 2)."""
-
-
-@dataclass
-class StoredStream:
-    """One stream as the file holds it (entries oldest first, as read: not yet trusted)."""
-
-    name: str
-    epoch: str
-    seq: int
-    kept: int
-    dirty: bool
-    entries: list[Entry] = field(default_factory=list)
-    alias_epoch: str | None = None
-    alias_seq: int | None = None
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, OSError):
-        return error.strerror or str(error)
-    return str(error)
 
 
 class StateStore:
@@ -146,7 +144,7 @@ class StateStore:
             with tempfile.TemporaryFile(dir=directory, prefix=".dashstream-probe-"):
                 pass
         except OSError as error:
-            raise StateError(f"--state {self.path}: cannot write in {directory} ({_reason(error)}); "
+            raise StateError(f"--state {self.path}: cannot write in {directory} ({reason(error)}); "
                              "make it writable for this user or choose another path") from None
 
     def _lock(self) -> None:
@@ -155,7 +153,7 @@ class StateStore:
             # and PATH-shm the file's mode).
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as error:
-            raise StateError(f"--state {self.path}: cannot open it for writing ({_reason(error)}); "
+            raise StateError(f"--state {self.path}: cannot open it for writing ({reason(error)}); "
                              "make it writable for this user or choose another path") from None
         try:
             # flock, not SQLite's own POSIX locks (those only last for a transaction, and any
@@ -166,7 +164,7 @@ class StateStore:
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise StateError(f"--state {self.path}: in use by another dashstream process (the file is locked); "
                                  "stop that one or give each instance its own file") from None
-            raise StateError(f"--state {self.path}: cannot lock it ({_reason(error)})") from None
+            raise StateError(f"--state {self.path}: cannot lock it ({reason(error)})") from None
         self._lock_fd = fd
 
     def _connect(self) -> str | None:
@@ -184,22 +182,20 @@ class StateStore:
                 return str(error)  # ours, but SQLite cannot read it (cut short): set aside
             raise StateError(f"--state {self.path}: not a dashstream state file ({error}); "
                              "move it away or choose another path") from None
-        if application_id == 0 and version == 0 and tables == 0:
+        kind = file_kind(application_id, version, tables)
+        if kind == "new":
             self._create()
-        elif application_id != APPLICATION_ID:
+        elif kind == "foreign":
             raise StateError(f"--state {self.path}: not a dashstream state file (another program's SQLite "
                              "database); move it away or choose another path")
-        elif version > SCHEMA:
+        elif kind == "newer":
             raise StateError(f"--state {self.path}: written by a newer dashstream (schema {version}, this one "
                              f"reads {SCHEMA}); upgrade dashstream or move the file away")
         return None
 
     def _header_says_ours(self) -> bool:
-        """SQLite's 100-byte header: its magic, and our application id at offset 68."""
         with open(self.path, "rb") as file:
-            header = file.read(100)
-        return (len(header) == 100 and header.startswith(b"SQLite format 3\x00")
-                and int.from_bytes(header[68:72], "big") == APPLICATION_ID)
+            return header_is_ours(file.read(HEADER_SIZE))
 
     def _create(self) -> None:
         conn = self._conn
@@ -224,7 +220,7 @@ class StateStore:
         """Move a damaged file (and its WAL) to PATH.damaged-TIMESTAMP and unlock it."""
         self._conn.close()
         self._conn = None
-        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        aside = self.path.with_name(aside_name(self.path.name, time.localtime()))
         for suffix in ("", "-wal", "-shm"):
             source = Path(str(self.path) + suffix)
             if source.exists():
@@ -248,25 +244,17 @@ class StateStore:
 
     def _load(self) -> list[StoredStream]:
         conn = self._conn
-        streams = {}
-        for name, epoch, seq, kept, dirty, alias_epoch, alias_seq in conn.execute(
-                "SELECT name, epoch, seq, kept, dirty, alias_epoch, alias_seq FROM streams ORDER BY name"):
-            streams[name] = StoredStream(name, epoch, seq, kept, bool(dirty), [], alias_epoch, alias_seq)
-        for name, seq, ts, body in conn.execute("SELECT stream, seq, ts, body FROM entries ORDER BY stream, seq"):
-            stream = streams.get(name)
-            if stream is None:
-                continue  # rows of a stream without its row: dropped below as unknown
-            stream.entries.append(Entry(name, seq, ts, stream.epoch, body))
-        return list(streams.values())
+        return stored_streams(
+            conn.execute("SELECT name, epoch, seq, kept, dirty, alias_epoch, alias_seq FROM streams ORDER BY name"),
+            conn.execute("SELECT stream, seq, ts, body FROM entries ORDER BY stream, seq"))
 
     # --- at start, on the hub, before serving ---------------------------------------------------
 
     def drop_except(self, keep: Iterable[str]) -> list[str]:
         """Forget every stream not in ``keep`` (removed from the config); their names."""
-        keep = set(keep)
         conn = self._conn
-        known = {row[0] for row in conn.execute("SELECT name FROM streams UNION SELECT DISTINCT stream FROM entries")}
-        dropped = sorted(known - keep)
+        known = [row[0] for row in conn.execute("SELECT name FROM streams UNION SELECT DISTINCT stream FROM entries")]
+        dropped = forgotten(known, keep)
         if dropped:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany("DELETE FROM streams WHERE name = ?", [(name,) for name in dropped])
@@ -285,9 +273,9 @@ class StateStore:
         try:
             conn.execute("DELETE FROM entries WHERE stream = ?", (name,))
             conn.executemany("INSERT INTO entries (stream, seq, ts, body) VALUES (?, ?, ?, ?)",
-                             [(name, entry.seq, entry.ts, entry.body) for entry in entries])
+                             entry_rows(name, entries))
             conn.execute("INSERT OR REPLACE INTO streams (name, epoch, seq, kept, dirty, alias_epoch, alias_seq) "
-                         "VALUES (?, ?, ?, ?, 0, ?, ?)", (name, epoch, seq, kept, *(alias or (None, None))))
+                         "VALUES (?, ?, ?, ?, 0, ?, ?)", replacement_row(name, epoch, seq, kept, alias))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -313,19 +301,16 @@ class StateStore:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for name, entries in pending.items():
-                first, last = entries[0], entries[-1]
-                limit = kept.get(name, len(entries))
+            for stream in batch_writes(pending, kept, self._stored_last):
                 conn.executemany("INSERT OR REPLACE INTO entries (stream, seq, ts, body) VALUES (?, ?, ?, ?)",
-                                 [(name, entry.seq, entry.ts, entry.body) for entry in entries])
-                if self._stored_last.get(name) != first.seq - 1:
-                    # The batch does not follow what the file holds (a new stream, or older
-                    # entries were let go while writes failed): it starts the history.
-                    conn.execute("DELETE FROM entries WHERE stream = ? AND seq < ?", (name, first.seq))
-                conn.execute("DELETE FROM entries WHERE stream = ? AND seq <= ?", (name, last.seq - limit))
+                                 stream.rows)
+                if stream.restart_below is not None:
+                    conn.execute("DELETE FROM entries WHERE stream = ? AND seq < ?",
+                                 (stream.name, stream.restart_below))
+                conn.execute("DELETE FROM entries WHERE stream = ? AND seq <= ?", (stream.name, stream.trim_through))
                 conn.execute("INSERT INTO streams (name, epoch, seq, kept, dirty) VALUES (?, ?, ?, ?, 0) "
                              "ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq, "
-                             "kept = excluded.kept, dirty = 0", (name, last.epoch, last.seq, limit))
+                             "kept = excluded.kept, dirty = 0", stream.numbering)
             conn.execute("COMMIT")
         except BaseException:
             try:
@@ -333,8 +318,7 @@ class StateStore:
             except sqlite3.Error:
                 pass  # no transaction left to roll back (SQLite ended it on the error)
             raise
-        for name, entries in pending.items():
-            self._stored_last[name] = entries[-1].seq
+        self._stored_last.update(last_written(pending))
 
     def write_screens(self, screens: dict[str, str]) -> None:
         """What these screens show now (name -> JSON), in one transaction."""
@@ -365,30 +349,6 @@ class StateStore:
 
 
 # --- the writer ----------------------------------------------------------------------------------
-
-
-class WriteHealth:
-    """What the writer thread reports; plain attributes, read by the hub (one writer)."""
-
-    def __init__(self):
-        self.failing: str | None = None  # the last write error while writes fail, else None
-        self.failing_since: float | None = None
-        self.errors = 0  # failed writes (a batch or a dirty mark), ever
-        self.flushes = 0  # batches written
-        self.lost = 0  # entries given up at exit because the file could not take them
-
-
-_STOP = object()
-
-
-class _Screen:
-    """A named screen's assignment, queued for the file."""
-
-    __slots__ = ("name", "body")
-
-    def __init__(self, name: str, body: str):
-        self.name = name
-        self.body = body
 
 
 class StateWriter:
@@ -426,7 +386,7 @@ class StateWriter:
 
     def put_screen(self, name: str, body: str) -> None:
         """A screen's new assignment (its JSON), written with the next batch; never blocks."""
-        self._queue.put(_Screen(name, body))
+        self._queue.put(ScreenAssignment(name, body))
 
     def start(self) -> None:
         self._thread = runtime.os_threading.Thread(target=self.run, name="dashstream-state", daemon=True)
@@ -437,7 +397,7 @@ class StateWriter:
         if self._thread is None:
             self.store.close()
             return True
-        self._queue.put(_STOP)
+        self._queue.put(STOP)
         self._wake.set()
         self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -446,74 +406,52 @@ class StateWriter:
         """The thread: batch until the oldest unwritten entry is ``flush_interval`` old,
         write, repeat; a failed write keeps the batch (each stream's last ``history``
         entries, all that matters) and is retried an interval later."""
-        pending: dict[str, deque[Entry]] = {}
-        screens: dict[str, str] = {}  # screen assignments not written yet (the newest of each)
-        marked: set[str] = set()  # streams marked dirty since their last write
-        deadline: float | None = None
-        stopping = False
+        batch = Batch(self._kept, self.flush_interval)
         while True:
-            item = None
-            if deadline is None:
-                item = self._queue.get()  # nothing unwritten: sleep until something comes
+            if batch.deadline is None:
+                self._take(self._queue.get(), batch)  # nothing unwritten: sleep until something comes
             else:
                 # A batch is open: sleep until it is due, unless a stream not yet marked
                 # dirty (or STOP) comes first.
-                self._wake.wait(max(0.0, deadline - self._clock()))
+                self._wake.wait(batch.wait(self._clock()))
                 self._wake.clear()
-            stopping = self._take(item, pending, screens) or stopping
-            if (pending or screens) and deadline is None:
-                deadline = self._clock() + self.flush_interval
-            fresh = pending.keys() - marked
-            if fresh and not stopping and self.health.failing is None:
-                if self._attempt(self.store.mark_dirty, fresh):
-                    marked |= fresh
-            if stopping or (deadline is not None and self._clock() >= deadline):
-                stopping = self._take(None, pending, screens) or stopping  # this batch: all that is out
-                if not screens or self._attempt(self.store.write_screens, dict(screens)):
-                    screens.clear()
-                if not pending or self._attempt(self.store.write, pending, self._kept, flush=True):
-                    pending.clear()
-                    marked.clear()
+                self._take(None, batch)
+            batch.open(self._clock())
+            fresh = batch.to_mark(self.health.failing is not None)
+            if fresh and self._attempt(self.store.mark_dirty, fresh):
+                batch.marked |= fresh
+            if batch.due(self._clock()):
+                self._take(None, batch)  # this batch: all that is out
+                if batch.screens and self._attempt(self.store.write_screens, dict(batch.screens)):
+                    batch.screens.clear()
+                if not batch.entries or self._attempt(self.store.write, batch.entries, self._kept, flush=True):
+                    batch.entries_written()
                     # (An entry queued since the last _take is still in the queue: with no
                     # deadline the next get() takes it at once and its stream is marked.)
                     self._announced.clear()
-                deadline = None if not (pending or screens) else self._clock() + self.flush_interval
-                if stopping:
-                    self.health.lost = sum(len(entries) for entries in pending.values())
+                batch.rearm(self._clock())
+                if batch.stopping:
+                    self.health.lost = batch.lost()
                     self.store.close()
                     return
 
-    def _take(self, item, pending: dict[str, deque[Entry]], screens: dict[str, str]) -> bool:
-        """``item`` and whatever else is queued now, into ``pending`` (entries) and
-        ``screens``; whether STOP came."""
-        stop = False
+    def _take(self, item, batch: Batch) -> None:
+        """``item`` (None: none) and whatever else is queued now, into ``batch``."""
         empty = runtime.os_queue.Empty
         while True:
-            if item is _STOP:
-                stop = True
-            elif isinstance(item, _Screen):
-                screens[item.name] = item.body
-            elif item is not None:
-                entries = pending.get(item.stream)
-                if entries is None:
-                    entries = pending[item.stream] = deque(maxlen=self._kept.get(item.stream, 1))
-                entries.append(item)
+            if item is not None:
+                batch.add(item)
             try:
                 item = self._queue.get_nowait()
             except empty:
-                return stop
+                return
 
     def _attempt(self, write: Callable, *args, flush: bool = False) -> bool:
         try:
             write(*args)
         except Exception as error:  # noqa: BLE001 - any failure is a write that did not happen; the thread goes on
-            self.health.errors += 1
-            if self.health.failing is None:
-                self.health.failing_since = time.time()
-            self.health.failing = str(error) or type(error).__name__
+            self.health.failed(error, time.time())
             return False
         if flush:
-            self.health.flushes += 1
-            self.health.failing = None
-            self.health.failing_since = None
+            self.health.flushed()
         return True

@@ -4,12 +4,18 @@ SQLite file in a temporary directory; the writer's failures come from a fake sto
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
+import stat
 import threading
+import time
 from collections import deque
+from pathlib import Path
 
 import pytest
 
+from dashstream import runtime
 from dashstream.messages import Entry
 from dashstream.streams.state_store import APPLICATION_ID, SCHEMA, StateError, StateStore, StateWriter
 from tests.support import wait_until
@@ -107,6 +113,52 @@ def test_streams_no_longer_configured_are_dropped(path):
     store.close()
 
 
+def test_a_stream_rewritten_at_start_goes_on_with_its_next_batch(path):
+    store, _ = opened(path)
+    store.replace_stream("s", "e2", 4, 10, list(entries("s", 2, 4, "e2")), None)
+    store.write({"s": entries("s", 5, 6, "e2")}, {"s": 10})  # follows what was rewritten: nothing lost
+    store.close()
+    store, stored = opened(path)
+    assert [e.seq for e in stored["s"].entries] == [2, 3, 4, 5, 6]
+    assert (stored["s"].alias_epoch, stored["s"].alias_seq) == (None, None)
+    store.close()
+
+
+def test_entries_without_their_streams_row_are_dropped_as_unknown(path):
+    store, _ = opened(path)
+    store.write({"a": entries("a", 1, 2)}, {"a": 10})
+    store._conn.execute("INSERT INTO entries (stream, seq, ts, body) VALUES ('orphan', 1, 1.0, '{}')")
+    assert store.drop_except(["a"]) == ["orphan"]
+    store.close()
+    assert sqlite3.connect(path).execute("SELECT DISTINCT stream FROM entries").fetchall() == [("a",)]
+
+
+def test_a_failed_write_changes_nothing_and_the_store_goes_on(path):
+    store, _ = opened(path)
+    store.write({"s": entries("s", 1, 2)}, {"s": 10})
+    bad = entries("s", 3, 4)
+    bad[1].body = None  # NOT NULL: the second row fails after the first was inserted
+    # Each failure raises its own error, and the same store writes again at once.
+    with pytest.raises(sqlite3.IntegrityError):
+        store.write({"s": bad}, {"s": 10})
+    store.write_screens({"lobby": "1"})
+    with pytest.raises(sqlite3.IntegrityError):
+        store.replace_stream("s", "e9", 4, 10, list(bad))
+    store.write_screens({"lobby": "2"})
+    with pytest.raises(sqlite3.ProgrammingError):  # a name SQLite cannot bind
+        store.mark_dirty(["s", object()])
+    store.write_screens({"lobby": "3"})
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.write_screens({"lobby": "4", "desk": object()})
+    store.write({"s": entries("s", 3, 3)}, {"s": 10})
+    store.close()
+    store, stored = opened(path)
+    # Nothing of the failed writes: the dirty mark of s, the 4 of lobby, the desk, e9 are not there.
+    assert [(e.seq, e.epoch) for e in stored["s"].entries] == [(1, "e1"), (2, "e1"), (3, "e1")]
+    assert not stored["s"].dirty and store.screens == {"lobby": "3"}
+    store.close()
+
+
 def test_replace_stream_writes_a_whole_state_with_its_alias(path):
     store, _ = opened(path)
     store.write({"s": entries("s", 1, 4)}, {"s": 10})
@@ -133,6 +185,22 @@ def test_a_missing_directory_is_refused(tmp_path):
     path = tmp_path / "nowhere" / "state.db"
     assert refusal(path) == (f"--state {path}: the directory {path.parent} does not exist; "
                              f"create it (mkdir -p {path.parent}) or choose another path")
+
+
+def test_a_link_into_a_missing_directory_is_refused(tmp_path):
+    path = tmp_path / "state.db"
+    path.symlink_to(tmp_path / "gone" / "state.db")
+    assert refusal(path) == (f"--state {path}: cannot open it for writing (No such file or directory); "
+                             "make it writable for this user or choose another path")
+
+
+def test_a_directory_nobody_can_create_files_in_is_refused():
+    path = Path("/proc/dashstream-state.db")  # not even root creates files in /proc
+    line = refusal(path)
+    start, end = f"--state {path}: cannot write in /proc (", "); make it writable for this user or choose another path"
+    assert line.startswith(start) and line.endswith(end)
+    assert line[len(start):-len(end)] in {os.strerror(code) for code in errno.errorcode}  # the system's words
+    assert not path.exists()
 
 
 def test_a_directory_is_refused(tmp_path):
@@ -176,17 +244,67 @@ def test_a_file_in_use_is_refused_until_its_owner_closes_it(path):
     second.close()
 
 
-def test_a_damaged_file_is_set_aside_and_a_new_one_started(path):
+def a_file_of_many_pages(path) -> bytes:
     store, _ = opened(path)
     for index in range(40):  # enough pages that cutting the file loses some
         store.write({f"s{index}": entries(f"s{index}", 1, 50)}, {f"s{index}": 50})
     store.close()
-    data = path.read_bytes()
+    return path.read_bytes()
+
+
+def test_a_damaged_file_is_set_aside_and_a_new_one_started(path):
+    data = a_file_of_many_pages(path)
     path.write_bytes(data[: len(data) // 2])
     store, stored = opened(path)
     assert stored == {}
     problem, aside = store.damaged
-    assert aside.name.startswith("state.db.damaged-") and aside.exists()
+    assert problem == "database disk image is malformed"  # SQLite's words, logged at start
+    assert aside.name.startswith("state.db.damaged-") and aside.read_bytes() == data[: len(data) // 2]
+    store.close()
+    store, stored = opened(path)  # the new file is a good one
+    assert stored == {} and store.damaged is None
+    store.close()
+
+
+@pytest.mark.parametrize("page, said", [
+    (3, "*** in database main ***\nPage 4: btreeInitPage() returns error code 11"),  # the check lists it
+    (2, "database disk image is malformed"),  # the check itself cannot read the file
+])
+def test_a_file_whose_pages_sqlite_finds_damaged_is_set_aside(path, page, said):
+    """A file SQLite opens, but whose own check (PRAGMA quick_check) finds a page unreadable
+    (pages of the 40 streams' entries; the layout is SQLite's, the same for the same writes)."""
+    data = bytearray(a_file_of_many_pages(path))
+    size = 4096
+    data[page * size:(page + 1) * size] = b"\xff" * size
+    path.write_bytes(bytes(data))
+    store, stored = opened(path)
+    problem, aside = store.damaged
+    assert stored == {} and problem == said
+    assert aside.read_bytes() == bytes(data)
+    store.close()
+
+
+def test_the_file_is_readable_and_writable_by_its_owner_only(path):
+    store, _ = opened(path)
+    store.write_screens({"lobby": "{}"})  # what screens were shown is nobody else's business
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    store.close()
+
+
+def test_a_file_marked_ours_without_its_tables_is_refused(path):
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version = {SCHEMA}")
+    conn.close()
+    line = f"--state {path}: cannot use it (no such table: streams); move it away or choose another path"
+    assert refusal(path) == line
+    assert refusal(path) == line  # the refusal let go of the file: not "in use" the second time
+
+
+def test_a_store_never_opened_or_closed_twice_closes_quietly(path):
+    StateStore(path).close()
+    store, _ = opened(path)
+    store.close()
     store.close()
 
 
@@ -203,13 +321,20 @@ class RecordingStore:
         self.closed = threading.Event()
         self.wrote = threading.Event()
         self.screens: list[dict[str, str]] = []
+        self.mark_attempts = 0
+        self.write_attempts = 0
+        self.unblocked = threading.Event()  # a write waits for it (cleared: a disk that hangs)
+        self.unblocked.set()
 
     def mark_dirty(self, names):
+        self.mark_attempts += 1
         if self.fail:
             raise self.fail[0]
         self.marked.append(set(names))
 
     def write(self, pending, kept):
+        self.write_attempts += 1
+        self.unblocked.wait()
         if self.fail:
             raise self.fail.pop(0)
         self.batches.append({name: [e.seq for e in batch] for name, batch in pending.items()})
@@ -247,6 +372,7 @@ def test_the_writer_flushes_by_itself_after_the_interval():
     assert store.wrote.wait(5)
     assert store.batches == [{"s": [1]}] and store.marked == [{"s"}]
     assert writer.close(timeout=10)
+    assert writer.health.flushes == 1  # a batch, not the dirty mark before it
 
 
 def test_a_failing_write_is_counted_kept_and_retried_until_it_succeeds():
@@ -269,12 +395,17 @@ def test_failing_writes_leave_the_health_failing_and_count_what_exit_loses():
     store.fail = [OSError(28, "No space left on device")] * 1000
     writer = StateWriter(store, flush_interval=0.01)
     writer.track("s", 3)
+    before = time.time()
     writer.start()
     for entry in entries("s", 1, 4):
         writer.put(entry)
+    wait_until(lambda: store.write_attempts >= 3, message="the batch retried")
     assert writer.close(timeout=10)
     assert writer.health.failing == "[Errno 28] No space left on device"
+    assert before <= writer.health.failing_since <= time.time()  # the wall clock, for /readyz
     assert writer.health.errors >= 1 and writer.health.lost == 3 and store.batches == []
+    # The dirty mark failed first; while writes fail only the batch is retried, not the mark.
+    assert store.mark_attempts == 1 and writer.health.errors == 1 + store.write_attempts
 
 
 def test_a_second_stream_is_marked_dirty_at_once_while_the_batch_sleeps():
@@ -291,9 +422,52 @@ def test_a_second_stream_is_marked_dirty_at_once_while_the_batch_sleeps():
         writer.put(entry)
     writer.put(next(iter(entries("t", 1, 1))))
     wait_until(lambda: store.marked[-1:] == [{"t"}], message="t marked")
+    writer.put(next(iter(entries("u", 1, 1))))
+    wait_until(lambda: len(store.marked) == 3, message="u marked")
+    assert store.marked == [{"s"}, {"t"}, {"u"}]  # each once
     assert store.batches == []  # nothing written before the batch is due...
     assert writer.close(timeout=10)
-    assert store.batches == [{"s": list(range(41, 51)), "t": [1]}]  # ...and everything at close
+    assert store.batches == [{"s": list(range(41, 51)), "t": [1], "u": [1]}]  # ...and everything at close
+
+
+def test_a_stream_that_keeps_no_history_keeps_its_last_value():
+    store = RecordingStore()
+    writer = StateWriter(store, flush_interval=30)
+    writer.track("s", 0)
+    writer.track("t", 1)
+    writer.start()
+    for entry in [*entries("s", 1, 3), *entries("t", 1, 3)]:
+        writer.put(entry)
+    assert writer.close(timeout=10)
+    assert store.batches == [{"s": [3], "t": [3]}]
+
+
+def test_the_writer_is_a_daemon_thread_named_for_what_it_does():
+    """Named in a thread dump; a daemon, so a writer never closed cannot hold the process."""
+    writer = StateWriter(RecordingStore(), flush_interval=30)
+    writer.start()
+    # (the real threading module, which eventlet leaves unpatched for the writer)
+    (thread,) = [t for t in runtime.os_threading.enumerate() if t.name == "dashstream-state"]
+    assert thread.daemon is True
+    assert writer.close(timeout=10)
+
+
+def test_a_writer_never_started_closes_its_store():
+    store = RecordingStore()
+    assert StateWriter(store, flush_interval=30).close() is True
+    assert store.closed.is_set()
+
+
+def test_a_write_that_hangs_is_reported_unfinished_after_the_timeout():
+    store = RecordingStore()
+    store.unblocked.clear()
+    writer = StateWriter(store, flush_interval=30)
+    writer.track("s", 10)
+    writer.start()
+    writer.put(next(iter(entries("s", 1, 1))))
+    assert writer.close(timeout=0.05) is False  # the disk hangs: shutdown goes on without it
+    store.unblocked.set()
+    assert store.closed.wait(10) and store.batches == [{"s": [1]}]
 
 
 # --- named screens' assignments ----------------------------------------------------------------
@@ -343,4 +517,5 @@ def test_the_writer_writes_screens_with_the_next_batch_and_on_close():
     writer.put_screen("lobby", "third")
     wait_until(lambda: store.screens[-1] == {"lobby": "third"}, message="written on the retry")
     assert writer.health.errors == 1 and not store.fail
+    assert writer.health.flushes == 0  # screens are not batches of entries
     assert writer.close(timeout=10)
