@@ -12,13 +12,23 @@ than ``MAX_HEADERS`` fields.
 ``Headers`` answers the questions eventlet's WSGI layer and the standard library ask of
 ``http.client.HTTPMessage`` (``get``, ``get_all``, ``items``, ``_headers``,
 ``get_content_type``), nothing more.
+
+``ready_head`` reads a whole request head from bytes already received (a WebSocket handshake
+nearly always arrives in one segment), under the same line and size limits as eventlet's
+reader; whatever it cannot take as it is (incomplete, over a limit, against a rule) it leaves
+to the full reader, which answers it as it always has.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 MAX_HEADERS = 100
+# eventlet's limits (wsgi.MAX_REQUEST_LINE, MAX_HEADER_LINE, MAX_TOTAL_HEADER_SIZE): a request
+# line or header line of MAX_LINE bytes or more, or header lines over MAX_HEADER_BYTES in all,
+# are refused by the full reader.
+MAX_LINE = 8192
+MAX_HEADER_BYTES = 65536
 _SEPARATORS = frozenset(" \t")
 
 
@@ -101,6 +111,56 @@ def read_headers(readline) -> Headers:
         if name[-1] in _SEPARATORS:
             raise BadHeaders("whitespace between a header field name and its colon")
         fields.append((name, value.strip(" \t")))
+
+
+class ReadyHead(NamedTuple):
+    """A request head found complete in bytes already received."""
+
+    request_line: bytes  # with its line end, as ``readline`` gives it
+    headers: Headers
+    size: int  # bytes of the head, the empty line that ends it included
+
+
+class _NotReady(Exception):
+    """The head is not all there, or breaks a limit: the full reader takes it."""
+
+
+class _HeadLines:
+    """``readline`` over received bytes, with the limits of eventlet's header reader."""
+
+    __slots__ = ("data", "position", "header_bytes")
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.position = 0
+        self.header_bytes = 0
+
+    def line(self) -> bytes:
+        start = self.position
+        end = self.data.find(b"\n", start, start + MAX_LINE - 1)  # a line of MAX_LINE bytes is refused
+        if end < 0:
+            raise _NotReady  # not all there, or too long
+        self.position = end + 1
+        return self.data[start:end + 1]
+
+    def header_line(self) -> bytes:
+        line = self.line()
+        self.header_bytes += len(line)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            raise _NotReady
+        return line
+
+
+def ready_head(data: bytes) -> ReadyHead | None:
+    """The request line and header fields at the start of ``data`` if they are all there and
+    the full reader would take them as they are; None otherwise."""
+    lines = _HeadLines(data)
+    try:
+        request_line = lines.line()
+        headers = read_headers(lines.header_line)
+    except (_NotReady, BadHeaders):
+        return None
+    return ReadyHead(request_line, headers, lines.position)
 
 
 class BadFraming(ValueError):

@@ -12,7 +12,6 @@ per WebSocket.
 
 from __future__ import annotations
 
-import _socket
 import errno
 import logging
 import math
@@ -21,26 +20,32 @@ import resource
 import signal
 import socket
 import ssl
+import sys
 import time
+import urllib.parse
 from collections import deque
 
 import eventlet
 import eventlet.hubs
-from eventlet import patcher, wsgi
+from eventlet import wsgi
 from eventlet.green import ssl as green_ssl
+from eventlet.greenio import GreenSocket
 
 from dashstream import runtime
 from dashstream.config.options import Config
 from dashstream.ops.log_output import without_query
 from dashstream.server.chunked_body import ChunkedBody
-from dashstream.server.http_headers import BadFraming, BadHeaders, TooManyHeaders, body_framing, read_headers
+from dashstream.server.first_read import OnDemand, replaying_reader
+from dashstream.server.http_headers import (
+    BadFraming,
+    BadHeaders,
+    ReadyHead,
+    TooManyHeaders,
+    body_framing,
+    read_headers,
+    ready_head,
+)
 from dashstream.server.request_pool import FirstBytes, RequestPool
-
-_original_socket = patcher.original("socket")
-# A socket's family and type as plain ints: ``socket.socket.family`` turns each into an enum
-# member (a couple of microseconds apiece, twice per handshake).
-_family_of = _socket.socket.family.__get__
-_type_of = _socket.socket.type.__get__
 
 logger = logging.getLogger("dashstream")
 http_logger = logging.getLogger("dashstream.http")
@@ -74,6 +79,24 @@ class _HandedOff:
         pass
 
 
+def _let_go(*_args) -> None:
+    """A handed-off socket's green wrapper closes nothing any more (it would on garbage
+    collection): the session owns the socket underneath."""
+
+
+def _first_bytes(connection) -> tuple[bytes, OSError | None]:
+    """What a new plain connection has sent so far, without waiting: one ``recv`` on the
+    non-blocking socket under the green wrapper (``b""`` when nothing is there yet), and the
+    error that read met, if any, for the HTTP reader to meet in its turn."""
+    try:
+        count = connection.fd.recv_into(runtime.RECV_BUFFER)
+    except BlockingIOError:
+        return b"", None
+    except OSError as error:
+        return b"", error
+    return bytes(runtime.RECV_VIEW[:count]), None
+
+
 class GuardedHttpProtocol(wsgi.HttpProtocol):
     """eventlet's request parser with the defences that must sit at the only depth that sees
     every connection (``wsgi.server(protocol=...)``; the docs call the argument deprecated,
@@ -96,11 +119,24 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
       other than ``chunked`` is ``501``; a chunked body is read with bounded lines;
     * ``environ["dashstream.hand_off"]()``: the upgraded connection's socket, non-blocking,
       for a session to own; the HTTP server then lets go of it without closing it.
+
+    An upgrade request whose whole head is in the connection's first bytes (nearly every
+    WebSocket handshake: ``_first_bytes``, ``http_headers.ready_head``) skips what it would
+    only pay for: no header deadline (there is nothing to wait for), no buffered reader and
+    writer (``first_read.OnDemand``: made only if used, as for a refused upgrade's answer),
+    and an environ built from the parsed head (``_upgrade_environ``). Every other request is
+    read as before, its first bytes given back to the reader (``first_read.Replay``), so each
+    limit and answer above is the same whichever way a request came.
     """
 
     header_timeout: float = 10.0
     _refused = False  # answered without reading everything the client sent
     _handed_off = False
+    _header_deadline: eventlet.Timeout | None = None
+    # A whole upgrade request found in the first bytes (head, request line, path), until its
+    # environ is built, and what the client sent after its head.
+    _ready: tuple[ReadyHead, str, str] | None = None
+    _after_head = b""
     # A refused request may leave unread bytes; closing over them makes the kernel send
     # RST, which can destroy our answer before the client reads it (RFC 9112 section 9.6,
     # "tear-down"). So close our side and drain briefly first, as nginx and Apache do.
@@ -111,9 +147,54 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
     def configured(cls, header_timeout: float) -> type["GuardedHttpProtocol"]:
         return type(cls.__name__, (cls,), {"header_timeout": header_timeout})
 
+    def setup(self):
+        connection = self.connection = self.request
+        if type(connection) is not GreenSocket:
+            super().setup()  # TLS: its handshake happens on the first read, as before
+            return
+        taken, error = _first_bytes(connection)
+        self._ready = self._upgrade_in(taken) if taken else None
+        if self._ready is None:
+            # eventlet's setup, with the bytes taken given back to the reader first.
+            try:
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, True)
+            except (AttributeError, OSError):
+                pass
+            self.rfile = (replaying_reader(connection, taken, error) if taken or error
+                          else connection.makefile("rb", self.rbufsize))
+            self.wfile = connection.makefile("wb", self.wbufsize)
+            return
+        self._after_head = taken[self._ready[0].size:]
+        self.rfile = OnDemand(lambda: replaying_reader(connection, self._after_head))
+        self.wfile = OnDemand(lambda: connection.makefile("wb", self.wbufsize))
+
+    @staticmethod
+    def _upgrade_in(taken: bytes) -> tuple[ReadyHead, str, str] | None:
+        """A whole upgrade request without a body at the start of ``taken``, which the full
+        reader would take as it is (``parse_request``'s rules for the request line); None
+        for anything else."""
+        head = ready_head(taken)
+        if head is None:
+            return None
+        requestline = str(head.request_line, "iso-8859-1").rstrip("\r\n")
+        words = requestline.split()
+        if len(words) != 3 or words[0] != "GET" or words[2] != "HTTP/1.1":
+            return None
+        headers = head.headers
+        if "upgrade" not in headers or "content-length" in headers or "transfer-encoding" in headers \
+                or "expect" in headers:
+            return None
+        return head, requestline, words[1]
+
+    def _read_request_line(self):
+        if self._ready is not None:
+            return self._ready[0].request_line
+        return super()._read_request_line()
+
     def handle_one_request(self):
         self._refused = False
-        self._header_deadline = eventlet.Timeout(self.header_timeout)
+        if self._ready is None:
+            self._header_deadline = eventlet.Timeout(self.header_timeout)
         try:
             super().handle_one_request()
         except eventlet.Timeout as timeout:
@@ -135,11 +216,20 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
                 http_logger.info("connection failed peer=%s: %s", self._peer(), error, extra={"peer": self._peer()})
             self.close_connection = True
         finally:
-            self._header_deadline.cancel()
+            if self._header_deadline is not None:
+                self._header_deadline.cancel()
+                self._header_deadline = None
 
     def parse_request(self):
         """The standard library's request-line rules, with the header block read by
         ``http_headers`` instead of the e-mail parser (the largest cost of a handshake)."""
+        if self._ready is not None:  # read and checked already (_upgrade_in)
+            head, self.requestline, path = self._ready
+            self.command, self.request_version = "GET", "HTTP/1.1"
+            self.path = "/" + path.lstrip("/") if path.startswith("//") else path
+            self.headers = head.headers
+            self.close_connection = True  # an upgrade: get_environ says so too
+            return True
         self.command = None
         self.request_version = version = self.default_request_version
         self.close_connection = True
@@ -200,6 +290,10 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         return True
 
     def get_environ(self):
+        if self._ready is not None:
+            self._ready = None
+            self.close_connection = 1
+            return self._upgrade_environ()
         # The request is complete: from here the application owns the connection's time.
         self._header_deadline.cancel()
         environ = super().get_environ()
@@ -213,6 +307,54 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             # stays as eventlet.input, so the connection is still closed after the answer.
             environ["wsgi.input"] = ChunkedBody(self.rfile)
         return environ
+
+    def _upgrade_environ(self) -> dict:
+        """eventlet's environ (``HttpProtocol.get_environ``) for an upgrade request read from
+        its first bytes: the same keys and values, but SERVER_NAME and SERVER_PORT are the
+        listener's address (eventlet asks the kernel for the connection's own, a system call
+        per request, and nothing here reads them), and no body reader (there is no body)."""
+        server = self.server
+        environ = {"wsgi.errors": sys.stderr, "wsgi.version": (1, 0), "wsgi.multithread": True,
+                   "wsgi.multiprocess": False, "wsgi.run_once": False, "wsgi.url_scheme": "http"}
+        if server.environ is not None:
+            environ.update(server.environ)
+        headers = self.headers
+        raw_path, question, query = self.path.partition("?")
+        environ["REQUEST_METHOD"] = self.command
+        environ["SCRIPT_NAME"] = ""
+        environ["RAW_PATH_INFO"] = raw_path
+        environ["PATH_INFO"] = urllib.parse.unquote(raw_path, encoding="latin1")
+        if question:
+            environ["QUERY_STRING"] = query
+        content_type = headers.get("content-type")
+        environ["CONTENT_TYPE"] = content_type if content_type is not None else headers.get_content_type()
+        environ["SERVER_PROTOCOL"] = "HTTP/1.0"
+        environ["SERVER_NAME"], port = wsgi.addr_to_host_port(server.address)
+        environ["SERVER_PORT"] = str(port)
+        environ["REMOTE_ADDR"], port = wsgi.addr_to_host_port(self.client_address)
+        environ["REMOTE_PORT"] = str(port)
+        environ["GATEWAY_INTERFACE"] = "CGI/1.1"
+        environ["headers_raw"] = headers_raw = tuple((name, value.strip(" \t\n\r"))
+                                                     for name, value in headers._headers)
+        for name, value in headers_raw:
+            if "_" in name:
+                continue  # eventlet's rule: it would be confused with a name that has "-"
+            key = name.replace("-", "_").upper()
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                continue
+            key = "HTTP_" + key
+            if key in environ:
+                environ[key] += "," + value
+            else:
+                environ[key] = value
+        environ["wsgi.input"] = environ["eventlet.input"] = wsgi.Input(self.rfile, "0", self.connection)
+        environ["eventlet.posthooks"] = []
+        environ["eventlet.set_idle"] = self._set_idle
+        environ["dashstream.hand_off"] = self._hand_off
+        return environ
+
+    def _set_idle(self):
+        self.conn_state[2] = wsgi.STATE_IDLE
 
     def handle_one_response(self):
         application = self.application
@@ -236,23 +378,26 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         self.close_connection = 1
         connection = self.connection
         connection.setblocking(False)  # green sockets: act non-blocking from now on
-        try:
-            buffered = self.rfile.peek(65536) if self.rfile.raw is not None else b""
-            if buffered:
-                self.rfile.read(len(buffered))
-        except (OSError, ValueError):
-            buffered = b""
+        rfile = self.rfile
+        if isinstance(rfile, OnDemand) and not rfile.opened:
+            buffered = self._after_head  # read with the head: no reader was ever made
+        else:
+            try:
+                buffered = rfile.peek(65536) if rfile.raw is not None else b""
+                if buffered:
+                    rfile.read(len(buffered))
+            except (OSError, ValueError):
+                buffered = b""
         self.conn_state[1] = _HandedOff()
         if isinstance(connection, ssl.SSLSocket):
             return connection, buffered  # the TLS state lives in this object: keep it
-        # A plain socket: take the file descriptor from the green wrapper, so nothing
-        # eventlet does with the wrapper later (close on garbage collection) can touch it.
-        fd = connection.fd
-        # Family, type and protocol given, so the socket object is made without asking the
-        # kernel; the descriptor is already non-blocking (eventlet set it), so send and recv
-        # raise BlockingIOError instead of waiting, as the session expects.
-        sock = _original_socket.socket(_family_of(fd), _type_of(fd), fd.proto, fileno=fd.detach())
-        return sock, buffered
+        # A plain socket: the real socket under the green wrapper (already non-blocking:
+        # send and recv raise BlockingIOError instead of waiting, as the session expects),
+        # and the wrapper lets go of it, so nothing eventlet does with the wrapper later
+        # (close on garbage collection) can touch it. (Making a new socket object from the
+        # descriptor would cost a getsockname() system call: CPython checks the descriptor.)
+        connection.close = _let_go
+        return connection.fd, buffered
 
     def send_error(self, code, message=None, explain=None):
         """The stdlib's error page, as one plain line; logged without the request line."""
