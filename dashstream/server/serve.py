@@ -27,7 +27,7 @@ from collections import deque
 
 import eventlet
 import eventlet.hubs
-from eventlet import wsgi
+from eventlet import patcher, wsgi
 from eventlet.green import ssl as green_ssl
 from eventlet.greenio import GreenSocket
 
@@ -46,6 +46,8 @@ from dashstream.server.http_headers import (
     ready_head,
 )
 from dashstream.server.request_pool import FirstBytes, RequestPool
+
+_original_socket = patcher.original("socket").socket
 
 logger = logging.getLogger("dashstream")
 http_logger = logging.getLogger("dashstream.http")
@@ -137,6 +139,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
     # environ is built, and what the client sent after its head.
     _ready: tuple[ReadyHead, str, str] | None = None
     _after_head = b""
+    _from_first_bytes = False  # this request was read from them (its environ is ours)
     # A refused request may leave unread bytes; closing over them makes the kernel send
     # RST, which can destroy our answer before the client reads it (RFC 9112 section 9.6,
     # "tear-down"). So close our side and drain briefly first, as nginx and Apache do.
@@ -292,6 +295,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
     def get_environ(self):
         if self._ready is not None:
             self._ready = None
+            self._from_first_bytes = True
             self.close_connection = 1
             return self._upgrade_environ()
         # The request is complete: from here the application owns the connection's time.
@@ -357,6 +361,10 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         self.conn_state[2] = wsgi.STATE_IDLE
 
     def handle_one_response(self):
+        if self._from_first_bytes:
+            self._from_first_bytes = False
+            self._answer_upgrade()
+            return
         application = self.application
 
         def guarded(environ, start_response):
@@ -370,6 +378,47 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             return result
 
         self.application = guarded
+        super().handle_one_response()
+
+    def _answer_upgrade(self):
+        """Run the application for an upgrade read from the first bytes. When it takes the
+        socket (nearly always) nothing more is written, so eventlet's response machinery
+        (two closures, three green-thread-local flag accesses, the write loop) is skipped;
+        when it answers in HTTP instead (a refusal), what it said is replayed into eventlet's
+        ``handle_one_response``, which writes it exactly as for any other request. (There is
+        no body, so ``guarded``'s unread-body rule has nothing to do here.)"""
+        environ = self.environ
+        said: list = []  # the start_response calls
+        written: list = []  # what the application wrote through start_response's write()
+        failure = None
+
+        def start_response(status, headers, exc_info=None):
+            said.append((status, headers, exc_info))
+            return written.append
+
+        try:
+            result = self.application(environ, start_response)
+        except Exception as error:  # noqa: BLE001 - eventlet's answer to it is replayed below
+            result, failure = None, error
+        if self._handed_off:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            for hook, args, kwargs in environ["eventlet.posthooks"]:
+                hook(environ, *args, **kwargs)
+            return
+
+        def replay(environ, start_response):
+            if failure is not None:
+                raise failure
+            write = None
+            for status, headers, exc_info in said:
+                write = start_response(status, headers, exc_info)
+            for data in written:
+                write(data)
+            return result
+
+        self.application = replay
         super().handle_one_response()
 
     def _hand_off(self):
@@ -472,7 +521,10 @@ class GuardedListener:
       listener.
     * ``accept`` failing with EMFILE/ENFILE would end eventlet's accept loop for good (it
       re-raises any errno it does not know): instead, log it (once a second at most), wait
-      a moment for descriptors to free, and go on accepting."""
+      a moment for descriptors to free, and go on accepting.
+    * A plain TCP listener accepts on the socket under its green wrapper (``_accept_plain``):
+      what eventlet's ``GreenSocket.accept`` does, without turning the family and type into
+      enum members and setting the new socket non-blocking twice (an ``ioctl`` each)."""
 
     silent_timeout: float = 10.0
 
@@ -483,6 +535,10 @@ class GuardedListener:
             self.silent_timeout = silent_timeout
         self._ready: deque = deque()
         self._waiter = None  # the green thread in accept() while it waits on the listener
+        raw = getattr(sock, "fd", None)
+        self._raw = raw if type(sock) is GreenSocket and type(raw) is _original_socket else None
+        if self._raw is not None:
+            self._family, self._type, self._proto = int(raw.family), int(raw.type), raw.proto
         self.first_bytes = FirstBytes(self._became_ready, timeout=self.silent_timeout, io=runtime)
         defer = getattr(socket, "TCP_DEFER_ACCEPT", None)
         if defer is not None:
@@ -520,7 +576,7 @@ class GuardedListener:
     def _accept_one(self):
         while True:
             try:
-                return self._sock.accept()
+                return self._sock.accept() if self._raw is None else self._accept_plain()
             except OSError as error:
                 if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     raise
@@ -530,6 +586,19 @@ class GuardedListener:
                     logger.warning("accept failed: %s; raise the descriptor limit (ulimit -n) "
                                 "or lower --max-connections", error.strerror)
                 eventlet.sleep(0.05)
+
+    def _accept_plain(self):
+        raw = self._raw
+        while True:
+            try:
+                fd, address = raw._accept()
+            except BlockingIOError:
+                eventlet.hubs.trampoline(raw, read=True, mark_as_closed=self._sock._mark_as_closed)
+                continue
+            eventlet.hubs.notify_opened(fd)  # the hub forgets whatever watched this number before
+            sock = _original_socket(self._family, self._type, self._proto, fileno=fd)
+            sock.setblocking(False)
+            return GreenSocket(sock, set_nonblocking=False), address
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
@@ -618,7 +687,7 @@ def listen(config: Config):
 def serve_http(listener, app, header_timeout: float) -> None:
     """Serve ``app`` on ``listener`` with eventlet's WSGI server, in a green thread of its
     own, until the listener is closed."""
-    pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=eventlet.spawn_n)
+    pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=runtime.Workers().spawn_n)
     eventlet.spawn(
         wsgi.server, GuardedListener(listener, header_timeout), app,
         log=logging.getLogger("dashstream.wsgi"),
