@@ -102,15 +102,19 @@ def read_headers(readline) -> Headers:
             return Headers(fields)
         if len(fields) >= MAX_HEADERS:
             raise TooManyHeaders(f"Too many headers: more than {MAX_HEADERS} header fields")
-        line = raw.decode("iso-8859-1").rstrip("\r\n")
-        if line[:1] in _SEPARATORS:
-            raise BadHeaders("a folded header line (obsolete line folding is not accepted)")
-        name, colon, value = line.partition(":")
-        if not colon or not name:
-            raise BadHeaders("a header line without a field name and a colon")
-        if name[-1] in _SEPARATORS:
-            raise BadHeaders("whitespace between a header field name and its colon")
-        fields.append((name, value.strip(" \t")))
+        fields.append(_field(raw.decode("iso-8859-1").rstrip("\r\n")))
+
+
+def _field(line: str) -> tuple[str, str]:
+    """(name, value) of one header line (its line end removed), by HTTP's grammar."""
+    if line[:1] in _SEPARATORS:
+        raise BadHeaders("a folded header line (obsolete line folding is not accepted)")
+    name, colon, value = line.partition(":")
+    if not colon or not name:
+        raise BadHeaders("a header line without a field name and a colon")
+    if name[-1] in _SEPARATORS:
+        raise BadHeaders("whitespace between a header field name and its colon")
+    return name, value.strip(" \t")
 
 
 class ReadyHead(NamedTuple):
@@ -121,46 +125,29 @@ class ReadyHead(NamedTuple):
     size: int  # bytes of the head, the empty line that ends it included
 
 
-class _NotReady(Exception):
-    """The head is not all there, or breaks a limit: the full reader takes it."""
-
-
-class _HeadLines:
-    """``readline`` over received bytes, with the limits of eventlet's header reader."""
-
-    __slots__ = ("data", "position", "header_bytes")
-
-    def __init__(self, data: bytes):
-        self.data = data
-        self.position = 0
-        self.header_bytes = 0
-
-    def line(self) -> bytes:
-        start = self.position
-        end = self.data.find(b"\n", start, start + MAX_LINE - 1)  # a line of MAX_LINE bytes is refused
-        if end < 0:
-            raise _NotReady  # not all there, or too long
-        self.position = end + 1
-        return self.data[start:end + 1]
-
-    def header_line(self) -> bytes:
-        line = self.line()
-        self.header_bytes += len(line)
-        if self.header_bytes > MAX_HEADER_BYTES:
-            raise _NotReady
-        return line
-
-
 def ready_head(data: bytes) -> ReadyHead | None:
     """The request line and header fields at the start of ``data`` if they are all there and
-    the full reader would take them as they are; None otherwise."""
-    lines = _HeadLines(data)
-    try:
-        request_line = lines.line()
-        headers = read_headers(lines.header_line)
-    except (_NotReady, BadHeaders):
+    ``read_headers`` after eventlet's line reader would take them as they are: lines split
+    where ``readline`` splits them (at LF), the head ending at the first empty line (CRLF or
+    a bare LF), no line of MAX_LINE bytes or more, header lines of MAX_HEADER_BYTES at most
+    and MAX_HEADERS fields at most, each by HTTP's grammar. None otherwise."""
+    end = data.find(b"\n\r\n")  # the LF that ends the last header line
+    bare = data.find(b"\n\n", 0, end + 1 if end >= 0 else len(data))
+    if bare >= 0:
+        end, size = bare, bare + 2
+    elif end >= 0:
+        size = end + 3
+    else:
+        return None  # not all there yet
+    lines = data[:end].split(b"\n")  # the request line, then the header lines
+    if len(lines) > MAX_HEADERS + 1 or max(map(len, lines)) > MAX_LINE - 2 \
+            or size - len(lines[0]) - 1 > MAX_HEADER_BYTES:
         return None
-    return ReadyHead(request_line, headers, lines.position)
+    try:
+        fields = [_field(line.decode("iso-8859-1").rstrip("\r\n")) for line in lines[1:]]
+    except BadHeaders:
+        return None
+    return ReadyHead(lines[0] + b"\n", Headers(fields), size)
 
 
 class BadFraming(ValueError):

@@ -139,7 +139,6 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
     # environ is built, and what the client sent after its head.
     _ready: tuple[ReadyHead, str, str] | None = None
     _after_head = b""
-    _from_first_bytes = False  # this request was read from them (its environ is ours)
     # A refused request may leave unread bytes; closing over them makes the kernel send
     # RST, which can destroy our answer before the client reads it (RFC 9112 section 9.6,
     # "tear-down"). So close our side and drain briefly first, as nginx and Apache do.
@@ -189,17 +188,16 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             return None
         return head, requestline, words[1]
 
-    def _read_request_line(self):
-        if self._ready is not None:
-            return self._ready[0].request_line
-        return super()._read_request_line()
-
     def handle_one_request(self):
         self._refused = False
-        if self._ready is None:
+        ready, self._ready = self._ready, None
+        if ready is None:
             self._header_deadline = eventlet.Timeout(self.header_timeout)
         try:
-            super().handle_one_request()
+            if ready is not None:
+                self._upgrade_from_first_bytes(*ready)
+            else:
+                super().handle_one_request()
         except eventlet.Timeout as timeout:
             if timeout is not self._header_deadline:
                 raise
@@ -226,13 +224,6 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
     def parse_request(self):
         """The standard library's request-line rules, with the header block read by
         ``http_headers`` instead of the e-mail parser (the largest cost of a handshake)."""
-        if self._ready is not None:  # read and checked already (_upgrade_in)
-            head, self.requestline, path = self._ready
-            self.command, self.request_version = "GET", "HTTP/1.1"
-            self.path = "/" + path.lstrip("/") if path.startswith("//") else path
-            self.headers = head.headers
-            self.close_connection = True  # an upgrade: get_environ says so too
-            return True
         self.command = None
         self.request_version = version = self.default_request_version
         self.close_connection = True
@@ -293,11 +284,6 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         return True
 
     def get_environ(self):
-        if self._ready is not None:
-            self._ready = None
-            self._from_first_bytes = True
-            self.close_connection = 1
-            return self._upgrade_environ()
         # The request is complete: from here the application owns the connection's time.
         self._header_deadline.cancel()
         environ = super().get_environ()
@@ -311,6 +297,29 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             # stays as eventlet.input, so the connection is still closed after the answer.
             environ["wsgi.input"] = ChunkedBody(self.rfile)
         return environ
+
+    def _upgrade_from_first_bytes(self, head: ReadyHead, requestline: str, path: str) -> None:
+        """eventlet's ``handle_one_request`` and this class's ``parse_request``, for a request
+        read and checked already (``_upgrade_in``)."""
+        if self.server.max_http_version:
+            self.protocol_version = self.server.max_http_version
+        self.raw_requestline = head.request_line
+        self.conn_state[2] = wsgi.STATE_REQUEST
+        self.requestline, self.command, self.request_version = requestline, "GET", "HTTP/1.1"
+        self.path = "/" + path.lstrip("/") if path.startswith("//") else path
+        self.headers = head.headers
+        # An upgrade either becomes a WebSocket or is refused: the connection ends either way.
+        self.close_connection = 1
+        self.environ = self._upgrade_environ()
+        self.application = self.server.app
+        self.server.outstanding_requests += 1
+        try:
+            self._answer_upgrade()
+        except OSError as error:
+            if error.errno not in wsgi.BROKEN_SOCK:
+                raise
+        finally:
+            self.server.outstanding_requests -= 1
 
     def _upgrade_environ(self) -> dict:
         """eventlet's environ (``HttpProtocol.get_environ``) for an upgrade request read from
@@ -338,19 +347,20 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         environ["REMOTE_ADDR"], port = wsgi.addr_to_host_port(self.client_address)
         environ["REMOTE_PORT"] = str(port)
         environ["GATEWAY_INTERFACE"] = "CGI/1.1"
-        environ["headers_raw"] = headers_raw = tuple((name, value.strip(" \t\n\r"))
-                                                     for name, value in headers._headers)
-        for name, value in headers_raw:
+        raw = []
+        for name, value in headers._headers:
+            value = value.strip(" \t\n\r")
+            raw.append((name, value))
             if "_" in name:
                 continue  # eventlet's rule: it would be confused with a name that has "-"
-            key = name.replace("-", "_").upper()
-            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + name.replace("-", "_").upper()
+            if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
                 continue
-            key = "HTTP_" + key
             if key in environ:
                 environ[key] += "," + value
             else:
                 environ[key] = value
+        environ["headers_raw"] = tuple(raw)
         environ["wsgi.input"] = environ["eventlet.input"] = wsgi.Input(self.rfile, "0", self.connection)
         environ["eventlet.posthooks"] = []
         environ["eventlet.set_idle"] = self._set_idle
@@ -361,10 +371,6 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         self.conn_state[2] = wsgi.STATE_IDLE
 
     def handle_one_response(self):
-        if self._from_first_bytes:
-            self._from_first_bytes = False
-            self._answer_upgrade()
-            return
         application = self.application
 
         def guarded(environ, start_response):
