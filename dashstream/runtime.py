@@ -26,6 +26,8 @@ import eventlet
 import eventlet.event
 import eventlet.greenthread
 import eventlet.hubs
+import eventlet.hubs.epolls
+import eventlet.hubs.hub
 import eventlet.websocket
 import eventlet.wsgi
 from eventlet import patcher, tpool
@@ -150,6 +152,23 @@ def watch_read(fileno: int, callback: Callable[[int], None]):
 def watch_write(fileno: int, callback: Callable[[int], None]):
     hub = eventlet.hubs.get_hub()
     return hub.add(hub.WRITE, fileno, callback, _noop, _noop)
+
+
+def unwatch_closing(handle) -> None:
+    """``unwatch`` for a descriptor that is closed right after. With epoll the kernel drops
+    a closed descriptor from the set by itself, so only the hub's table is cleared: one
+    ``epoll_ctl`` system call less per connection. (Another hub keeps a set of its own.)"""
+    if handle is None:
+        return
+    hub = eventlet.hubs.get_hub()
+    if isinstance(hub, _EpollHub):
+        _forget_listener(hub, handle)
+    else:
+        hub.remove(handle)
+
+
+_EpollHub = eventlet.hubs.epolls.Hub
+_forget_listener = eventlet.hubs.hub.BaseHub.remove  # the table only; epolls.Hub.remove also asks the kernel
 
 
 def has_bytes(sock) -> bool:

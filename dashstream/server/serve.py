@@ -323,49 +323,55 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
 
     def _upgrade_environ(self) -> dict:
         """eventlet's environ (``HttpProtocol.get_environ``) for an upgrade request read from
-        its first bytes: the same keys and values, but SERVER_NAME and SERVER_PORT are the
-        listener's address (eventlet asks the kernel for the connection's own, a system call
-        per request, and nothing here reads them), and no body reader (there is no body)."""
-        server = self.server
-        environ = {"wsgi.errors": sys.stderr, "wsgi.version": (1, 0), "wsgi.multithread": True,
-                   "wsgi.multiprocess": False, "wsgi.run_once": False, "wsgi.url_scheme": "http"}
-        if server.environ is not None:
-            environ.update(server.environ)
+        its first bytes, with three differences nothing here can see: the keys that are the
+        same for every request come from one copy made per server, SERVER_NAME and
+        SERVER_PORT are the listener's address (eventlet asks the kernel for the
+        connection's own, a system call per request), and there is no ``headers_raw`` (the
+        header lines again, as a tuple nobody reads)."""
+        environ = self._constant_environ().copy()
+        environ["wsgi.errors"] = sys.stderr
         headers = self.headers
         raw_path, question, query = self.path.partition("?")
         environ["REQUEST_METHOD"] = self.command
-        environ["SCRIPT_NAME"] = ""
         environ["RAW_PATH_INFO"] = raw_path
         environ["PATH_INFO"] = urllib.parse.unquote(raw_path, encoding="latin1")
         if question:
             environ["QUERY_STRING"] = query
         content_type = headers.get("content-type")
         environ["CONTENT_TYPE"] = content_type if content_type is not None else headers.get_content_type()
-        environ["SERVER_PROTOCOL"] = "HTTP/1.0"
-        environ["SERVER_NAME"], port = wsgi.addr_to_host_port(server.address)
-        environ["SERVER_PORT"] = str(port)
         environ["REMOTE_ADDR"], port = wsgi.addr_to_host_port(self.client_address)
         environ["REMOTE_PORT"] = str(port)
-        environ["GATEWAY_INTERFACE"] = "CGI/1.1"
-        raw = []
         for name, value in headers._headers:
-            value = value.strip(" \t\n\r")
-            raw.append((name, value))
             if "_" in name:
                 continue  # eventlet's rule: it would be confused with a name that has "-"
             key = "HTTP_" + name.replace("-", "_").upper()
             if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
                 continue
+            value = value.strip(" \t\n\r")
             if key in environ:
                 environ[key] += "," + value
             else:
                 environ[key] = value
-        environ["headers_raw"] = tuple(raw)
         environ["wsgi.input"] = environ["eventlet.input"] = wsgi.Input(self.rfile, "0", self.connection)
         environ["eventlet.posthooks"] = []
         environ["eventlet.set_idle"] = self._set_idle
         environ["dashstream.hand_off"] = self._hand_off
         return environ
+
+    _constant: tuple | None = None  # (server, its constant environ keys)
+
+    def _constant_environ(self) -> dict:
+        server = self.server
+        constant = type(self)._constant
+        if constant is None or constant[0] is not server:
+            name, port = wsgi.addr_to_host_port(server.address)
+            environ = {"wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
+                       "wsgi.run_once": False, "wsgi.url_scheme": "http"}  # plain: TLS never comes here
+            environ.update(server.environ or {})
+            environ.update({"SCRIPT_NAME": "", "SERVER_PROTOCOL": "HTTP/1.0", "SERVER_NAME": name,
+                            "SERVER_PORT": str(port), "GATEWAY_INTERFACE": "CGI/1.1"})
+            constant = type(self)._constant = (server, environ)
+        return constant[1]
 
     def _set_idle(self):
         self.conn_state[2] = wsgi.STATE_IDLE

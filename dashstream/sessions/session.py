@@ -119,7 +119,7 @@ class SessionContext:
         self.heartbeat = heartbeat  # SSE comment lines
         self.clock = clock
         self.wall_clock = wall_clock  # the clock of an entry's ts
-        self.io = io  # watch_read / watch_write / unwatch: the hub's, or a test's fake
+        self.io = io  # watch_read / watch_write / unwatch / unwatch_closing: the hub's, or a test's fake
         self.on_closed = on_closed
         self.metrics = metrics
 
@@ -550,7 +550,7 @@ class Session:
         self._unsubscribe()
         self.state = CLOSED
         self._stop_reading()
-        self.ctx.io.unwatch(self._write_watch)
+        self.ctx.io.unwatch_closing(self._write_watch)  # the socket is closed below
         self._write_watch = None
         if self._watched and self.ctx.watchdog is not None:
             self.ctx.watchdog.unwatch(self)

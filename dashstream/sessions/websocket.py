@@ -241,5 +241,5 @@ class WebSocketSession(Session):
             self._track_frame()
 
     def _stop_reading(self) -> None:
-        self.ctx.io.unwatch(self._read_watch)
+        self.ctx.io.unwatch_closing(self._read_watch)  # the end: the socket is closed next
         self._read_watch = None

@@ -90,6 +90,8 @@ class FakeIO:
     def unwatch(self, handle):
         self.writers.pop(handle, None)
 
+    unwatch_closing = unwatch
+
     def writable(self):
         for callback in list(self.writers.values()):
             callback(42)
