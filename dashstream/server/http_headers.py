@@ -43,21 +43,21 @@ class TooManyHeaders(BadHeaders):
 class Headers:
     """Header fields in the order they came, with case-insensitive lookup."""
 
-    __slots__ = ("_headers", "_first")
+    __slots__ = ("_headers", "by_name")
 
     def __init__(self, fields: list[tuple[str, str]] | None = None):
         self._headers: list[tuple[str, str]] = fields or []  # the name eventlet reads
-        self._first: dict[str, str] = {}
+        self.by_name: dict[str, str] = {}  # lowercased name -> the first field's value
         for name, value in reversed(self._headers):
-            self._first[name.lower()] = value
+            self.by_name[name.lower()] = value
 
     def get(self, name: str, default=None):
         """The first field of that name (as ``email.message.Message.get``)."""
-        return self._first.get(name.lower(), default)
+        return self.by_name.get(name.lower(), default)
 
     def get_all(self, name: str, default=None):
         lowered = name.lower()
-        if lowered not in self._first:
+        if lowered not in self.by_name:
             return default  # the usual answer (Content-Length, Transfer-Encoding): no scan
         found = [value for key, value in self._headers if key.lower() == lowered]
         return found or default
@@ -66,7 +66,7 @@ class Headers:
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._first
+        return isinstance(name, str) and name.lower() in self.by_name
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, _ in self._headers)
@@ -139,15 +139,16 @@ def ready_head(data: bytes) -> ReadyHead | None:
         size = end + 3
     else:
         return None  # not all there yet
-    lines = data[:end].split(b"\n")  # the request line, then the header lines
-    if len(lines) > MAX_HEADERS + 1 or max(map(len, lines)) > MAX_LINE - 2 \
-            or size - len(lines[0]) - 1 > MAX_HEADER_BYTES:
+    # Latin-1 maps each byte to one character: lengths are the same in bytes and text.
+    lines = data[:end].decode("iso-8859-1").split("\n")  # the request line, then the header lines
+    first = len(lines[0])
+    if len(lines) > MAX_HEADERS + 1 or max(map(len, lines)) > MAX_LINE - 2 or size - first - 1 > MAX_HEADER_BYTES:
         return None
     try:
-        fields = [_field(line.decode("iso-8859-1").rstrip("\r\n")) for line in lines[1:]]
+        fields = [_field(line.rstrip("\r\n")) for line in lines[1:]]
     except BadHeaders:
         return None
-    return ReadyHead(lines[0] + b"\n", Headers(fields), size)
+    return ReadyHead(data[:first + 1], Headers(fields), size)
 
 
 class BadFraming(ValueError):

@@ -86,17 +86,25 @@ def _let_go(*_args) -> None:
     collection): the session owns the socket underneath."""
 
 
-def _first_bytes(connection) -> tuple[bytes, OSError | None]:
+def _first_bytes(connection) -> tuple[bytes | None, OSError | None]:
     """What a new plain connection has sent so far, without waiting: one ``recv`` on the
-    non-blocking socket under the green wrapper (``b""`` when nothing is there yet), and the
-    error that read met, if any, for the HTTP reader to meet in its turn."""
+    non-blocking socket under the green wrapper (None when nothing is there yet, ``b""`` at
+    EOF), and the error that read met, if any, for the HTTP reader to meet in its turn."""
     try:
         count = connection.fd.recv_into(runtime.RECV_BUFFER)
     except BlockingIOError:
-        return b"", None
+        return None, None
     except OSError as error:
         return b"", error
     return bytes(runtime.RECV_VIEW[:count]), None
+
+
+class _Accepted(GreenSocket):
+    """A plain connection as ``GuardedListener`` accepts it, with what it had sent by then
+    (``early``, from ``_first_bytes``): read there instead of peeked at, so that telling
+    whether it has spoken and reading its request take one system call, not two."""
+
+    early: tuple[bytes | None, OSError | None] | None = None
 
 
 class GuardedHttpProtocol(wsgi.HttpProtocol):
@@ -151,10 +159,14 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
 
     def setup(self):
         connection = self.connection = self.request
-        if type(connection) is not GreenSocket:
+        if type(connection) is not _Accepted:
             super().setup()  # TLS: its handshake happens on the first read, as before
             return
-        taken, error = _first_bytes(connection)
+        taken, error = connection.early or (None, None)
+        connection.early = None
+        if taken is None and error is None:  # it spoke later (FirstBytes): read it now
+            taken, error = _first_bytes(connection)
+        taken = taken or b""
         self._ready = self._upgrade_in(taken) if taken else None
         if self._ready is None:
             # eventlet's setup, with the bytes taken given back to the reader first.
@@ -182,9 +194,8 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         words = requestline.split()
         if len(words) != 3 or words[0] != "GET" or words[2] != "HTTP/1.1":
             return None
-        headers = head.headers
-        if "upgrade" not in headers or "content-length" in headers or "transfer-encoding" in headers \
-                or "expect" in headers:
+        names = head.headers.by_name
+        if "upgrade" not in names or "content-length" in names or "transfer-encoding" in names or "expect" in names:
             return None
         return head, requestline, words[1]
 
@@ -337,7 +348,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         environ["PATH_INFO"] = urllib.parse.unquote(raw_path, encoding="latin1")
         if question:
             environ["QUERY_STRING"] = query
-        content_type = headers.get("content-type")
+        content_type = headers.by_name.get("content-type")
         environ["CONTENT_TYPE"] = content_type if content_type is not None else headers.get_content_type()
         environ["REMOTE_ADDR"], port = wsgi.addr_to_host_port(self.client_address)
         environ["REMOTE_PORT"] = str(port)
@@ -536,7 +547,9 @@ class GuardedListener:
       a moment for descriptors to free, and go on accepting.
     * A plain TCP listener accepts on the socket under its green wrapper (``_accept_plain``):
       what eventlet's ``GreenSocket.accept`` does, without turning the family and type into
-      enum members and setting the new socket non-blocking twice (an ``ioctl`` each)."""
+      enum members and setting the new socket non-blocking twice (an ``ioctl`` each). It
+      reads what the connection has sent right away (``_Accepted.early``): that says
+      whether it has spoken, and is the request the protocol then parses."""
 
     silent_timeout: float = 10.0
 
@@ -570,7 +583,8 @@ class GuardedListener:
                 continue
             finally:
                 self._waiter = None
-            self.first_bytes.add(sock, address)  # ready already: into self._ready
+            early = getattr(sock, "early", None)  # read at accept: it has spoken if anything came
+            self.first_bytes.add(sock, address, ready=None if early is None else early != (None, None))
         return ready.popleft()
 
     def _became_ready(self, sock, address) -> None:
@@ -610,7 +624,9 @@ class GuardedListener:
             eventlet.hubs.notify_opened(fd)  # the hub forgets whatever watched this number before
             sock = _original_socket(self._family, self._type, self._proto, fileno=fd)
             sock.setblocking(False)
-            return GreenSocket(sock, set_nonblocking=False), address
+            accepted = _Accepted(sock, set_nonblocking=False)
+            accepted.early = _first_bytes(accepted)
+            return accepted, address
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
