@@ -169,7 +169,7 @@ class WebSocketSession(Session):
             self._close_when_flushed = True
             if self.ctx.metrics is not None:
                 self.ctx.metrics.close_sent(event.code)
-            self.write(close_frame(event.code), tag=_CLOSE_FRAME, count=0)
+            self.write(close_frame(event.code), tag=_CLOSE_FRAME, count=0, last=True)
             if self._pending is None:
                 self._teardown()
             else:

@@ -48,7 +48,7 @@ class ScriptedSocket:
         self.sends: list[object] = []  # every buffer passed to send, as passed
         self.closed = False
 
-    def send(self, data) -> int:
+    def send(self, data, flags=0) -> int:
         self.sends.append(data)
         if self.closed:
             raise OSError(9, "closed")
