@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from tests.server.raw_clients import client_frame, close_payload, connect, read_all, read_head, status_of
+from tests.server.raw_clients import connect, read_all, read_head, status_of
 from tests.support import scaled
+from tests.ws_frames import close_payload, frame
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,8 +64,8 @@ def test_whole_or_in_pieces_a_handshake_gets_the_same_answer(start_server, tmp_p
 def test_frames_sent_right_behind_the_head_reach_the_session(server):
     sock = connect(server.port)
     try:
-        sock.sendall(handshake(server.port, "/echo") + client_frame(0x1, b"first")
-                     + client_frame(0x8, close_payload(1000)))
+        sock.sendall(handshake(server.port, "/echo") + frame(0x1, b"first")
+                     + frame(0x8, close_payload(1000)))
         head, rest = read_head(sock)
         assert status_of(head) == 101
         rest += read_all(sock)
@@ -76,10 +77,10 @@ def test_frames_sent_right_behind_the_head_reach_the_session(server):
 def test_an_upgrade_with_a_body_is_read_by_the_full_reader_and_still_upgrades(server):
     sock = connect(server.port)
     try:
-        sock.sendall(handshake(server.port, "/echo", "Content-Length: 0\r\n") + client_frame(0x1, b"x"))
+        sock.sendall(handshake(server.port, "/echo", "Content-Length: 0\r\n") + frame(0x1, b"x"))
         head, rest = read_head(sock)
         assert status_of(head) == 101
-        sock.sendall(client_frame(0x8, close_payload(1000)))
+        sock.sendall(frame(0x8, close_payload(1000)))
         rest += read_all(sock)
     finally:
         sock.close()
