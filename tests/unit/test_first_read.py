@@ -83,3 +83,32 @@ def test_closing_one_never_made_makes_nothing_and_then_it_is_closed():
     with pytest.raises(ValueError):
         lazy.write(b"x")
     assert made == []
+
+
+def test_the_reader_has_the_buffer_size_asked_and_meets_the_error_after_the_bytes(pair):
+    ours, _ = pair
+    reader = replaying_reader(ours, b"x" * 100, size=16)
+    assert reader.peek(100) == b"x" * 16  # one buffer's worth at a time
+    failing = replaying_reader(ours, b"", ConnectionResetError("reset"))
+    with pytest.raises(ConnectionResetError):
+        failing.read(1)
+
+
+def test_the_socket_closes_when_the_last_of_its_files_does(pair):
+    ours, _ = pair
+    plain = ours.makefile("rb")
+    replaying = replaying_reader(ours, b"x")
+    ours.close()
+    plain.close()
+    assert ours.fileno() != -1  # the replaying reader still holds it
+    replaying.close()
+    assert ours.fileno() == -1
+
+
+def test_a_file_never_made_is_open_until_closed_and_then_refuses_use():
+    lazy = OnDemand(io.BytesIO)
+    assert lazy.closed is False
+    lazy.close()
+    assert lazy.closed is True
+    with pytest.raises(ValueError, match=r"^I/O operation on closed file$"):
+        lazy.read()

@@ -146,3 +146,20 @@ def test_the_line_and_size_limits_are_eventlets():
 def test_latin1_bytes_are_kept_in_a_ready_head():
     head = ready_head(b"GET /caf\xe9 HTTP/1.1\r\nX: caf\xe9\r\n\r\n")
     assert head.request_line == b"GET /caf\xe9 HTTP/1.1\r\n" and head.headers.get("x") == "caf\xe9"
+
+
+@pytest.mark.parametrize("data", [
+    HANDSHAKE + HANDSHAKE,  # a second head behind the first: the first one ends it
+    b"GET / HTTP/1.1\r\nA: 1\r\n\r\nbody\n\nmore",  # an empty-looking pair after the head
+    b"GET / HTTP/1.1\r\nA: 1\n\nB: 2\n\nC: 3\r\n\r\n",  # two bare empty lines: the first ends it
+    b"GET / HTTP/1.1\r\nA: x\n\n\r\n",  # a bare empty line right before a CRLF
+    b"\n\nGET / HTTP/1.1\r\n\r\n",  # an empty request line, then the end at once
+    b"\n\r\nA: 1\n\n",
+    b"\n\r\n",
+    b"GET / HTTP/1.1\r\nE: XX\r\nF: form\x0c\r\nG: tab\t\r\n\r\n",  # only CR/LF end a line; only SP/HT are trimmed
+])
+def test_a_ready_head_is_what_the_line_reader_reads(data):
+    head = ready_head(data)
+    fields, size = line_reader(data)
+    assert (head.headers.items(), head.size) == (fields, size)
+    assert head.request_line == data[:data.index(b"\n") + 1]
