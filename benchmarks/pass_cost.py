@@ -25,7 +25,7 @@ from tests.unit.test_session import Clock, FakeIO, FakeWatchdog, Stream
 
 
 class FreeSocket:
-    def send(self, data) -> int:
+    def send(self, data, flags=0) -> int:
         return len(data)
 
     def fileno(self) -> int:

@@ -76,7 +76,7 @@ from dashstream.edge.subscribe_query import (
 )
 from dashstream.edge.upgrade import WebSocketEndpoint, wants_websocket
 from dashstream.messages import DEFAULT_STREAM, BadFields, ControlMessage
-from dashstream.ops.log_output import LogLimiter, suppressed_note
+from dashstream.ops.log_output import LogLimiter, fields_wanted, log_line, suppressed_note
 from dashstream.ops.metrics import Metrics
 from dashstream.ops.status_page import RateSampler, last_values, status_response
 from dashstream.protocol.deflate import Deflater, Inflater
@@ -532,14 +532,18 @@ class DashApp:
             self.state.sessions.discard(session)
             self.state.screens.leave(session)
             self.admission.release()
+        if not connection_logger.isEnabledFor(logging.INFO):
+            return
         duration = self.context.clock() - session.opened
-        connection_logger.info("close peer=%s path=%s duration=%.1fs sent=%d code=%s%s", session.peer, session.path,
-                            duration, session.sent, session.close_code or "-",
-                            f" reason={session.close_reason!r}" if session.close_reason else "",
-                            extra=session.log_fields(duration_s=round(duration, 3), sent=session.sent,
-                                                     code=session.close_code, transport=session.kind,
-                                                     **({"reason": session.close_reason}
-                                                        if session.close_reason else {})))
+        reason = session.close_reason
+        # A line per connection: log_line (the pipeline's short way), its fields built only
+        # for an output that shows them (--log-format json).
+        fields = session.log_fields(duration_s=round(duration, 3), sent=session.sent, code=session.close_code,
+                                    transport=session.kind, **({"reason": reason} if reason else {})) \
+            if fields_wanted() else None
+        log_line(connection_logger, logging.INFO, "close peer=%s path=%s duration=%.1fs sent=%d code=%s%s",
+                 (session.peer, session.path, duration, session.sent, session.close_code or "-",
+                  f" reason={reason!r}" if reason else ""), fields)
 
 
 def _upgrade_required(environ: dict, start_response) -> Iterable[bytes]:

@@ -148,6 +148,7 @@ class ProxyPolicy:
             parsed.append(network)
         self.networks: tuple[Network, ...] = tuple(parsed)
         self._trusted: dict = {}  # address -> trusted, asked for every request
+        self._direct: dict[str, Client] = {}  # peer -> its Client, for requests without forwarding headers
 
     def trusts(self, address: Address | None) -> bool:
         if address is None:
@@ -166,6 +167,19 @@ class ProxyPolicy:
 
         ``x_forwarded_for`` may be one header value or several header lines (they are
         joined with commas, as WSGI servers join repeated headers)."""
+        if not x_forwarded_for and not x_real_ip:
+            # Nearly every request: the answer depends on the peer alone, so it is kept
+            # (a Client is immutable), with the same crude bound as ``trusts``.
+            known = self._direct.get(peer)
+            if known is None:
+                if len(self._direct) >= 4096:
+                    self._direct.clear()
+                known = self._direct[peer] = self._resolve(peer, None, None)
+            return known
+        return self._resolve(peer, x_forwarded_for, x_real_ip)
+
+    def _resolve(self, peer: str, x_forwarded_for: str | Sequence[str] | None,
+                 x_real_ip: str | None) -> Client:
         peer_address = parse_address(peer)
         if not self.trusts(peer_address):
             return Client(peer if peer_address is None else str(peer_address))

@@ -12,13 +12,23 @@ than ``MAX_HEADERS`` fields.
 ``Headers`` answers the questions eventlet's WSGI layer and the standard library ask of
 ``http.client.HTTPMessage`` (``get``, ``get_all``, ``items``, ``_headers``,
 ``get_content_type``), nothing more.
+
+``ready_head`` reads a whole request head from bytes already received (a WebSocket handshake
+nearly always arrives in one segment), under the same line and size limits as eventlet's
+reader; whatever it cannot take as it is (incomplete, over a limit, against a rule) it leaves
+to the full reader, which answers it as it always has.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 MAX_HEADERS = 100
+# eventlet's limits (wsgi.MAX_REQUEST_LINE, MAX_HEADER_LINE, MAX_TOTAL_HEADER_SIZE): a request
+# line or header line of MAX_LINE bytes or more, or header lines over MAX_HEADER_BYTES in all,
+# are refused by the full reader.
+MAX_LINE = 8192
+MAX_HEADER_BYTES = 65536
 _SEPARATORS = frozenset(" \t")
 
 
@@ -33,21 +43,21 @@ class TooManyHeaders(BadHeaders):
 class Headers:
     """Header fields in the order they came, with case-insensitive lookup."""
 
-    __slots__ = ("_headers", "_first")
+    __slots__ = ("_headers", "by_name")
 
     def __init__(self, fields: list[tuple[str, str]] | None = None):
         self._headers: list[tuple[str, str]] = fields or []  # the name eventlet reads
-        self._first: dict[str, str] = {}
+        self.by_name: dict[str, str] = {}  # lowercased name -> the first field's value
         for name, value in reversed(self._headers):
-            self._first[name.lower()] = value
+            self.by_name[name.lower()] = value
 
     def get(self, name: str, default=None):
         """The first field of that name (as ``email.message.Message.get``)."""
-        return self._first.get(name.lower(), default)
+        return self.by_name.get(name.lower(), default)
 
     def get_all(self, name: str, default=None):
         lowered = name.lower()
-        if lowered not in self._first:
+        if lowered not in self.by_name:
             return default  # the usual answer (Content-Length, Transfer-Encoding): no scan
         found = [value for key, value in self._headers if key.lower() == lowered]
         return found or default
@@ -56,7 +66,7 @@ class Headers:
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._first
+        return isinstance(name, str) and name.lower() in self.by_name
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, _ in self._headers)
@@ -92,15 +102,53 @@ def read_headers(readline) -> Headers:
             return Headers(fields)
         if len(fields) >= MAX_HEADERS:
             raise TooManyHeaders(f"Too many headers: more than {MAX_HEADERS} header fields")
-        line = raw.decode("iso-8859-1").rstrip("\r\n")
-        if line[:1] in _SEPARATORS:
-            raise BadHeaders("a folded header line (obsolete line folding is not accepted)")
-        name, colon, value = line.partition(":")
-        if not colon or not name:
-            raise BadHeaders("a header line without a field name and a colon")
-        if name[-1] in _SEPARATORS:
-            raise BadHeaders("whitespace between a header field name and its colon")
-        fields.append((name, value.strip(" \t")))
+        fields.append(_field(raw.decode("iso-8859-1").rstrip("\r\n")))
+
+
+def _field(line: str) -> tuple[str, str]:
+    """(name, value) of one header line (its line end removed), by HTTP's grammar."""
+    if line[:1] in _SEPARATORS:
+        raise BadHeaders("a folded header line (obsolete line folding is not accepted)")
+    name, colon, value = line.partition(":")
+    if not colon or not name:
+        raise BadHeaders("a header line without a field name and a colon")
+    if name[-1] in _SEPARATORS:
+        raise BadHeaders("whitespace between a header field name and its colon")
+    return name, value.strip(" \t")
+
+
+class ReadyHead(NamedTuple):
+    """A request head found complete in bytes already received."""
+
+    request_line: bytes  # with its line end, as ``readline`` gives it
+    headers: Headers
+    size: int  # bytes of the head, the empty line that ends it included
+
+
+def ready_head(data: bytes) -> ReadyHead | None:
+    """The request line and header fields at the start of ``data`` if they are all there and
+    ``read_headers`` after eventlet's line reader would take them as they are: lines split
+    where ``readline`` splits them (at LF), the head ending at the first empty line (CRLF or
+    a bare LF), no line of MAX_LINE bytes or more, header lines of MAX_HEADER_BYTES at most
+    and MAX_HEADERS fields at most, each by HTTP's grammar. None otherwise."""
+    end = data.find(b"\n\r\n")  # the LF that ends the last header line
+    bare = data.find(b"\n\n", 0, end + 1 if end >= 0 else len(data))
+    if bare >= 0:
+        end, size = bare, bare + 2
+    elif end >= 0:
+        size = end + 3
+    else:
+        return None  # not all there yet
+    # Latin-1 maps each byte to one character: lengths are the same in bytes and text.
+    lines = data[:end].decode("iso-8859-1").split("\n")  # the request line, then the header lines
+    first = len(lines[0])
+    if len(lines) > MAX_HEADERS + 1 or max(map(len, lines)) > MAX_LINE - 2 or size - first - 1 > MAX_HEADER_BYTES:
+        return None
+    try:
+        fields = [_field(line.rstrip("\r\n")) for line in lines[1:]]
+    except BadHeaders:
+        return None
+    return ReadyHead(data[:first + 1], Headers(fields), size)
 
 
 class BadFraming(ValueError):

@@ -185,7 +185,9 @@ class FirstBytes:
         self.closed_silent = 0  # closed for saying nothing within the timeout
         self.refused = 0  # closed at once: too many silent ones already
 
-    def add(self, sock: Any, address: Any) -> None:
+    def add(self, sock: Any, address: Any, ready: bool | None = None) -> None:
+        """``ready``: whether the connection has spoken, when the caller knows already (it
+        read its first bytes); None: ask ``io.has_bytes``."""
         key = client_key(str(address[0] if isinstance(address, tuple) and address else address))
         if self.waiting >= self.total or self._by_address.get(key, 0) >= self.per_address:
             self.refused += 1
@@ -198,7 +200,7 @@ class FirstBytes:
         if fileno < 0:
             _close(sock)
             return
-        if self.io.has_bytes(sock):
+        if ready if ready is not None else self.io.has_bytes(sock):
             self.on_ready(sock, address)
             return
         entry = _Silent(sock, address, key, fileno, self.io.monotonic() + self.timeout)

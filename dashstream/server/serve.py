@@ -12,7 +12,6 @@ per WebSocket.
 
 from __future__ import annotations
 
-import _socket
 import errno
 import logging
 import math
@@ -21,26 +20,34 @@ import resource
 import signal
 import socket
 import ssl
+import sys
 import time
+import urllib.parse
 from collections import deque
 
 import eventlet
 import eventlet.hubs
 from eventlet import patcher, wsgi
 from eventlet.green import ssl as green_ssl
+from eventlet.greenio import GreenSocket
 
 from dashstream import runtime
 from dashstream.config.options import Config
 from dashstream.ops.log_output import without_query
 from dashstream.server.chunked_body import ChunkedBody
-from dashstream.server.http_headers import BadFraming, BadHeaders, TooManyHeaders, body_framing, read_headers
+from dashstream.server.first_read import OnDemand, replaying_reader
+from dashstream.server.http_headers import (
+    BadFraming,
+    BadHeaders,
+    ReadyHead,
+    TooManyHeaders,
+    body_framing,
+    read_headers,
+    ready_head,
+)
 from dashstream.server.request_pool import FirstBytes, RequestPool
 
-_original_socket = patcher.original("socket")
-# A socket's family and type as plain ints: ``socket.socket.family`` turns each into an enum
-# member (a couple of microseconds apiece, twice per handshake).
-_family_of = _socket.socket.family.__get__
-_type_of = _socket.socket.type.__get__
+_original_socket = patcher.original("socket").socket
 
 logger = logging.getLogger("dashstream")
 http_logger = logging.getLogger("dashstream.http")
@@ -74,6 +81,32 @@ class _HandedOff:
         pass
 
 
+def _let_go(*_args) -> None:
+    """A handed-off socket's green wrapper closes nothing any more (it would on garbage
+    collection): the session owns the socket underneath."""
+
+
+def _first_bytes(connection) -> tuple[bytes | None, OSError | None]:
+    """What a new plain connection has sent so far, without waiting: one ``recv`` on the
+    non-blocking socket under the green wrapper (None when nothing is there yet, ``b""`` at
+    EOF), and the error that read met, if any, for the HTTP reader to meet in its turn."""
+    try:
+        count = connection.fd.recv_into(runtime.RECV_BUFFER)
+    except BlockingIOError:
+        return None, None
+    except OSError as error:
+        return b"", error
+    return bytes(runtime.RECV_VIEW[:count]), None
+
+
+class _Accepted(GreenSocket):
+    """A plain connection as ``GuardedListener`` accepts it, with what it had sent by then
+    (``early``, from ``_first_bytes``): read there instead of peeked at, so that telling
+    whether it has spoken and reading its request take one system call, not two."""
+
+    early: tuple[bytes | None, OSError | None] | None = None
+
+
 class GuardedHttpProtocol(wsgi.HttpProtocol):
     """eventlet's request parser with the defences that must sit at the only depth that sees
     every connection (``wsgi.server(protocol=...)``; the docs call the argument deprecated,
@@ -96,11 +129,24 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
       other than ``chunked`` is ``501``; a chunked body is read with bounded lines;
     * ``environ["dashstream.hand_off"]()``: the upgraded connection's socket, non-blocking,
       for a session to own; the HTTP server then lets go of it without closing it.
+
+    An upgrade request whose whole head is in the connection's first bytes (nearly every
+    WebSocket handshake: ``_first_bytes``, ``http_headers.ready_head``) skips what it would
+    only pay for: no header deadline (there is nothing to wait for), no buffered reader and
+    writer (``first_read.OnDemand``: made only if used, as for a refused upgrade's answer),
+    and an environ built from the parsed head (``_upgrade_environ``). Every other request is
+    read as before, its first bytes given back to the reader (``first_read.Replay``), so each
+    limit and answer above is the same whichever way a request came.
     """
 
     header_timeout: float = 10.0
     _refused = False  # answered without reading everything the client sent
     _handed_off = False
+    _header_deadline: eventlet.Timeout | None = None
+    # A whole upgrade request found in the first bytes (head, request line, path), until its
+    # environ is built, and what the client sent after its head.
+    _ready: tuple[ReadyHead, str, str] | None = None
+    _after_head = b""
     # A refused request may leave unread bytes; closing over them makes the kernel send
     # RST, which can destroy our answer before the client reads it (RFC 9112 section 9.6,
     # "tear-down"). So close our side and drain briefly first, as nginx and Apache do.
@@ -111,11 +157,58 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
     def configured(cls, header_timeout: float) -> type["GuardedHttpProtocol"]:
         return type(cls.__name__, (cls,), {"header_timeout": header_timeout})
 
+    def setup(self):
+        connection = self.connection = self.request
+        if type(connection) is not _Accepted:
+            super().setup()  # TLS: its handshake happens on the first read, as before
+            return
+        taken, error = connection.early or (None, None)
+        connection.early = None
+        if taken is None and error is None:  # it spoke later (FirstBytes): read it now
+            taken, error = _first_bytes(connection)
+        taken = taken or b""
+        self._ready = self._upgrade_in(taken) if taken else None
+        if self._ready is None:
+            # eventlet's setup, with the bytes taken given back to the reader first.
+            try:
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, True)
+            except (AttributeError, OSError):
+                pass
+            self.rfile = (replaying_reader(connection, taken, error) if taken or error
+                          else connection.makefile("rb", self.rbufsize))
+            self.wfile = connection.makefile("wb", self.wbufsize)
+            return
+        self._after_head = taken[self._ready[0].size:]
+        self.rfile = OnDemand(lambda: replaying_reader(connection, self._after_head))
+        self.wfile = OnDemand(lambda: connection.makefile("wb", self.wbufsize))
+
+    @staticmethod
+    def _upgrade_in(taken: bytes) -> tuple[ReadyHead, str, str] | None:
+        """A whole upgrade request without a body at the start of ``taken``, which the full
+        reader would take as it is (``parse_request``'s rules for the request line); None
+        for anything else."""
+        head = ready_head(taken)
+        if head is None:
+            return None
+        requestline = str(head.request_line, "iso-8859-1").rstrip("\r\n")
+        words = requestline.split()
+        if len(words) != 3 or words[0] != "GET" or words[2] != "HTTP/1.1":
+            return None
+        names = head.headers.by_name
+        if "upgrade" not in names or "content-length" in names or "transfer-encoding" in names or "expect" in names:
+            return None
+        return head, requestline, words[1]
+
     def handle_one_request(self):
         self._refused = False
-        self._header_deadline = eventlet.Timeout(self.header_timeout)
+        ready, self._ready = self._ready, None
+        if ready is None:
+            self._header_deadline = eventlet.Timeout(self.header_timeout)
         try:
-            super().handle_one_request()
+            if ready is not None:
+                self._upgrade_from_first_bytes(*ready)
+            else:
+                super().handle_one_request()
         except eventlet.Timeout as timeout:
             if timeout is not self._header_deadline:
                 raise
@@ -135,7 +228,9 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
                 http_logger.info("connection failed peer=%s: %s", self._peer(), error, extra={"peer": self._peer()})
             self.close_connection = True
         finally:
-            self._header_deadline.cancel()
+            if self._header_deadline is not None:
+                self._header_deadline.cancel()
+                self._header_deadline = None
 
     def parse_request(self):
         """The standard library's request-line rules, with the header block read by
@@ -214,6 +309,84 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             environ["wsgi.input"] = ChunkedBody(self.rfile)
         return environ
 
+    def _upgrade_from_first_bytes(self, head: ReadyHead, requestline: str, path: str) -> None:
+        """eventlet's ``handle_one_request`` and this class's ``parse_request``, for a request
+        read and checked already (``_upgrade_in``)."""
+        if self.server.max_http_version:
+            self.protocol_version = self.server.max_http_version
+        self.raw_requestline = head.request_line
+        self.conn_state[2] = wsgi.STATE_REQUEST
+        self.requestline, self.command, self.request_version = requestline, "GET", "HTTP/1.1"
+        self.path = "/" + path.lstrip("/") if path.startswith("//") else path
+        self.headers = head.headers
+        # An upgrade either becomes a WebSocket or is refused: the connection ends either way.
+        self.close_connection = 1
+        self.environ = self._upgrade_environ()
+        self.application = self.server.app
+        self.server.outstanding_requests += 1
+        try:
+            self._answer_upgrade()
+        except OSError as error:
+            if error.errno not in wsgi.BROKEN_SOCK:
+                raise
+        finally:
+            self.server.outstanding_requests -= 1
+
+    def _upgrade_environ(self) -> dict:
+        """eventlet's environ (``HttpProtocol.get_environ``) for an upgrade request read from
+        its first bytes, with three differences nothing here can see: the keys that are the
+        same for every request come from one copy made per server, SERVER_NAME and
+        SERVER_PORT are the listener's address (eventlet asks the kernel for the
+        connection's own, a system call per request), and there is no ``headers_raw`` (the
+        header lines again, as a tuple nobody reads)."""
+        environ = self._constant_environ().copy()
+        environ["wsgi.errors"] = sys.stderr
+        headers = self.headers
+        raw_path, question, query = self.path.partition("?")
+        environ["REQUEST_METHOD"] = self.command
+        environ["RAW_PATH_INFO"] = raw_path
+        environ["PATH_INFO"] = urllib.parse.unquote(raw_path, encoding="latin1")
+        if question:
+            environ["QUERY_STRING"] = query
+        content_type = headers.by_name.get("content-type")
+        environ["CONTENT_TYPE"] = content_type if content_type is not None else headers.get_content_type()
+        environ["REMOTE_ADDR"], port = wsgi.addr_to_host_port(self.client_address)
+        environ["REMOTE_PORT"] = str(port)
+        for name, value in headers._headers:
+            if "_" in name:
+                continue  # eventlet's rule: it would be confused with a name that has "-"
+            key = "HTTP_" + name.replace("-", "_").upper()
+            if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                continue
+            value = value.strip(" \t\n\r")
+            if key in environ:
+                environ[key] += "," + value
+            else:
+                environ[key] = value
+        environ["wsgi.input"] = environ["eventlet.input"] = wsgi.Input(self.rfile, "0", self.connection)
+        environ["eventlet.posthooks"] = []
+        environ["eventlet.set_idle"] = self._set_idle
+        environ["dashstream.hand_off"] = self._hand_off
+        return environ
+
+    _constant: tuple | None = None  # (server, its constant environ keys)
+
+    def _constant_environ(self) -> dict:
+        server = self.server
+        constant = type(self)._constant
+        if constant is None or constant[0] is not server:
+            name, port = wsgi.addr_to_host_port(server.address)
+            environ = {"wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
+                       "wsgi.run_once": False, "wsgi.url_scheme": "http"}  # plain: TLS never comes here
+            environ.update(server.environ or {})
+            environ.update({"SCRIPT_NAME": "", "SERVER_PROTOCOL": "HTTP/1.0", "SERVER_NAME": name,
+                            "SERVER_PORT": str(port), "GATEWAY_INTERFACE": "CGI/1.1"})
+            constant = type(self)._constant = (server, environ)
+        return constant[1]
+
+    def _set_idle(self):
+        self.conn_state[2] = wsgi.STATE_IDLE
+
     def handle_one_response(self):
         application = self.application
 
@@ -230,29 +403,73 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         self.application = guarded
         super().handle_one_response()
 
+    def _answer_upgrade(self):
+        """Run the application for an upgrade read from the first bytes. When it takes the
+        socket (nearly always) nothing more is written, so eventlet's response machinery
+        (two closures, three green-thread-local flag accesses, the write loop) is skipped;
+        when it answers in HTTP instead (a refusal), what it said is replayed into eventlet's
+        ``handle_one_response``, which writes it exactly as for any other request. (There is
+        no body, so ``guarded``'s unread-body rule has nothing to do here.)"""
+        environ = self.environ
+        said: list = []  # the start_response calls
+        written: list = []  # what the application wrote through start_response's write()
+        failure = None
+
+        def start_response(status, headers, exc_info=None):
+            said.append((status, headers, exc_info))
+            return written.append
+
+        try:
+            result = self.application(environ, start_response)
+        except Exception as error:  # noqa: BLE001 - eventlet's answer to it is replayed below
+            result, failure = None, error
+        if self._handed_off:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            for hook, args, kwargs in environ["eventlet.posthooks"]:
+                hook(environ, *args, **kwargs)
+            return
+
+        def replay(environ, start_response):
+            if failure is not None:
+                raise failure
+            write = None
+            for status, headers, exc_info in said:
+                write = start_response(status, headers, exc_info)
+            for data in written:
+                write(data)
+            return result
+
+        self.application = replay
+        super().handle_one_response()
+
     def _hand_off(self):
         """(socket, bytes already buffered): the connection, for a session to own."""
         self._handed_off = True
         self.close_connection = 1
         connection = self.connection
         connection.setblocking(False)  # green sockets: act non-blocking from now on
-        try:
-            buffered = self.rfile.peek(65536) if self.rfile.raw is not None else b""
-            if buffered:
-                self.rfile.read(len(buffered))
-        except (OSError, ValueError):
-            buffered = b""
+        rfile = self.rfile
+        if isinstance(rfile, OnDemand) and not rfile.opened:
+            buffered = self._after_head  # read with the head: no reader was ever made
+        else:
+            try:
+                buffered = rfile.peek(65536) if rfile.raw is not None else b""
+                if buffered:
+                    rfile.read(len(buffered))
+            except (OSError, ValueError):
+                buffered = b""
         self.conn_state[1] = _HandedOff()
         if isinstance(connection, ssl.SSLSocket):
             return connection, buffered  # the TLS state lives in this object: keep it
-        # A plain socket: take the file descriptor from the green wrapper, so nothing
-        # eventlet does with the wrapper later (close on garbage collection) can touch it.
-        fd = connection.fd
-        # Family, type and protocol given, so the socket object is made without asking the
-        # kernel; the descriptor is already non-blocking (eventlet set it), so send and recv
-        # raise BlockingIOError instead of waiting, as the session expects.
-        sock = _original_socket.socket(_family_of(fd), _type_of(fd), fd.proto, fileno=fd.detach())
-        return sock, buffered
+        # A plain socket: the real socket under the green wrapper (already non-blocking:
+        # send and recv raise BlockingIOError instead of waiting, as the session expects),
+        # and the wrapper lets go of it, so nothing eventlet does with the wrapper later
+        # (close on garbage collection) can touch it. (Making a new socket object from the
+        # descriptor would cost a getsockname() system call: CPython checks the descriptor.)
+        connection.close = _let_go
+        return connection.fd, buffered
 
     def send_error(self, code, message=None, explain=None):
         """The stdlib's error page, as one plain line; logged without the request line."""
@@ -327,7 +544,12 @@ class GuardedListener:
       listener.
     * ``accept`` failing with EMFILE/ENFILE would end eventlet's accept loop for good (it
       re-raises any errno it does not know): instead, log it (once a second at most), wait
-      a moment for descriptors to free, and go on accepting."""
+      a moment for descriptors to free, and go on accepting.
+    * A plain TCP listener accepts on the socket under its green wrapper (``_accept_plain``):
+      what eventlet's ``GreenSocket.accept`` does, without turning the family and type into
+      enum members and setting the new socket non-blocking twice (an ``ioctl`` each). It
+      reads what the connection has sent right away (``_Accepted.early``): that says
+      whether it has spoken, and is the request the protocol then parses."""
 
     silent_timeout: float = 10.0
 
@@ -338,6 +560,10 @@ class GuardedListener:
             self.silent_timeout = silent_timeout
         self._ready: deque = deque()
         self._waiter = None  # the green thread in accept() while it waits on the listener
+        raw = getattr(sock, "fd", None)
+        self._raw = raw if type(sock) is GreenSocket and type(raw) is _original_socket else None
+        if self._raw is not None:
+            self._family, self._type, self._proto = int(raw.family), int(raw.type), raw.proto
         self.first_bytes = FirstBytes(self._became_ready, timeout=self.silent_timeout, io=runtime)
         defer = getattr(socket, "TCP_DEFER_ACCEPT", None)
         if defer is not None:
@@ -357,7 +583,8 @@ class GuardedListener:
                 continue
             finally:
                 self._waiter = None
-            self.first_bytes.add(sock, address)  # ready already: into self._ready
+            early = getattr(sock, "early", None)  # read at accept: it has spoken if anything came
+            self.first_bytes.add(sock, address, ready=None if early is None else early != (None, None))
         return ready.popleft()
 
     def _became_ready(self, sock, address) -> None:
@@ -375,7 +602,7 @@ class GuardedListener:
     def _accept_one(self):
         while True:
             try:
-                return self._sock.accept()
+                return self._sock.accept() if self._raw is None else self._accept_plain()
             except OSError as error:
                 if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     raise
@@ -385,6 +612,21 @@ class GuardedListener:
                     logger.warning("accept failed: %s; raise the descriptor limit (ulimit -n) "
                                 "or lower --max-connections", error.strerror)
                 eventlet.sleep(0.05)
+
+    def _accept_plain(self):
+        raw = self._raw
+        while True:
+            try:
+                fd, address = raw._accept()
+            except BlockingIOError:
+                eventlet.hubs.trampoline(raw, read=True, mark_as_closed=self._sock._mark_as_closed)
+                continue
+            eventlet.hubs.notify_opened(fd)  # the hub forgets whatever watched this number before
+            sock = _original_socket(self._family, self._type, self._proto, fileno=fd)
+            sock.setblocking(False)
+            accepted = _Accepted(sock, set_nonblocking=False)
+            accepted.early = _first_bytes(accepted)
+            return accepted, address
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
@@ -473,7 +715,7 @@ def listen(config: Config):
 def serve_http(listener, app, header_timeout: float) -> None:
     """Serve ``app`` on ``listener`` with eventlet's WSGI server, in a green thread of its
     own, until the listener is closed."""
-    pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=eventlet.spawn_n)
+    pool = RequestPool(MAX_REQUESTS, MAX_REQUESTS_PER_ADDRESS, spawn=runtime.Workers().spawn_n)
     eventlet.spawn(
         wsgi.server, GuardedListener(listener, header_timeout), app,
         log=logging.getLogger("dashstream.wsgi"),

@@ -44,6 +44,7 @@ import errno
 import fcntl
 import itertools
 import logging
+import socket
 import ssl
 import struct
 import termios
@@ -61,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("dashstream.connection")
 
 OPEN, CLOSING, CLOSED = "open", "closing", "closed"
+MSG_MORE = getattr(socket, "MSG_MORE", 0)  # Linux: hold the bytes for what follows (here: the FIN)
 
 # "The socket cannot take more now": plain sockets raise BlockingIOError, TLS sockets ask
 # to be called again when the socket is writable (or, renegotiating, readable).
@@ -119,7 +121,7 @@ class SessionContext:
         self.heartbeat = heartbeat  # SSE comment lines
         self.clock = clock
         self.wall_clock = wall_clock  # the clock of an entry's ts
-        self.io = io  # watch_read / watch_write / unwatch: the hub's, or a test's fake
+        self.io = io  # watch_read / watch_write / unwatch / unwatch_closing: the hub's, or a test's fake
         self.on_closed = on_closed
         self.metrics = metrics
 
@@ -218,8 +220,10 @@ class Session:
     # a resume's backlog, the close frame) are always sent.
 
     def write(self, data: bytes, subscription: "Subscribed | None" = None, tag: Any = None,
-              count: int = 1) -> None:
-        """Send complete frames now, or queue them behind what is pending."""
+              count: int = 1, last: bool = False) -> None:
+        """Send complete frames now, or queue them behind what is pending. ``last``: the
+        socket is closed right after if this goes out whole (a plain socket's kernel may
+        then send it with the FIN, in one segment: ``MSG_MORE``)."""
         if self.state is CLOSED:
             return
         self.sent += count
@@ -227,7 +231,7 @@ class Session:
             self._queue(data, subscription, tag)
             return
         try:
-            sent = self.sock.send(data)
+            sent = self.sock.send(data, MSG_MORE) if last and self._handed is not None else self.sock.send(data)
         except WOULD_BLOCK:
             sent = 0
         except OSError as error:
@@ -550,7 +554,7 @@ class Session:
         self._unsubscribe()
         self.state = CLOSED
         self._stop_reading()
-        self.ctx.io.unwatch(self._write_watch)
+        self.ctx.io.unwatch_closing(self._write_watch)  # the socket is closed below
         self._write_watch = None
         if self._watched and self.ctx.watchdog is not None:
             self.ctx.watchdog.unwatch(self)

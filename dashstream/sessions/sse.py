@@ -110,5 +110,5 @@ class SSESession(Session):
                     self._teardown()  # nothing is read any more: do not wait for pending bytes
 
     def _stop_reading(self) -> None:
-        self.ctx.io.unwatch(self._read_watch)
+        self.ctx.io.unwatch_closing(self._read_watch)  # the end: the socket is closed next
         self._read_watch = None

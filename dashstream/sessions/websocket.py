@@ -169,7 +169,7 @@ class WebSocketSession(Session):
             self._close_when_flushed = True
             if self.ctx.metrics is not None:
                 self.ctx.metrics.close_sent(event.code)
-            self.write(close_frame(event.code), tag=_CLOSE_FRAME, count=0)
+            self.write(close_frame(event.code), tag=_CLOSE_FRAME, count=0, last=True)
             if self._pending is None:
                 self._teardown()
             else:
@@ -241,5 +241,5 @@ class WebSocketSession(Session):
             self._track_frame()
 
     def _stop_reading(self) -> None:
-        self.ctx.io.unwatch(self._read_watch)
+        self.ctx.io.unwatch_closing(self._read_watch)  # the end: the socket is closed next
         self._read_watch = None

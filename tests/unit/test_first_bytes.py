@@ -143,3 +143,15 @@ def test_a_socket_already_closed_is_dropped():
     sock.close()
     gate.add(sock, ("10.0.0.1", 1))
     assert gate.waiting == 0 and hub.watches == {} and ready == []
+
+
+def test_a_caller_that_read_the_first_bytes_says_so_and_the_socket_is_not_asked():
+    gate, hub, ready = make()
+    hub.has_bytes = None  # asking it would fail
+    spoke, silent = FakeSocket(5), FakeSocket(6)
+    gate.add(spoke, ("10.0.0.1", 1), ready=True)
+    gate.add(silent, ("10.0.0.1", 2), ready=False)
+    assert ready == [(spoke, ("10.0.0.1", 1))]
+    assert gate.waiting == 1 and 6 in hub.watches  # the silent one waits as any other
+    hub.readable(6)
+    assert ready[-1] == (silent, ("10.0.0.1", 2)) and gate.waiting == 0

@@ -293,3 +293,16 @@ def test_admission_without_a_proxy_policy_trusts_no_header_and_exempts_nobody():
     admission = Admission(max_connections=100, handshake_rate=1, handshake_burst=1, clock=lambda: 0.0)
     assert admission.check({"REMOTE_ADDR": NGINX, "HTTP_X_FORWARDED_FOR": OFFICE}) is None
     assert admission.check({"REMOTE_ADDR": NGINX, "HTTP_X_FORWARDED_FOR": "192.0.2.1"}).status.startswith("429")
+
+
+def test_a_peer_without_forwarding_headers_gets_the_same_client_each_time_and_the_store_is_bounded():
+    policy = ProxyPolicy(["10.0.0.0/8"])
+    first = policy.resolve("10.1.2.3")
+    assert first == Client("10.1.2.3", trusted=True) and policy.resolve("10.1.2.3", "", "") is first
+    assert policy.resolve("::ffff:192.0.2.1") == Client("192.0.2.1")  # normalised, as before
+    forwarded = policy.resolve("10.1.2.3", "192.0.2.9")
+    assert forwarded == Client("192.0.2.9", forwarded=True) and policy.resolve("10.1.2.3") is first
+    for n in range(4096 - len(policy._direct) + 1):  # one more peer than it keeps
+        policy.resolve(f"192.0.{n // 256}.{n % 256}")
+    assert 1 <= len(policy._direct) <= 4096
+    assert policy.resolve("10.1.2.3") == first

@@ -52,7 +52,7 @@ class FakeSocket:
         self.sent: list[bytes] = []
         self.closed = False
 
-    def send(self, data) -> int:
+    def send(self, data, flags=0) -> int:
         if self.closed:
             raise OSError(9, "send on a closed socket")
         self.sent.append(bytes(data))

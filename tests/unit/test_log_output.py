@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import re
 import sys
@@ -18,6 +19,8 @@ from dashstream.ops.log_output import (
     JsonFormatter,
     LogLimiter,
     TextFormatter,
+    fields_wanted,
+    log_line,
     safe,
     suppressed_note,
 )
@@ -205,3 +208,125 @@ def test_the_text_time_stamp_is_the_standard_one_for_each_record_within_and_acro
     for created in (1764661941.36, 1764661941.999, 1764661942.0, 1764661941.5, 1764665541.25):
         made = logging.makeLogRecord({"msg": "x", "created": created, "msecs": (created - int(created)) * 1000})
         assert formatter.formatTime(made) == standard.formatTime(made)
+
+
+# --- lines logged per connection (log_line) ---------------------------------------------------------
+
+
+@pytest.fixture
+def quick(tmp_path, monkeypatch):
+    """A pipeline writing to a file, the only outlet of the logger ``quick.lane`` (which does
+    not propagate: pytest's own handlers sit on the root logger), installed as the module's."""
+    import threading
+
+    from dashstream.ops import log_output
+
+    made = []
+
+    def make(log_format: str = "text"):
+        path = tmp_path / f"{log_format}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+        waiting = log_output.BoundedQueue(queue, 100)
+        handler = DroppingQueueHandler(waiting, threading.RLock)
+        formatter = log_output.FORMATTERS[log_format]()
+        writer = log_output.LogWriter(waiting, threading, formatter, fd, pause=lambda _s: None)
+        os.close(fd)
+        pipeline = log_output.LogPipeline(handler, writer, waiting, None)
+        logger = logging.getLogger("quick.lane")
+        logger.propagate, logger.handlers = False, [handler]
+        logger.setLevel(logging.INFO)
+        monkeypatch.setattr(log_output, "_pipeline", pipeline)
+        made.append(logger)
+
+        def lines() -> list[str]:
+            assert pipeline.stop(timeout=5)
+            return path.read_text().splitlines()
+
+        return logger, pipeline, lines
+
+    yield make
+    for logger in made:
+        logger.handlers, logger.filters, logger.propagate = [], [], True
+        logger.setLevel(logging.NOTSET)
+
+
+CLOSE = "close peer=%s path=%s duration=%.1fs sent=%d code=%s%s"
+CLOSE_ARGS = ("127.0.0.1:5", "/ws/x", 0.25, 3, 1000, "")
+
+
+def test_a_line_logged_the_short_way_is_the_line_logger_info_writes(quick):
+    logger, pipeline, lines = quick("text")
+    assert pipeline.only_outlet(logger, logging.INFO)
+    logger.info(CLOSE, *CLOSE_ARGS)
+    log_line(logger, logging.INFO, CLOSE, CLOSE_ARGS)
+    log_line(logger, logging.WARNING, "all of %(what)s", ({"what": "it"},))  # a lone mapping, as logging takes it
+    log_line(logger, logging.INFO, "50% as it is")  # no arguments: no formatting
+    written = lines()
+    assert len(written) == 4 and all(TEXT_LINE.match(line) for line in written)
+    expected = " INFO quick.lane: close peer=127.0.0.1:5 path=/ws/x duration=0.2s sent=3 code=1000"
+    assert written[0][23:] == written[1][23:] == expected
+    assert written[2][23:] == " WARNING quick.lane: all of it" and written[3].endswith("INFO quick.lane: 50% as it is")
+
+
+def test_its_json_has_the_fields_logger_info_gives_it(quick):
+    logger, _, lines = quick("json")
+    fields = {"peer": "127.0.0.1:5", "path": "/ws/x", "code": 1000, "duration_s": 0.25, "reason": "bye\n"}
+    logger.info(CLOSE, *CLOSE_ARGS, extra=fields)
+    log_line(logger, logging.INFO, CLOSE, CLOSE_ARGS, fields)
+    first, second = (json.loads(line) for line in lines())
+    first.pop("time"), second.pop("time")
+    assert first == second and second["reason"] == "bye\\n" and list(second)[:3] == ["level", "logger", "message"]
+
+
+def test_its_text_is_escaped_and_a_full_queue_drops_it_counted(quick):
+    logger, pipeline, lines = quick("text")
+    log_line(logger, logging.INFO, "path=%s", ("/\n2026-01-01 forged",))
+    pipeline.queue.maxsize = 1  # the line above fills it
+    log_line(logger, logging.INFO, "dropped")
+    assert pipeline.dropped == 1
+    assert lines()[0].endswith("INFO quick.lane: path=/\\n2026-01-01 forged")
+
+
+def test_with_another_outlet_or_a_filter_it_is_an_ordinary_record(quick):
+    logger, pipeline, lines = quick("text")
+    seen: list[logging.LogRecord] = []
+    collector = logging.Handler()
+    collector.emit = seen.append
+    logger.addHandler(collector)
+    assert not pipeline.only_outlet(logger, logging.INFO)
+    log_line(logger, logging.INFO, CLOSE, CLOSE_ARGS, {"peer": "127.0.0.1:5"})
+    assert [r.getMessage() for r in seen] == [CLOSE % CLOSE_ARGS] and seen[0].peer == "127.0.0.1:5"
+    logger.removeHandler(collector)
+    logger.addFilter(lambda record: False)
+    assert not pipeline.only_outlet(logger, logging.INFO)
+    log_line(logger, logging.INFO, "filtered out")
+    assert len(lines()) == 1  # the first line reached the pipeline's handler too, as with logger.info
+
+
+def test_below_the_level_nothing_is_made(quick):
+    logger, pipeline, lines = quick("text")
+    logger.setLevel(logging.WARNING)
+    log_line(logger, logging.INFO, "%s", (object(),))
+    pipeline.handler.setLevel(logging.ERROR)
+    logger.setLevel(logging.INFO)
+    assert not pipeline.only_outlet(logger, logging.WARNING)  # the handler would drop it
+    assert lines() == []
+
+
+def test_a_bad_format_or_a_field_named_like_a_standard_one_takes_loggings_own_way(quick):
+    logger, _, lines = quick("text")
+    log_line(logger, logging.INFO, "%d items", ("x",))  # logging's handler reports it
+    with pytest.raises(KeyError):
+        log_line(logger, logging.INFO, "x", (), {"msg": "clash"})  # makeRecord refuses it, as before
+    written = lines()
+    assert len(written) == 1 and written[0].endswith("INFO quick.lane: unformattable log record: '%d items' % ('x',)")
+
+
+def test_the_fields_are_wanted_only_by_an_output_that_shows_them(quick):
+    from dashstream.ops import log_output
+
+    assert log_output._pipeline is not None or fields_wanted() is True  # not this module's logging: built
+    quick("text")
+    assert fields_wanted() is False
+    quick("json")
+    assert fields_wanted() is True

@@ -48,7 +48,7 @@ class ScriptedSocket:
         self.sends: list[object] = []  # every buffer passed to send, as passed
         self.closed = False
 
-    def send(self, data) -> int:
+    def send(self, data, flags=0) -> int:
         self.sends.append(data)
         if self.closed:
             raise OSError(9, "closed")
@@ -89,6 +89,8 @@ class FakeIO:
 
     def unwatch(self, handle):
         self.writers.pop(handle, None)
+
+    unwatch_closing = unwatch
 
     def writable(self):
         for callback in list(self.writers.values()):
@@ -369,3 +371,30 @@ def test_tls_socket_that_stops_reading_then_reads_gets_every_frame_intact(certif
     connected["sock"].close()
     tls.close()
     listener.close()
+
+
+class FlagsSocket(ScriptedSocket):
+    """Records the flags of every send."""
+
+    def __init__(self):
+        super().__init__()
+        self.flags: list[int] = []
+
+    def send(self, data, flags=0) -> int:
+        self.flags.append(flags)
+        return super().send(data, flags)
+
+
+def test_the_answer_to_the_peers_close_leaves_with_the_fin_and_our_own_close_does_not():
+    from dashstream.sessions.session import MSG_MORE
+    from tests.ws_frames import frame
+
+    sock = FlagsSocket()
+    session, _, _, _, _, _, closed = make_session(sock)
+    session.start(frame(0x8, b"\x03\xe8"))  # the peer closes with 1000
+    assert messages(sock.out) == [(0x8, b"\x03\xe8")] and sock.flags == [MSG_MORE]
+    assert sock.closed and closed == [session]  # closed right after: the kernel sends both at once
+    ours = FlagsSocket()
+    session, *_ = make_session(ours)
+    session.close(1001, "going away")  # we start: the peer's answer is awaited, nothing is held back
+    assert ours.flags == [0] and not ours.closed

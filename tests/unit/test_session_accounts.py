@@ -142,7 +142,7 @@ class FailingSocket(ScriptedSocket):
         super().__init__()
         self.error = error
 
-    def send(self, data):
+    def send(self, data, flags=0):
         raise self.error
 
 

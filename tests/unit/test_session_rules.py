@@ -305,7 +305,7 @@ def test_a_failing_flush_is_logged_and_ends_the_session(caplog):
 
 def test_a_socket_error_on_write_ends_the_session_as_gone():
     class Broken(ScriptedSocket):
-        def send(self, data):
+        def send(self, data, flags=0):
             raise ConnectionResetError(104, "reset")
 
     session, subscription, stream, sock, clock, io, watchdog, closed = session_with(Broken())
