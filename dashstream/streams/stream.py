@@ -329,8 +329,12 @@ def streams_from_config(config, on_pass=None, backplane=None, durable=None) -> d
     streams: dict[str, Stream] = {}
     for spec in config.streams:
         if not spec.shared:
-            # A private walk is new for every client, under a supervisor of its own.
-            factory = lambda cls=SOURCES[spec.source], options=spec.options: cls(**options)  # noqa: E731
+            # A private walk is new for every client, under a supervisor of its own. Its
+            # waits end on the hub's millisecond grid (runtime.MillisecondWakeups): one timer
+            # per millisecond for every walk due then, not one per wake (only the random
+            # walk can be private, and it takes its sleep as an argument).
+            factory = lambda cls=SOURCES[spec.source], options=spec.options: cls(  # noqa: E731
+                **options, sleep=runtime.sleep_on_millisecond)
             streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_pass=on_pass)
             continue
         log_factory = (durable.log_factory(spec) if durable is not None
