@@ -52,6 +52,17 @@ def encode_fields(fields: Mapping[str, Any]) -> str:
     message that cannot be sent must not take a ``seq`` (screens would see a false hole).
     Raises ``BadFields`` with a reason a publisher can act on (the field rule is the one
     every source's values pass too: ``producer.values.field_problem``)."""
+    if type(fields) is dict and len(fields) == 1:
+        # The random walk's every message, and a publish of a bare number: {"variable": n}
+        # with an int n (not a bool) passes every check, and json writes an int as repr
+        # does. About a microsecond less per message of a private walk than the checks and
+        # the encoder's call.
+        value = fields.get("variable")
+        if type(value) is int:
+            try:
+                return f'{{"variable":{value!r}}}'
+            except ValueError:
+                pass  # more digits than Python writes (sys.get_int_max_str_digits): refused below
     problem = field_problem(fields)
     if problem is not None:
         raise BadFields(problem)
