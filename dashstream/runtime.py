@@ -107,12 +107,17 @@ class MillisecondWakeups:
         self._due: dict[int, list] = {}  # millisecond (hub clock x 1000, rounded up) -> green threads
 
     def sleep(self, seconds: float) -> None:
-        hub = eventlet.hubs.get_hub()
-        if hub is not self._hub:  # first use, or another OS thread's hub: start afresh there
-            self._hub, self._due = hub, {}
         current = _getcurrent()
-        if current is hub.greenlet:
-            raise RuntimeError("do not call blocking functions from the mainloop")
+        hub = self._hub
+        # A green thread of the hub these wake-ups serve (its parent; greenlets never cross
+        # OS threads) switches straight to the hub, as hub.switch() would after its checks.
+        child = hub is not None and current.parent is hub.greenlet
+        if not child:
+            hub = eventlet.hubs.get_hub()
+            if current is hub.greenlet:
+                raise RuntimeError("do not call blocking functions from the mainloop")
+            if hub is not self._hub:  # first use, or another OS thread's hub: start afresh there
+                self._hub, self._due = hub, {}
         now = (self._clock or hub.clock)()
         # The first whole millisecond after the deadline: never early, however it rounds.
         due = int((now + seconds) * 1000.0) + 1
@@ -122,7 +127,12 @@ class MillisecondWakeups:
             hub.schedule_call_global(due / 1000.0 - now, self._wake, due)
         waiting.append(current)
         try:
-            hub.switch()
+            # Called in place, not kept in a variable: a bound method held across the sleep
+            # would be one more object for the garbage collector per wake.
+            if child:
+                hub.greenlet.switch()
+            else:
+                hub.switch()  # makes the hub this greenlet's parent first
         except BaseException:
             # Woken by an exception (a kill): no longer due. Still on the list only if its
             # millisecond has not come yet.

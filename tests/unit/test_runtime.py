@@ -81,6 +81,26 @@ def test_the_hubs_own_clock_is_used_when_none_is_given():
     assert woke[0] - asleep[0] >= 0.003 and wakeups._due == {}
 
 
+def test_a_greenlet_that_is_not_the_hubs_child_is_made_one_and_still_wakes():
+    wakeups, started = frozen()
+    hub = eventlet.hubs.get_hub()
+    eventlet.spawn(wakeups.sleep, 0).wait()  # the wake-ups know their hub now
+    main = greenlet.getcurrent()
+    woke = []
+
+    def body():
+        wakeups.sleep(0.002)
+        woke.append(hub.clock())
+        main.switch("woke")
+
+    child = greenlet.greenlet(body)  # its parent: this test's greenlet, not the hub
+    assert child.switch() == "woke" and child.parent is hub.greenlet
+    assert woke[0] >= started + 0.002
+    child.parent = main  # so that ending it comes back here, not to the hub
+    child.throw(greenlet.GreenletExit)
+    assert child.dead
+
+
 def test_a_killed_sleeper_leaves_its_millisecond_and_the_others_still_wake():
     wakeups, _ = frozen()
     woke = []
