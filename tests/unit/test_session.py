@@ -452,3 +452,33 @@ def test_a_reader_that_took_nothing_for_slow_timeout_is_closed_at_the_first_swee
     wall.now = 1005.2
     assert session.check_lag(0.0) is False and kernel.asked == 1
     assert session.close_code == 1008 and stream.slow_closed == 1
+
+
+def test_messages_within_one_lag_interval_are_one_mark_judged_by_its_newest_time(monkeypatch):
+    session, stream, kernel, wall, _, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    kernel.queued = deliver_at(1000.0) + deliver_at(1000.5)  # one mark: first 1000.0, newest 1000.5
+    wall.now = 1005.2  # 5.2 s after the first, 4.7 s after the newest: not yet
+    assert session.check_lag(0.0) is True and kernel.asked == 0
+    wall.now = 1005.6
+    assert session.check_lag(0.0) is False and kernel.asked == 1 and session.close_code == 1008
+
+
+def test_a_subscriber_the_sweep_let_go_is_taken_back_by_its_next_message(monkeypatch):
+    session, stream, kernel, wall, watchdog, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    deliver_at(1000.0)
+    wall.now = 1006.0
+    assert session.check_lag(0.0) is False  # all taken
+    watchdog.lagging.discard(session)  # as Watchdog.tick does with a False
+    size = deliver_at(1006.5)
+    assert session in watchdog.lagging
+    kernel.queued = size  # this one is not read
+    wall.now = 1011.6
+    assert session.check_lag(0.0) is False and session.close_code == 1008
+
+
+def test_a_closed_session_leaves_the_sweep_without_asking_the_kernel(monkeypatch):
+    session, stream, kernel, wall, _, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    deliver_at(1000.0)
+    session.close(1000, "bye")
+    wall.now = 1010.0
+    assert session.check_lag(0.0) is False and kernel.asked == 0
