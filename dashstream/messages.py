@@ -101,16 +101,21 @@ class Entry:
     @property
     def text(self) -> str:
         """``{"variable":42,...,"seq":7,"ts":...,"epoch":"..."}``: the publisher's fields first."""
-        if self._text is None:
-            self._text = _join(self.body, self._tail())
-        return self._text
+        text = self._text
+        if text is None:
+            # _join(body, _tail()) in one f-string: every message comes here once.
+            body = self.body
+            text = self._text = (f'{body[:-1]},"seq":{self.seq},"ts":{self.ts!r},"epoch":"{self.epoch}"}}'
+                                 if body != "{}" else "{" + self._tail())
+        return text
 
     @property
     def frame(self) -> bytes:
         """The WebSocket text frame of ``text``, built once for every subscriber."""
-        if self._frame is None:
-            self._frame = text_frame(self.text)
-        return self._frame
+        frame = self._frame
+        if frame is None:
+            frame = self._frame = text_frame(self.text)
+        return frame
 
     @property
     def stream_frame(self) -> bytes:
@@ -168,9 +173,10 @@ class ControlMessage:
 
     @property
     def frame(self) -> bytes:
-        if self._frame is None:
-            self._frame = text_frame(self.text)
-        return self._frame
+        frame = self._frame
+        if frame is None:
+            frame = self._frame = text_frame(self.text)
+        return frame
 
     @property
     def sse(self) -> bytes:
