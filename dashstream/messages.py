@@ -52,6 +52,17 @@ def encode_fields(fields: Mapping[str, Any]) -> str:
     message that cannot be sent must not take a ``seq`` (screens would see a false hole).
     Raises ``BadFields`` with a reason a publisher can act on (the field rule is the one
     every source's values pass too: ``producer.values.field_problem``)."""
+    if type(fields) is dict and len(fields) == 1:
+        # The random walk's every message, and a publish of a bare number: {"variable": n}
+        # with an int n (not a bool) passes every check, and json writes an int as repr
+        # does. About a microsecond less per message of a private walk than the checks and
+        # the encoder's call.
+        value = fields.get("variable")
+        if type(value) is int:
+            try:
+                return f'{{"variable":{value!r}}}'
+            except ValueError:
+                pass  # more digits than Python writes (sys.get_int_max_str_digits): refused below
     problem = field_problem(fields)
     if problem is not None:
         raise BadFields(problem)
@@ -90,16 +101,21 @@ class Entry:
     @property
     def text(self) -> str:
         """``{"variable":42,...,"seq":7,"ts":...,"epoch":"..."}``: the publisher's fields first."""
-        if self._text is None:
-            self._text = _join(self.body, self._tail())
-        return self._text
+        text = self._text
+        if text is None:
+            # _join(body, _tail()) in one f-string: every message comes here once.
+            body = self.body
+            text = self._text = (f'{body[:-1]},"seq":{self.seq},"ts":{self.ts!r},"epoch":"{self.epoch}"}}'
+                                 if body != "{}" else "{" + self._tail())
+        return text
 
     @property
     def frame(self) -> bytes:
         """The WebSocket text frame of ``text``, built once for every subscriber."""
-        if self._frame is None:
-            self._frame = text_frame(self.text)
-        return self._frame
+        frame = self._frame
+        if frame is None:
+            frame = self._frame = text_frame(self.text)
+        return frame
 
     @property
     def stream_frame(self) -> bytes:
@@ -157,9 +173,10 @@ class ControlMessage:
 
     @property
     def frame(self) -> bytes:
-        if self._frame is None:
-            self._frame = text_frame(self.text)
-        return self._frame
+        frame = self._frame
+        if frame is None:
+            frame = self._frame = text_frame(self.text)
+        return frame
 
     @property
     def sse(self) -> bytes:

@@ -30,6 +30,7 @@ import eventlet.hubs.epolls
 import eventlet.hubs.hub
 import eventlet.websocket
 import eventlet.wsgi
+import greenlet
 from eventlet import patcher, tpool
 
 _socket_type = patcher.original("socket").socket
@@ -124,6 +125,79 @@ def cooperative_yield() -> None:
     eventlet.sleep(0)
 
 
+class MillisecondWakeups:
+    """Green sleeps that end on the next millisecond at or after their deadline, one hub
+    timer per millisecond for every green thread due in it (libuv groups its timers by the
+    millisecond the same way).
+
+    Thousands of loops that each sleep a random fraction of a second (the private random
+    walks: 5,000 of them wake 10,000 times a second) cost eventlet one ``Timer`` object, a
+    push onto and a pop off a heap of thousands of entries, and two Python calls around the
+    switch per wake. Here a wake costs a dict lookup and a list append, and the heap holds at
+    most one entry per millisecond that someone is due in (at most 1,000 for waits under a
+    second). Measured with 5,000 loops and nothing else running in them (BENCHMARKS.md,
+    "Private streams: what a wake-up costs"): about half the CPU per wake of eventlet.sleep.
+
+    A sleep is never shorter than asked and at most about a millisecond longer. Killing a
+    sleeping green thread (``GreenThread.kill`` throws into it) takes it off its millisecond.
+    """
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock  # None: the hub's own (a test freezes it to choose the millisecond)
+        self._hub: Any = None
+        self._due: dict[int, list] = {}  # millisecond (hub clock x 1000, rounded up) -> green threads
+
+    def sleep(self, seconds: float) -> None:
+        current = _getcurrent()
+        hub = self._hub
+        # A green thread of the hub these wake-ups serve (its parent; greenlets never cross
+        # OS threads) switches straight to the hub, as hub.switch() would after its checks.
+        child = hub is not None and current.parent is hub.greenlet
+        if not child:
+            hub = eventlet.hubs.get_hub()
+            if current is hub.greenlet:
+                raise RuntimeError("do not call blocking functions from the mainloop")
+            if hub is not self._hub:  # first use, or another OS thread's hub: start afresh there
+                self._hub, self._due = hub, {}
+        now = (self._clock or hub.clock)()
+        # The first whole millisecond after the deadline: never early, however it rounds.
+        due = int((now + seconds) * 1000.0) + 1
+        waiting = self._due.get(due)
+        if waiting is None:
+            waiting = self._due[due] = []
+            hub.schedule_call_global(due / 1000.0 - now, self._wake, due)
+        waiting.append(current)
+        try:
+            # Called in place, not kept in a variable: a bound method held across the sleep
+            # would be one more object for the garbage collector per wake.
+            if child:
+                hub.greenlet.switch()
+            else:
+                hub.switch()  # makes the hub this greenlet's parent first
+        except BaseException:
+            # Woken by an exception (a kill): no longer due. Still on the list only if its
+            # millisecond has not come yet.
+            if current in self._due.get(due, ()):
+                self._due[due].remove(current)
+            raise
+
+    def _wake(self, due: int) -> None:
+        """The hub's timer for millisecond ``due``: switch to each green thread due in it, in
+        the order they went to sleep (each runs until it sleeps or waits again)."""
+        for thread in self._due.pop(due, ()):
+            try:
+                thread.switch()
+            except eventlet.hubs.hub.BaseHub.SYSTEM_EXCEPTIONS:
+                raise
+            except BaseException:  # noqa: BLE001 - as the hub does for a timer: one failure must not stop the rest
+                self._hub.squelch_timer_exception(None, sys.exc_info())
+
+
+_getcurrent = greenlet.getcurrent
+# The sleep of the private random walks (streams/stream.py): see MillisecondWakeups.
+sleep_on_millisecond = MillisecondWakeups().sleep
+
+
 def call_later(seconds: float, function: Callable[..., Any], *args: Any):
     """Run ``function(*args)`` in the hub after ``seconds``; returns a timer with ``cancel()``
     (a silent connection's deadline: ``server/request_pool.FirstBytes``)."""
@@ -196,6 +270,4 @@ def unwatch(handle) -> None:
 
 def getcurrent():
     """The running green thread (to tell whether code is stopping itself)."""
-    import greenlet
-
     return greenlet.getcurrent()

@@ -118,9 +118,17 @@ def frame(opcode: int, payload: bytes, rsv1: bool = False) -> bytes:
     return header + payload
 
 
+# The headers of final text frames with payloads under 126 bytes (one byte of length): a
+# dashboard message is a few dozen bytes, so most text frames are a lookup and one join.
+_SHORT_TEXT_HEADERS = tuple(bytes((0x80 | OP_TEXT, length)) for length in range(126))
+
+
 def text_frame(text: str) -> bytes:
     """A text frame (built once per message and shared by every subscriber)."""
-    return frame(OP_TEXT, text.encode("utf-8"))
+    payload = text.encode("utf-8")
+    if len(payload) < 126:
+        return _SHORT_TEXT_HEADERS[len(payload)] + payload
+    return frame(OP_TEXT, payload)
 
 
 def close_frame(code: int, reason: str = "") -> bytes:

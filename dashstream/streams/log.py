@@ -89,6 +89,37 @@ class MemoryLog:
         return owed(self._history, self.seq, self.epoch, resume, recent)
 
 
+class PrivateLog:
+    """One client's numbering on a private stream: ``seq`` from 1 under an epoch of its own,
+    and no history. Nobody else reads it, and a reconnect is a new walk under a new epoch,
+    so a resume is only ever owed the gap signal (``owed`` with nothing kept), exactly what
+    a fresh ``MemoryLog`` would answer. Keeping the last entry, as a MemoryLog does, kept
+    every message alive for the half second until the next: long enough for the garbage
+    collector to count it, move it to an older generation and traverse it there
+    (BENCHMARKS.md, "Private streams: what a wake-up costs")."""
+
+    history_size = 0
+    last = None
+
+    def __init__(self, stream: str, *, clock: Callable[[], float] = time.time,
+                 on_entry: Callable[[Entry], None]):
+        self.stream = stream
+        self.epoch = new_epoch()
+        self.seq = 0
+        self.on_entry = on_entry
+        self._clock = clock
+
+    def append(self, body: str) -> Entry:
+        """Number and stamp a message (``body`` from ``encode_fields``) and deliver it."""
+        self.seq += 1
+        entry = Entry(self.stream, self.seq, self._clock(), self.epoch, body)
+        self.on_entry(entry)
+        return entry
+
+    def backlog(self, resume: Resume | None, recent: int = 1) -> tuple[list[Entry], bool]:
+        return owed((), self.seq, self.epoch, resume, recent)
+
+
 def memory_log(stream: str, *, history: int = 100, clock: Callable[[], float] = time.time,
                on_entry: Callable[[Entry], None] | None = None,
                on_hole: Callable[[Entry], None] | None = None) -> MemoryLog:

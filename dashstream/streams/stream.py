@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 from dashstream import runtime
 from dashstream.messages import ControlMessage, Entry, encode_fields
 from dashstream.streams.fanout import Fanout, Subscription
-from dashstream.streams.log import LogUnavailable, MemoryLog, Resume, memory_log
+from dashstream.streams.log import LogUnavailable, PrivateLog, Resume, memory_log
 from dashstream.streams.supervisor import Backoff, Supervisor, source_supervisor
 from producer.base import STARTING, UP, Source
 
@@ -255,7 +255,7 @@ class PrivateStream(Stream):
                   recent: int = 1) -> Subscription:
         subscription = Subscription(session, self, multi)
         # A fresh numbering per client: there is nothing to resume, so a resume gets the gap.
-        own_log = MemoryLog(self.name, history=1, clock=self._clock, on_entry=subscription.deliver)
+        own_log = PrivateLog(self.name, clock=self._clock, on_entry=subscription.deliver)
         subscription.backlog(*own_log.backlog(resume))
         supervisor = self._supervisor(own_log, session)
         self._supervisors[subscription] = supervisor
@@ -264,7 +264,7 @@ class PrivateStream(Stream):
         self._welcome(session)
         return subscription
 
-    def _supervisor(self, own_log: MemoryLog, session) -> Supervisor:
+    def _supervisor(self, own_log: PrivateLog, session) -> Supervisor:
         """The client's own source under its own supervisor: values into its own log, its
         states to that client alone, rejections into the stream's one counter. No stale
         clock (a private walk never had one): one green thread per client, no timer."""
@@ -329,8 +329,12 @@ def streams_from_config(config, on_pass=None, backplane=None, durable=None) -> d
     streams: dict[str, Stream] = {}
     for spec in config.streams:
         if not spec.shared:
-            # A private walk is new for every client, under a supervisor of its own.
-            factory = lambda cls=SOURCES[spec.source], options=spec.options: cls(**options)  # noqa: E731
+            # A private walk is new for every client, under a supervisor of its own. Its
+            # waits end on the hub's millisecond grid (runtime.MillisecondWakeups): one timer
+            # per millisecond for every walk due then, not one per wake (only the random
+            # walk can be private, and it takes its sleep as an argument).
+            factory = lambda cls=SOURCES[spec.source], options=spec.options: cls(  # noqa: E731
+                **options, sleep=runtime.sleep_on_millisecond)
             streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_pass=on_pass)
             continue
         log_factory = (durable.log_factory(spec) if durable is not None

@@ -301,6 +301,14 @@ def test_close_frames_built_by_the_server_stay_within_125_bytes_and_valid_utf8()
     assert parse_frames(text_frame("x" * 70000))[0][3] == b"x" * 70000
 
 
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536])
+def test_a_text_frame_is_the_same_frame_whatever_length_takes_which_path(length):
+    text = "é" * (length // 2) + "x" * (length % 2)  # multi-byte UTF-8: the length is in bytes
+    built = text_frame(text)
+    assert built == protocol_frame(0x1, text.encode("utf-8"))
+    assert parse_frames(built) == [(0x81, 0x1, False, text.encode("utf-8"))]  # final, unmasked, one frame
+
+
 # Frames as a hypothesis strategy: mostly plausible, with every field sometimes wrong.
 close_payloads = st.one_of(
     st.just(b""), st.binary(min_size=1, max_size=1),

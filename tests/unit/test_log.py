@@ -8,7 +8,7 @@ import json
 import pytest
 
 from dashstream.messages import BadFields, Entry, encode_fields
-from dashstream.streams.log import MemoryLog, Resume, owed
+from dashstream.streams.log import MemoryLog, PrivateLog, Resume, owed
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -101,3 +101,37 @@ def test_every_appended_entry_reaches_on_entry_in_order():
     log_ = MemoryLog("s", epoch="E", on_entry=seen.append)
     entries = [log_.append(encode_fields({"variable": value})) for value in range(3)]
     assert seen == entries and [e.seq for e in seen] == [1, 2, 3]
+
+
+# --- PrivateLog: one client's numbering on a private stream, nothing kept ---
+
+
+def test_a_private_log_numbers_stamps_and_delivers_each_message_and_keeps_none():
+    delivered = []
+    log = PrivateLog("walk", clock=Clock(), on_entry=delivered.append)
+    first = log.append(encode_fields({"variable": 3}))
+    second = log.append(encode_fields({"variable": 9}))
+    assert delivered == [first, second] and (first.seq, second.seq) == (1, 2) and log.seq == 2
+    assert json.loads(second.text) == {"variable": 9, "seq": 2, "ts": 1001.0, "epoch": log.epoch}
+    assert second.stream == "walk" and log.last is None and log.history_size == 0
+
+
+def test_every_private_log_has_an_epoch_of_its_own():
+    epochs = {PrivateLog("walk", on_entry=print).epoch for _ in range(20)}
+    assert len(epochs) == 20 and all(len(e) == 12 and int(e, 16) >= 0 for e in epochs)
+
+
+@pytest.mark.parametrize("resume", [None, Resume(0, "elsewhere"), Resume(5, "elsewhere")])
+def test_a_private_log_owes_what_a_fresh_memory_log_owes(resume):
+    private, memory = PrivateLog("walk", on_entry=print), MemoryLog("walk")
+    assert private.backlog(resume) == memory.backlog(resume) == ([], resume is not None)
+    assert private.backlog(resume, recent=50) == ([], resume is not None)
+
+
+def test_a_resume_of_a_private_logs_own_epoch_is_up_to_date_or_owed_the_gap():
+    log = PrivateLog("walk", on_entry=lambda entry: None)
+    assert log.backlog(Resume(0, log.epoch)) == ([], False)  # nothing published, nothing missed
+    log.append(encode_fields({"variable": 1}))
+    log.append(encode_fields({"variable": 2}))
+    assert log.backlog(Resume(2, log.epoch)) == ([], False)  # up to date
+    assert log.backlog(Resume(1, log.epoch)) == ([], True)  # missed one that is not kept

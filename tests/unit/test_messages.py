@@ -92,6 +92,33 @@ def test_messages_are_compact_ascii_json_in_the_publishers_order(fields):
     assert encode_fields(fields) == json.dumps(fields, separators=(",", ":"))
 
 
+class Count(int):
+    """An int subclass (an enum's value, say): written as json writes it, not by repr."""
+
+    def __repr__(self):
+        return "Count!"
+
+
+@pytest.mark.parametrize("fields", [
+    {"variable": 0}, {"variable": -7}, {"variable": 10**40}, {"variable": True}, {"variable": None},
+    {"variable": Count(3)}, {"variable": 2.5}, {"other": 1},
+])
+def test_a_lone_variable_is_written_as_json_writes_it_whatever_its_type(fields):
+    if "variable" not in fields:
+        with pytest.raises(BadFields):
+            encode_fields(fields)
+        return
+    assert encode_fields(fields) == json.dumps(fields, separators=(",", ":"))
+
+
+def test_an_int_with_more_digits_than_python_writes_is_refused_as_before():
+    import sys
+
+    with pytest.raises(BadFields) as refused:
+        encode_fields({"variable": 10 ** (sys.get_int_max_str_digits() + 1)})
+    assert str(refused.value) == FINITE
+
+
 
 def test_sse_records():
     assert sse_record("{}") == b"data: {}\n\n"

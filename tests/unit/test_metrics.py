@@ -113,6 +113,18 @@ def test_a_fanout_pass_counts_its_deliveries_bytes_and_lag_in_one_call():
     assert (buckets["0.0025"], buckets["0.005"]) == (0, 250)
 
 
+@pytest.mark.parametrize("now", [999.0, float("nan")])
+def test_a_fanout_pass_after_a_clock_step_back_counts_no_lag(now):
+    from dashstream.messages import Entry
+
+    entry = Entry("sales", 7, 1000.0, "e1", '{"variable":1}')
+    metrics = Metrics(process=False, clock=lambda: now)
+    metrics.fanout_pass(3, entry)
+    lag = scrape(metrics)["dashstream_delivery_lag_seconds"]
+    buckets = {s.labels["le"]: s.value for s in lag.samples if s.name.endswith("_bucket")}
+    assert buckets["0.001"] == 3 and samples(lag, "dashstream_delivery_lag_seconds_sum")[()] == 0.0
+
+
 def test_connections_and_streams_are_read_at_scrape_time_only():
     calls = []
     streams = [

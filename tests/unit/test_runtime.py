@@ -1,6 +1,8 @@
-"""``dashstream.runtime``: the green threads that run one request after another, and clearing
-a watch on a descriptor about to be closed. Against eventlet's real hub (no monkey patching:
-greenlets and the hub work without it)."""
+"""``dashstream.runtime`` against eventlet's real hub (no monkey patching: greenlets and the
+hub work without it): the green threads that run one request after another, clearing a watch
+on a descriptor about to be closed, and the millisecond wake-ups of the private walks. The
+wake-ups' clock is frozen at the test's start where it matters which millisecond a sleep lands
+in; the hub fires on its own clock, so a sleep still ends no earlier than asked."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import greenlet
 import pytest
 
 from dashstream import runtime
+from dashstream.runtime import MillisecondWakeups
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -78,3 +81,146 @@ def test_a_watch_cleared_before_close_leaves_nothing_in_the_hub():
         ours.close()
         theirs.close()
     settle()  # the hub goes on without the closed descriptor
+
+
+def hub_timers() -> int:
+    hub = eventlet.hubs.get_hub()
+    return sum(1 for _, timer in hub.timers + hub.next_timers if not timer.called)
+
+
+def frozen():
+    """Wake-ups whose clock stays at the hub's time now; that time."""
+    started = eventlet.hubs.get_hub().clock()
+    return MillisecondWakeups(clock=lambda: started), started
+
+
+def test_green_threads_due_in_one_millisecond_share_one_hub_timer_and_wake_in_order():
+    wakeups, started = frozen()
+    hub = eventlet.hubs.get_hub()
+    woke = []
+
+    def sleeper(name):
+        wakeups.sleep(0.0054)
+        woke.append((name, hub.clock()))
+
+    before = hub_timers()
+    threads = [eventlet.spawn(sleeper, name) for name in "abc"]
+    eventlet.sleep(0)  # all three are asleep now
+    assert hub_timers() - before == 1 and [len(due) for due in wakeups._due.values()] == [3]
+    for thread in threads:
+        thread.wait()
+    assert [name for name, _ in woke] == ["a", "b", "c"]
+    assert all(at >= started + 0.0054 for _, at in woke)  # never early
+    assert wakeups._due == {}
+
+
+def test_each_millisecond_gets_its_own_timer_and_no_sleep_ends_early():
+    wakeups, started = frozen()
+    hub = eventlet.hubs.get_hub()
+    woke = {}
+
+    def sleeper(seconds):
+        wakeups.sleep(seconds)
+        woke[seconds] = hub.clock()
+
+    before = hub_timers()
+    threads = [eventlet.spawn(sleeper, seconds) for seconds in (0.0, 0.002, 0.0201)]
+    eventlet.sleep(0)
+    assert hub_timers() - before == 3 and len(wakeups._due) == 3
+    for thread in threads:
+        thread.wait()
+    assert all(woke[seconds] >= started + seconds for seconds in woke) and len(woke) == 3
+    # A sleep of 0 still ends on the next millisecond, after this one.
+    assert woke[0.0] >= (int(started * 1000) + 1) / 1000
+
+
+def test_the_hubs_own_clock_is_used_when_none_is_given():
+    wakeups = MillisecondWakeups()
+    hub = eventlet.hubs.get_hub()
+    asleep, woke = [], []
+
+    def sleeper():
+        asleep.append(hub.clock())
+        wakeups.sleep(0.003)
+        woke.append(hub.clock())
+
+    eventlet.spawn(sleeper).wait()
+    assert woke[0] - asleep[0] >= 0.003 and wakeups._due == {}
+
+
+def test_a_greenlet_that_is_not_the_hubs_child_is_made_one_and_still_wakes():
+    wakeups, started = frozen()
+    hub = eventlet.hubs.get_hub()
+    eventlet.spawn(wakeups.sleep, 0).wait()  # the wake-ups know their hub now
+    main = greenlet.getcurrent()
+    woke = []
+
+    def body():
+        wakeups.sleep(0.002)
+        woke.append(hub.clock())
+        main.switch("woke")
+
+    child = greenlet.greenlet(body)  # its parent: this test's greenlet, not the hub
+    assert child.switch() == "woke" and child.parent is hub.greenlet
+    assert woke[0] >= started + 0.002
+    child.parent = main  # so that ending it comes back here, not to the hub
+    child.throw(greenlet.GreenletExit)
+    assert child.dead
+
+
+def test_a_killed_sleeper_leaves_its_millisecond_and_the_others_still_wake():
+    wakeups, _ = frozen()
+    woke = []
+
+    def sleeper(name):
+        wakeups.sleep(0.01)
+        woke.append(name)
+
+    doomed, kept = eventlet.spawn(sleeper, "doomed"), eventlet.spawn(sleeper, "kept")
+    eventlet.sleep(0)
+    doomed.kill()
+    assert doomed.dead and [list(due) for due in wakeups._due.values()] == [[kept]]
+    kept.wait()
+    assert woke == ["kept"] and wakeups._due == {}
+
+
+def test_a_failing_green_thread_does_not_keep_the_rest_of_its_millisecond_asleep():
+    wakeups, _ = frozen()
+    hub = eventlet.hubs.get_hub()
+    woke = []
+
+    def failing():
+        wakeups.sleep(0.005)
+        raise ValueError("a bug in one loop")
+
+    def sleeper():
+        wakeups.sleep(0.005)
+        woke.append("after")
+
+    # A bare greenlet (no GreenThread to catch its exception): the failure reaches the hub.
+    bad = greenlet.greenlet(failing, parent=hub.greenlet)
+    eventlet.spawn_n(bad.switch)
+    good = eventlet.spawn(sleeper)
+    eventlet.sleep(0)
+    assert [len(due) for due in wakeups._due.values()] == [2]
+    good.wait()
+    assert woke == ["after"] and bad.dead
+
+
+def test_the_hub_itself_may_not_sleep():
+    wakeups = MillisecondWakeups()
+    failed = []
+
+    def in_the_hub():
+        try:
+            wakeups.sleep(0.001)
+        except RuntimeError as error:
+            failed.append(str(error))
+
+    eventlet.hubs.get_hub().schedule_call_global(0, in_the_hub)
+    eventlet.sleep(0.01)
+    assert failed == ["do not call blocking functions from the mainloop"]
+
+
+def test_the_private_walks_sleep_is_one_shared_set_of_wake_ups():
+    assert isinstance(runtime.sleep_on_millisecond.__self__, MillisecondWakeups)

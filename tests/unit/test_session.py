@@ -398,3 +398,116 @@ def test_the_answer_to_the_peers_close_leaves_with_the_fin_and_our_own_close_doe
     session, *_ = make_session(ours)
     session.close(1001, "going away")  # we start: the peer's answer is awaited, nothing is held back
     assert ours.flags == [0] and not ours.closed
+
+
+# --- the lag sweep (check_lag): judged by ts, the kernel asked only when it could matter ---
+
+
+class Kernel:
+    """``fcntl.ioctl(fd, TIOCOUTQ)`` as the session calls it: answers ``queued`` bytes, counts."""
+
+    def __init__(self):
+        self.queued = 0
+        self.asked = 0
+
+    def ioctl(self, fileno, request, buffer):
+        self.asked += 1
+        return struct.pack("i", self.queued)
+
+
+def lag_session(monkeypatch, slow_timeout=5.0):
+    from dashstream.sessions import session as session_module
+
+    kernel, wall = Kernel(), Clock()
+    wall.now = 1000.0
+    monkeypatch.setattr(session_module.fcntl, "ioctl", kernel.ioctl)
+    io, watchdog = FakeIO(), FakeWatchdog()
+    ctx = SessionContext(slow_timeout=slow_timeout, clock=Clock(), wall_clock=wall, io=io, watchdog=watchdog)
+    session = WebSocketSession(ScriptedSocket(), ctx, peer="t", path="/", reader=FrameReader(keep_messages=False))
+    stream = Stream()
+    subscription = Subscription(session, stream)
+    session.subscriptions.append(subscription)
+
+    def deliver_at(ts):
+        """A data message handed to the kernel in a new watchdog tick at wall time ``ts``."""
+        watchdog.ticks += 1
+        watchdog.wall = ts
+        subscription.deliver(stream.entry(ts))
+        return len(stream.log.last.frame)
+
+    return session, stream, kernel, wall, watchdog, deliver_at
+
+
+def test_the_sweep_does_not_ask_the_kernel_while_nothing_handed_can_be_slow_timeout_old(monkeypatch):
+    session, stream, kernel, wall, watchdog, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    for second in range(5):
+        deliver_at(1000.0 + second)
+    assert session in watchdog.lagging
+    wall.now = 1005.0  # the oldest mark is exactly slow_timeout old: it could not be closed yet
+    assert session.check_lag(0.0) is True and kernel.asked == 0 and session.state == "open"
+
+
+def test_once_the_oldest_mark_is_old_the_kernel_is_asked_and_a_reader_that_took_everything_starts_anew(
+        monkeypatch):
+    session, stream, kernel, wall, _, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    for second in range(3):
+        deliver_at(1000.0 + second)
+    wall.now = 1006.0
+    kernel.queued = 0  # the reader took every byte
+    assert session.check_lag(0.0) is False and kernel.asked == 1 and session.state == "open"
+    assert stream.slow_closed == 0
+    # The next message starts a new mark: nothing asked of the kernel until it is old in turn.
+    deliver_at(1006.5)
+    wall.now = 1011.0
+    assert session.check_lag(0.0) is True and kernel.asked == 1
+
+
+def test_marks_taken_by_the_reader_are_trimmed_and_the_lag_is_the_oldest_untaken_one(monkeypatch):
+    session, stream, kernel, wall, _, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    sizes = [deliver_at(1000.0 + second) for second in range(4)]  # marks at 1000, 1001, 1002, 1003
+    wall.now = 1006.5
+    kernel.queued = sizes[2] + sizes[3]  # the first two messages were read, 1002 and 1003 were not
+    assert session.check_lag(0.0) is True and kernel.asked == 1 and session.state == "open"
+    # 1002 is now the oldest: 4.5 s, within slow_timeout; at 1007.5 it is 5.5 s behind.
+    wall.now = 1007.5
+    assert session.check_lag(0.0) is False and kernel.asked == 2
+    assert session.close_code == 1008 and stream.slow_closed == 1
+
+
+def test_a_reader_that_took_nothing_for_slow_timeout_is_closed_at_the_first_sweep_after(monkeypatch):
+    session, stream, kernel, wall, _, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    size = deliver_at(1000.0)
+    kernel.queued = size
+    wall.now = 1005.2
+    assert session.check_lag(0.0) is False and kernel.asked == 1
+    assert session.close_code == 1008 and stream.slow_closed == 1
+
+
+def test_messages_within_one_lag_interval_are_one_mark_judged_by_its_newest_time(monkeypatch):
+    session, stream, kernel, wall, _, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    kernel.queued = deliver_at(1000.0) + deliver_at(1000.5)  # one mark: first 1000.0, newest 1000.5
+    wall.now = 1005.2  # 5.2 s after the first, 4.7 s after the newest: not yet
+    assert session.check_lag(0.0) is True and kernel.asked == 0
+    wall.now = 1005.6
+    assert session.check_lag(0.0) is False and kernel.asked == 1 and session.close_code == 1008
+
+
+def test_a_subscriber_the_sweep_let_go_is_taken_back_by_its_next_message(monkeypatch):
+    session, stream, kernel, wall, watchdog, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    deliver_at(1000.0)
+    wall.now = 1006.0
+    assert session.check_lag(0.0) is False  # all taken
+    watchdog.lagging.discard(session)  # as Watchdog.tick does with a False
+    size = deliver_at(1006.5)
+    assert session in watchdog.lagging
+    kernel.queued = size  # this one is not read
+    wall.now = 1011.6
+    assert session.check_lag(0.0) is False and session.close_code == 1008
+
+
+def test_a_closed_session_leaves_the_sweep_without_asking_the_kernel(monkeypatch):
+    session, stream, kernel, wall, _, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    deliver_at(1000.0)
+    session.close(1000, "bye")
+    wall.now = 1010.0
+    assert session.check_lag(0.0) is False and kernel.asked == 0
