@@ -1,14 +1,20 @@
 """What a private stream's random walks cost per message, in CPU (the S3 shape: many screens,
 each with its own walk).
 
-    python benchmarks/private_walk_cost.py [--clients 5000] [--seconds 10] [--hot]
+    python benchmarks/private_walk_cost.py [--clients 5000] [--seconds 10] [--hot] [--sleep eventlet]
+        [--checkout DIR]
 
 Subscribes ``--clients`` fake sessions to one ``PrivateStream`` of the default walk under
 eventlet (no sockets: a session builds the frame and counts it) and reports messages per CPU
 second over ``--seconds``. ``--hot`` makes every walk's wait ``sleep(0)`` instead: the hub
 still switches per value, but the per-message Python cost of the loop dominates. Run it with
-``PYTHONPATH`` set to two checkouts to compare their loops; only ``PrivateStream(name, source,
-factory)`` and ``subscribe(session)`` are used, which every version since the supervisor has.
+``--checkout`` naming two checkouts in turn to compare their loops (default: the one this
+script is in); only ``PrivateStream(name, source, factory)`` and ``subscribe(session)`` are
+used, which every version since the supervisor has.
+
+The walks sleep as the server's do: on the millisecond grid (``runtime.sleep_on_millisecond``)
+in a checkout that has it; ``--sleep eventlet`` makes them sleep with ``eventlet.sleep``, one
+hub timer per wake, as they did before it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The checkout to measure: --checkout DIR, read before argparse because the imports need it.
+_checkout = sys.argv[sys.argv.index("--checkout") + 1] if "--checkout" in sys.argv else None
+sys.path.insert(0, str(Path(_checkout).resolve() if _checkout else Path(__file__).resolve().parent.parent))
 from dashstream.streams.stream import PrivateStream  # noqa: E402
 from producer.random_walk import RandomWalk  # noqa: E402
 
@@ -51,8 +59,21 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--hot", action="store_true")
+    parser.add_argument("--sleep", choices=("server", "eventlet"), default="server",
+                        help="the walks' sleep: the server's (default) or eventlet.sleep")
+    parser.add_argument("--checkout", help="the dashstream checkout to measure (default: this one)")
     options = parser.parse_args()
-    walk = (lambda: RandomWalk(sleep=lambda seconds: eventlet.sleep(0))) if options.hot else RandomWalk
+    from dashstream import runtime
+
+    sleep = getattr(runtime, "sleep_on_millisecond", eventlet.sleep) if options.sleep == "server" else eventlet.sleep
+    if options.hot:
+        sleep = lambda seconds: eventlet.sleep(0)  # noqa: E731
+    walk = lambda: RandomWalk(sleep=sleep)  # noqa: E731
+    # A server's hub always watches a socket (its listener), so it waits in epoll, whose
+    # timeout is whole milliseconds; with nothing watched it would sleep to the microsecond
+    # and wake far more often than a server's does.
+    listener = eventlet.listen(("127.0.0.1", 0))
+    runtime.watch_read(listener.fileno(), lambda fileno: None)
     stream = PrivateStream("walk", "random-walk", walk)
     for _ in range(options.clients):
         stream.subscribe(CountingSession())

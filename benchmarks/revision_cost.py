@@ -25,6 +25,11 @@ the server runs about 50 times slower.
   read after the last one opened and ``--settle`` seconds;
 * private: ``SHAPE=A`` (a private random walk per client at 2 msg/s), ``--private``
   clients for ``--window`` seconds; µs of server CPU per delivered message.
+
+A ``LABEL=PATH`` whose PATH is a ``.js`` file is a Node peer of the harness instead of a
+checkout (``node=benchmarks/harness/peers/ws_peer.js``, with ``NODE_PATH`` holding ``ws``,
+as ``compare.sh`` installs it in ``benchmarks/.bench/node/node_modules``): it runs beside
+the checkouts under the same load, so its figure is a same-run reference (CPU time only).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import argparse
 import glob
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -81,10 +87,26 @@ class Meter:
 
 def start(tree: Path, shape: str, rate: float, port: int, a) -> subprocess.Popen:
     env = dict(os.environ, PORT=str(port), SHAPE=shape, RATE=str(rate), PYTHONPATH=str(tree))
+    if tree.suffix == ".js":  # a Node peer (module docstring): ready once it accepts
+        env.setdefault("NODE_PATH", str(Path(__file__).resolve().parent / ".bench" / "node" / "node_modules"))
+        proc = subprocess.Popen(["node", str(tree)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_accepting(port)
+        return proc
     proc = subprocess.Popen([*a.meter.command(), sys.executable, "benchmarks/harness_peer.py", *a.extra], cwd=tree,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port, timeout=120 if a.meter.callgrind else 20)
     return proc
+
+
+def wait_accepting(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"port {port} not accepting")
 
 
 def client(wsload: str, port: int, *args, on_event=None, timeout: float = 120) -> dict:
@@ -185,6 +207,8 @@ def main() -> None:
     if a.callgrind and "idle" in a.figures:
         parser.error("--callgrind counts instructions: use it with --figures handshake,private")
     trees = [(label, Path(path).resolve()) for label, path in (t.split("=", 1) for t in a.trees)]
+    if a.callgrind and any(tree.suffix == ".js" for _, tree in trees):
+        parser.error("--callgrind counts a Python server's instructions: leave the Node peer out")
     figures = [f.strip() for f in a.figures.split(",")]
     results: dict = {(f, label): [] for f in figures for label, _ in trees}
     for round_ in range(a.rounds):

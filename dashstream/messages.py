@@ -55,8 +55,8 @@ def encode_fields(fields: Mapping[str, Any]) -> str:
     if type(fields) is dict and len(fields) == 1:
         # The random walk's every message, and a publish of a bare number: {"variable": n}
         # with an int n (not a bool) passes every check, and json writes an int as repr
-        # does. About a microsecond less per message of a private walk than the checks and
-        # the encoder's call.
+        # does. The checks and the encoder's call were about 8,500 instructions of a private
+        # walk's 55,000 per message (BENCHMARKS.md, "Private streams: what a wake-up costs").
         value = fields.get("variable")
         if type(value) is int:
             try:

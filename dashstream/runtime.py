@@ -135,8 +135,9 @@ class MillisecondWakeups:
     push onto and a pop off a heap of thousands of entries, and two Python calls around the
     switch per wake. Here a wake costs a dict lookup and a list append, and the heap holds at
     most one entry per millisecond that someone is due in (at most 1,000 for waits under a
-    second). Measured with 5,000 loops and nothing else running in them (BENCHMARKS.md,
-    "Private streams: what a wake-up costs"): about half the CPU per wake of eventlet.sleep.
+    second). With 5,000 walks and no sockets (``benchmarks/private_walk_cost.py``; BENCHMARKS.md,
+    "Private streams: what a wake-up costs"): 18-23 µs of CPU per message against 23-27 µs
+    with eventlet.sleep.
 
     A sleep is never shorter than asked and at most about a millisecond longer. Killing a
     sleeping green thread (``GreenThread.kill`` throws into it) takes it off its millisecond.

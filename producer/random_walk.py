@@ -66,10 +66,11 @@ class RandomWalk(Source):
         self._sleep = sleep
 
     def events(self) -> Iterator[Any]:
-        # The loop is here rather than behind a ``yield from``: a private walk's green thread
-        # sleeps inside this generator, and each generator level between its supervisor and
-        # the sleep is C stack that every wake-up copies back in (BENCHMARKS.md, "Private
-        # streams: what a wake-up costs").
+        # The loop is here rather than behind a ``yield from``: one generator level fewer
+        # between the supervisor and the value, and between the supervisor and the sleep (C
+        # stack a private walk's green thread has saved and restored at every wake-up):
+        # about 800 instructions per message (BENCHMARKS.md, "Private streams: what a
+        # wake-up costs").
         yield Health(UP)
         value = self.start
         waits = False  # the first value comes at once: a screen that just connected shows a number

@@ -111,6 +111,14 @@ def test_a_lone_variable_is_written_as_json_writes_it_whatever_its_type(fields):
     assert encode_fields(fields) == json.dumps(fields, separators=(",", ":"))
 
 
+def test_a_mapping_that_is_not_a_dict_is_refused_as_json_refuses_it_even_with_a_lone_int():
+    from types import MappingProxyType
+
+    with pytest.raises(BadFields) as refused:
+        encode_fields(MappingProxyType({"variable": 1}))
+    assert str(refused.value).startswith("not JSON-serializable: Object of type mappingproxy")
+
+
 def test_an_int_with_more_digits_than_python_writes_is_refused_as_before():
     import sys
 

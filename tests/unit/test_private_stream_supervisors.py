@@ -184,3 +184,17 @@ def test_a_supervisor_stopped_by_its_own_value_ends_its_loop_after_that_value(sp
     supervisor = stream._supervisors[subscription]
     supervisor._run()  # returns: no retry, no second value
     assert supervisor._stopping and supervisor.source.closed >= 1
+
+
+def test_a_configured_private_walk_sleeps_on_the_millisecond_grid_with_its_options(spawned):
+    from dashstream import runtime
+    from dashstream.config.options import parse_config
+    from dashstream.streams.stream import streams_from_config
+
+    config = parse_config(["--stream", "own=random-walk"], environ={})
+    stream = streams_from_config(config)["own"]
+    assert isinstance(stream, PrivateStream)
+    first, second = FakeSession(), FakeSession()
+    walks = [stream._supervisors[stream.subscribe(session)].source for session in (first, second)]
+    assert walks[0] is not walks[1] and all(walk._sleep == runtime.sleep_on_millisecond for walk in walks)
+    assert (walks[0].min_wait, walks[0].max_wait, walks[0].min_step, walks[0].max_step) == (0.0, 1.0, 1, 10)
