@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -254,5 +255,6 @@ def shoot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path))
-    page.screenshot(path=str(ARTIFACTS / f"kinds-{name}.png"))
+    # The same picture, copied: a second screenshot cost chromium another PNG encoding.
+    shutil.copyfile(path, ARTIFACTS / f"kinds-{name}.png")
     return path
