@@ -22,6 +22,17 @@ from tests.support import ROOT, SERVER, ServerProcess, assert_refused_option, fr
 pytestmark = pytest.mark.timeout(60)
 
 
+@pytest.fixture(scope="module")
+def server():
+    """One server for the tests here that leave it as they found it (each socket has a walk of
+    its own): a start costs a second of CPU, three under the whole suite's load. The tests that
+    count connections, producers or descriptors from zero start their own (start_server)."""
+    made = ServerProcess().start()
+    yield made
+    made.stop()
+    made.discard_log()
+
+
 def recv_json(ws, timeout: float = 3.0) -> dict:
     return json.loads(ws.recv(timeout=scaled(timeout)))
 
@@ -82,7 +93,8 @@ def test_plain_get_serves_the_page(server):
     assert body == (ROOT / "index.html").read_bytes()
 
 
-def test_healthz_counts_open_websockets(server):
+def test_healthz_counts_open_websockets(start_server):
+    server = start_server()
     assert server.health()["connections"] == 0
     with connect(server.ws + "/"), connect(server.ws + "/echo"):
         wait_until(lambda: server.health()["connections"] == 2, message="2 connections")
@@ -149,7 +161,8 @@ def test_pings_are_answered_while_streaming(server):
     asyncio.run(scenario())
 
 
-def test_producer_stops_within_a_second_of_the_client_leaving(server):
+def test_producer_stops_within_a_second_of_the_client_leaving(start_server):
+    server = start_server()
     ws = websocket.create_connection(server.ws + "/", timeout=scaled(3))
     ws.recv()
     wait_until(lambda: server.health()["producers"] == 1, message="producer running")
@@ -214,7 +227,8 @@ def test_200_concurrent_clients_each_get_about_two_messages_a_second(start_serve
     assert 1.8 <= sum(rates) / len(rates) <= 2.2
 
 
-def test_500_connect_disconnect_cycles_leak_nothing(server):
+def test_500_connect_disconnect_cycles_leak_nothing(start_server):
+    server = start_server()
     wait_until(lambda: server.health()["connections"] == 0)
     baseline = server.fd_count()
     handshake = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
