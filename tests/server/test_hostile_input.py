@@ -23,7 +23,7 @@ from tests.server.raw_clients import (
     read_head,
     status_of,
 )
-from tests.support import http_get, http_request, scaled, wait_until
+from tests.support import ServerProcess, http_get, http_request, scaled, wait_until
 from tests.ws_frames import close_payload, frame
 
 pytestmark = pytest.mark.timeout(60)
@@ -38,8 +38,27 @@ def quiet_log(server) -> None:
     assert " ERROR " not in output and "Traceback" not in output, output[-5000:]
 
 
+@pytest.fixture(scope="module")
+def shared_server():
+    """One server for the tests that change nothing another test here reads (a refused
+    request, a resume point, a publish): a start costs a second of CPU, three under the whole
+    suite's load. Each test still checks the log after it (``server``)."""
+    made = ServerProcess(*STREAMS).start()
+    yield made
+    made.stop()
+    made.discard_log()
+
+
 @pytest.fixture
-def server(start_server):
+def server(shared_server):
+    yield shared_server
+    quiet_log(shared_server)
+
+
+@pytest.fixture
+def own_server(start_server):
+    """A server of the test's own: for the tests that count connections, closes or metrics
+    from zero, or leave sockets behind that another test would count."""
     server = start_server(*STREAMS)
     yield server
     quiet_log(server)
@@ -48,7 +67,8 @@ def server(start_server):
 # --- input after the request -------------------------------------------------------------------
 
 
-def test_an_sse_client_that_keeps_sending_after_its_request_is_closed(server):
+def test_an_sse_client_that_keeps_sending_after_its_request_is_closed(own_server):
+    server = own_server
     sock = connect(server.port)
     try:
         sock.sendall(b"GET /sse/office HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -75,7 +95,8 @@ def test_an_sse_client_that_keeps_sending_after_its_request_is_closed(server):
     wait_until(lambda: "bytes sent after the request" in server.output(), message="the close's log line")
 
 
-def test_a_stream_websocket_that_sends_messages_nobody_reads_is_closed_1008(server):
+def test_a_stream_websocket_that_sends_messages_nobody_reads_is_closed_1008(own_server):
+    server = own_server
     client = RawWebSocket(server.port, "/ws/office")
     try:
         for _ in range(8):
@@ -142,7 +163,8 @@ def test_a_thousand_bad_resumes_write_no_error_line(server):
 # --- a client gone at once, HEAD ---------------------------------------------------------------
 
 
-def test_an_sse_client_that_resets_at_once_costs_no_500(server):
+def test_an_sse_client_that_resets_at_once_costs_no_500(own_server):
+    server = own_server
     for _ in range(100):
         sock = socket.create_connection(("127.0.0.1", server.port))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -156,7 +178,8 @@ def test_an_sse_client_that_resets_at_once_costs_no_500(server):
     assert "ERROR" not in output and "Traceback" not in output, output[-5000:]
 
 
-def test_head_on_sse_gets_the_get_answers_headers_and_no_body(server):
+def test_head_on_sse_gets_the_get_answers_headers_and_no_body(own_server):
+    server = own_server
     status, headers, body = http_request(server.http + "/sse/office", method="HEAD")
     assert (status, body) == (200, b"")
     assert headers["Content-Type"].startswith("text/event-stream")
@@ -173,7 +196,8 @@ def closes_series(server) -> list[str]:
     return [line for line in body.decode().splitlines() if line.startswith("dashstream_closes_sent_total{")]
 
 
-def test_client_close_codes_make_a_fixed_set_of_metric_labels(server):
+def test_client_close_codes_make_a_fixed_set_of_metric_labels(own_server):
+    server = own_server
     for code in range(4000, 4060):
         client = RawWebSocket(server.port, "/ws/office")
         client.send(frame(0x8, close_payload(code)))
