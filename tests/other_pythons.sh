@@ -42,6 +42,7 @@ for minor in "${SUPPORTED[@]}"; do
     venv=".venv-test-$minor"
     [ -x "$venv/bin/python" ] || "$uv" venv --quiet --python "$interpreter" "$venv"
     "$uv" pip install --quiet --python "$venv/bin/python" -e '.[test,all]'
+    "$venv/bin/python" -m compileall -q -j 0 dashstream producer >/dev/null  # as tests/run.sh does
     version=$("$venv/bin/python" -c 'import platform; print(platform.python_version())')
     echo "Python $version: unit tests and the server smoke test"
     "$venv/bin/python" -m pytest -p no:cacheprovider -q tests/unit tests/server/test_smoke.py "$@"
