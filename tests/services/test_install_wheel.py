@@ -66,9 +66,11 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
     (source / "dashstream" / "index.html").unlink(missing_ok=True)  # a stray local build's copy
     out = tmp_path_factory.mktemp("dist")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
-                             "--disable-pip-version-check", "-w", str(out), str(source)],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=scaled(180))
+    # Built by uv, through the same PEP 517 backend (setuptools, in an isolated environment)
+    # that `pip wheel` would call: 1.4 s of CPU where pip took 3.6.
+    result = subprocess.run([uv(), "build", "--wheel", "--quiet", "-o", str(out), str(source)],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, env=UV_ENV,
+                            timeout=scaled(180))
     assert result.returncode == 0, result.stdout + result.stderr
     (built,) = out.glob("dashstream-*.whl")
     return built
