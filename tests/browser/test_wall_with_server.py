@@ -15,7 +15,7 @@ import websocket  # websocket-client
 
 from tests.browser import query, received, snapshot
 from tests.browser.test_wall_page import count_sockets, seqs, text, tiles
-from tests.support import http_get, publish, scaled, wait_until
+from tests.support import ServerProcess, http_get, publish, scaled, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 
@@ -73,12 +73,26 @@ def wall_server(start_server, tmp_path, after_page):
     return server
 
 
+@pytest.fixture(scope="module")
+def idle_wall_server(tmp_path_factory):
+    """The same server for the tests that only read its layout or are refused before the
+    upgrade (they publish nothing and leave no socket): one start, not eight (the module runs
+    whole on one worker, tests/conftest.py)."""
+    path = tmp_path_factory.mktemp("idle-wall") / "wall.toml"
+    path.write_text(CONFIG)
+    server = ServerProcess("--config", str(path), "--publish-token", TOKEN).start()
+    yield server
+    server.stop()
+    server.discard_log()
+
+
 def put(server, stream, value):
     status, answer = publish(server.http, stream, {"variable": value}, TOKEN)
     assert status == 200, answer
 
 
-def test_dashboard_json_lists_every_tile_with_defaults(wall_server):
+def test_dashboard_json_lists_every_tile_with_defaults(idle_wall_server):
+    wall_server = idle_wall_server
     status, _, body = http_get(wall_server.http + "/dashboard.json")
     layout = json.loads(body)
     assert status == 200 and layout["title"] == "Operations" and layout["columns"] is None
@@ -185,7 +199,8 @@ def test_one_socket_for_several_streams_with_resume_per_stream(wall_server):
     ("streams=orders,nowhere", 404), ("streams=" + ",".join(["orders"] * 2), 400), ("streams=", 400),
     ("streams=" + ",".join(SIX * 3), 400), ("streams=orders&resume=queue:E:1", 400),
     ("streams=orders&resume=orders:E:x", 400), ("", 400)])
-def test_bad_multi_stream_requests_are_refused_before_the_upgrade(wall_server, query_string, status):
+def test_bad_multi_stream_requests_are_refused_before_the_upgrade(idle_wall_server, query_string, status):
+    wall_server = idle_wall_server
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(wall_server.ws + "/ws?" + query_string, timeout=scaled(3))
     assert refused.value.status_code == status
