@@ -1,5 +1,8 @@
 """Unit tests of the default source, the random walk (producer/random_walk.py), driven by a
-seeded generator and a recording sleep."""
+seeded generator and a recording sleep.
+
+Mutation testing (README, "Development"): 66 of 67 mutants killed; the one left is
+equivalent: ``waits = None`` for ``waits = False`` (only its truth is read)."""
 
 from __future__ import annotations
 

@@ -101,3 +101,12 @@ def test_a_trace_hears_every_tick_when_it_woke_and_every_skip(monkeypatch):
 
 def test_without_a_trace_a_ticker_records_nothing():
     assert Ticker.trace is None
+
+
+def test_exactly_one_interval_late_on_exact_binary_times_keeps_the_schedule():
+    clock = Clock()
+    ticks = iter(Ticker(rate=4, clock=clock, sleep=clock.sleep))  # 0.25 s: exact in binary
+    next(ticks)
+    clock.now += 0.5  # the next tick (100.5) is now exactly one interval old: not dropped
+    assert [next(ticks), next(ticks)] == [{"variable": 2}, {"variable": 3}]
+    assert clock.slept == [0.25]  # both at once: the tick of 100.5 and the one due now
