@@ -333,9 +333,9 @@ def streams_from_config(config, on_pass=None, backplane=None, durable=None,
     for spec in config.streams:
         if not spec.shared:
             # A private walk is new for every client, under a supervisor of its own. Its
-            # waits end on the hub's millisecond grid (runtime.MillisecondWakeups): one timer
-            # per millisecond for every walk due then, not one per wake (only the random
-            # walk can be private, and it takes its sleep as an argument).
+            # waits end on a grid of 2 ms (runtime.MillisecondWakeups): one hub timer per step
+            # for every walk due then, not one per wake, and at most 500 hub wake-ups a second
+            # (only the random walk can be private, and it takes its sleep as an argument).
             factory = lambda cls=SOURCES[spec.source], options=spec.options: cls(  # noqa: E731
                 **options, sleep=runtime.sleep_on_millisecond)
             streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_delivery=on_private)

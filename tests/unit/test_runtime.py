@@ -184,6 +184,30 @@ def test_each_millisecond_gets_its_own_timer_and_no_sleep_ends_early():
     assert woke[0.0] >= (int(started * 1000) + 1) / 1000
 
 
+@pytest.mark.parametrize("seconds", [0.0, 0.0004, 0.001, 0.0031, 0.004])
+def test_on_a_grid_of_two_milliseconds_a_sleep_ends_on_the_next_even_millisecond(seconds):
+    hub = eventlet.hubs.get_hub()
+    started = hub.clock()
+    wakeups = MillisecondWakeups(clock=lambda: started, step_ms=2)
+    woke = []
+
+    def sleeper():
+        wakeups.sleep(seconds)
+        woke.append(hub.clock())
+
+    thread = eventlet.spawn(sleeper)
+    eventlet.sleep(0)
+    [due] = wakeups._due
+    deadline_ms = (started + seconds) * 1000
+    assert due % 2 == 0 and deadline_ms < due <= deadline_ms + 2  # never early, at most 2 ms late
+    thread.wait()
+    assert woke[0] >= started + seconds and wakeups._due == {}
+
+
+def test_the_private_walks_sleep_on_a_grid_of_two_milliseconds():
+    assert runtime.sleep_on_millisecond.__self__._step_ms == 2
+
+
 def test_the_hubs_own_clock_is_used_when_none_is_given():
     wakeups = MillisecondWakeups()
     hub = eventlet.hubs.get_hub()
