@@ -71,22 +71,9 @@ def record() -> None:
 
     tickers: set = set()
 
-    def traced_iter(self):
+    def on_tick(due, at, kind):
         tickers.add(greenlet.getcurrent())
-        interval = 1.0 / self.rate
-        value = self.start
-        due = self._clock()
-        while True:
-            due += interval
-            now = self._clock()
-            if due > now:
-                self._sleep(due - now)
-            elif due < now - interval:
-                ticks.append((due, now, "skip"))
-                due = now
-            ticks.append((due, self._clock(), "tick"))
-            value += self.step
-            yield {"variable": value}
+        ticks.append((due, at, kind))
 
     collections_: list = []  # (wall at start, cpu spent, generation)
     started: list = [0.0, 0.0]
@@ -100,7 +87,7 @@ def record() -> None:
     import gc
 
     gc.callbacks.append(on_gc)
-    ticker.Ticker.__iter__ = traced_iter
+    ticker.Ticker.trace = staticmethod(on_tick)
     greenlet.settrace(trace)
     sys.argv[0] = str(ROOT / "server.py")
     try:

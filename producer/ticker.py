@@ -38,17 +38,26 @@ class Ticker(Source):
         self._clock = clock
         self._sleep = sleep
 
+    # Told (due, woke, "tick") at every tick and (due, now, "skip") when ticks are dropped,
+    # on the ticker's clock: benchmarks/hub_trace.py sets it to see when the hub was late.
+    trace: Callable[[float, float, str], None] | None = None
+
     def __iter__(self) -> Iterator[dict]:
         interval = 1.0 / self.rate
         value = self.start
         due = self._clock()
+        trace = self.trace
         while True:
             due += interval
             now = self._clock()
             if due > now:
                 self._sleep(due - now)
             elif due < now - interval:
+                if trace is not None:
+                    trace(due, now, "skip")
                 due = now  # fell behind: drop the missed ticks rather than burst
+            if trace is not None:
+                trace(due, self._clock(), "tick")
             value += self.step
             yield {"variable": value}
 

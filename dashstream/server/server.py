@@ -157,7 +157,8 @@ class Server:
                                          walls=config.walls, reread=lambda: resolve_walls(config))
         state.screens.restore(durable.saved_screens())  # --state: what each screen was switched to
         state.streams.update(streams_from_config(config, on_pass=state.metrics.fanout_pass, backplane=backplane,
-                                                 durable=durable if durable.path is not None else None))
+                                                 durable=durable if durable.path is not None else None,
+                                                 on_private=state.metrics.private_delivery))
         context = session_context(config, state.metrics)
         self.app = DashApp(config, state, self.index_path, context)
         runtime.spawn(context.watchdog.run)

@@ -244,9 +244,9 @@ class PrivateStream(Stream):
     shared = False
 
     def __init__(self, name: str, source: str, factory: SourceFactory, *,
-                 clock: Callable[[], float] = time.time, on_pass=None):
+                 clock: Callable[[], float] = time.time, on_delivery=None):
         super().__init__(name, source)
-        self.on_pass = on_pass  # (1, entry) per value: metrics
+        self.on_delivery = on_delivery  # (entry) per value: metrics.private_delivery
         self._factory = factory
         self._clock = clock
         self._supervisors: dict[Subscription, Supervisor] = {}
@@ -268,12 +268,12 @@ class PrivateStream(Stream):
         """The client's own source under its own supervisor: values into its own log, its
         states to that client alone, rejections into the stream's one counter. No stale
         clock (a private walk never had one): one green thread per client, no timer."""
-        append, on_pass = own_log.append, self.on_pass
+        append, on_delivery = own_log.append, self.on_delivery
 
         def publish(fields: Mapping[str, Any]) -> None:
             entry = append(encode_fields(fields))
-            if on_pass is not None:
-                on_pass(1, entry)
+            if on_delivery is not None:
+                on_delivery(entry)
 
         return Supervisor(self.name, self._factory(), on_value=publish, on_health=self._client_health(session),
                           on_rejected=self.count_rejected, spawn=_ClientThread,
@@ -318,24 +318,27 @@ class PrivateStream(Stream):
         return {**super().describe(), "last_seq": None, "last_ts": None}
 
 
-def streams_from_config(config, on_pass=None, backplane=None, durable=None) -> dict[str, Stream]:
+def streams_from_config(config, on_pass=None, backplane=None, durable=None,
+                        on_private=None) -> dict[str, Stream]:
     """Running streams for the config's specs (the default stream is always among them).
     ``backplane`` (backplane/) gives shared streams their log and what runs their source
     (through Redis: a producer under a lease); None: memory and the plain supervisor.
     ``durable`` (``--state``: ``durable.DurableState``) gives their log instead: a memory
-    log kept in a file (refused with a backplane, where Redis keeps the logs)."""
+    log kept in a file (refused with a backplane, where Redis keeps the logs).
+    ``on_pass(deliveries, entry)``: a shared stream's fan-out pass; ``on_private(entry)``: a
+    private stream's value, handed to its one client (metrics count both)."""
     from producer import SOURCES
 
     streams: dict[str, Stream] = {}
     for spec in config.streams:
         if not spec.shared:
             # A private walk is new for every client, under a supervisor of its own. Its
-            # waits end on the hub's millisecond grid (runtime.MillisecondWakeups): one timer
-            # per millisecond for every walk due then, not one per wake (only the random
-            # walk can be private, and it takes its sleep as an argument).
+            # waits end on a grid of 2 ms (runtime.MillisecondWakeups): one hub timer per step
+            # for every walk due then, not one per wake, and at most 500 hub wake-ups a second
+            # (only the random walk can be private, and it takes its sleep as an argument).
             factory = lambda cls=SOURCES[spec.source], options=spec.options: cls(  # noqa: E731
                 **options, sleep=runtime.sleep_on_millisecond)
-            streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_pass=on_pass)
+            streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_delivery=on_private)
             continue
         log_factory = (durable.log_factory(spec) if durable is not None
                        else backplane.log_factory(spec) if backplane is not None else None)

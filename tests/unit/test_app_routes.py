@@ -45,7 +45,8 @@ def make_app(*args: str) -> DashApp:
     config = parse_config(["--stream", "office=random-walk:shared", "--stream", "sales=publish",
                            "--publish-token", TOKEN, "--handshake-rate", "0", *args], environ={})
     state = ServerState(MemoryBackplane(), process_metrics=False, walls=config.walls)
-    state.streams.update(streams_from_config(config, on_pass=state.metrics.fanout_pass, backplane=state.backplane))
+    state.streams.update(streams_from_config(config, on_pass=state.metrics.fanout_pass, backplane=state.backplane,
+                                             on_private=state.metrics.private_delivery))
     return DashApp(config, state, ROOT / "index.html", session_context(config, state.metrics))
 
 

@@ -113,6 +113,22 @@ def test_a_fanout_pass_counts_its_deliveries_bytes_and_lag_in_one_call():
     assert (buckets["0.0025"], buckets["0.005"]) == (0, 250)
 
 
+def test_a_private_delivery_counts_one_message_its_bytes_and_no_lag():
+    from dashstream.messages import Entry
+
+    entry = Entry("walk", 7, 1000.0, "e1", '{"variable":1}')
+    metrics = Metrics(process=False, clock=lambda: 2000.0)  # never read: a private value has no lag
+    metrics.private_delivery(entry)
+    metrics.private_delivery(entry)
+    families = scrape(metrics)
+    assert value(families, "dashstream_sent_messages", "dashstream_sent_messages_total") == 2
+    assert value(families, "dashstream_sent_bytes", "dashstream_sent_bytes_total") == 2 * len(entry.frame)
+    lag = families["dashstream_delivery_lag_seconds"]
+    buckets = {s.labels["le"]: s.value for s in lag.samples if s.name.endswith("_bucket")}
+    assert buckets["0.001"] == 2 and buckets["+Inf"] == 2
+    assert samples(lag, "dashstream_delivery_lag_seconds_sum")[()] == 0.0
+
+
 @pytest.mark.parametrize("now", [999.0, float("nan")])
 def test_a_fanout_pass_after_a_clock_step_back_counts_no_lag(now):
     from dashstream.messages import Entry

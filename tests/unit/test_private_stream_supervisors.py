@@ -94,14 +94,14 @@ def test_every_client_gets_its_own_supervisor_its_own_numbering_and_one_green_th
 
 def test_values_reach_only_their_client_and_count_in_metrics(spawned):
     passes = []
-    stream = private(lambda: [], on_pass=lambda count, entry: passes.append((count, entry.seq)))
+    stream = private(lambda: [], on_delivery=lambda entry: passes.append(entry.seq))
     session = FakeSession()
     subscription = stream.subscribe(session)
     supervisor = stream._supervisors[subscription]
     supervisor._handle({"variable": 5, "unit": "kW"})
     supervisor._handle({"variable": 6})
     assert [(m["variable"], m["seq"]) for m, _ in session.entries] == [(5, 1), (6, 2)]
-    assert passes == [(1, 1), (1, 2)]
+    assert passes == [1, 2]
 
 
 def test_rejections_are_counted_once_in_the_stream_and_logged_by_the_supervisor(spawned, caplog):

@@ -114,6 +114,56 @@ def test_green_threads_due_in_one_millisecond_share_one_hub_timer_and_wake_in_or
     assert wakeups._due == {}
 
 
+def test_a_woken_thread_that_sleeps_again_switches_straight_to_the_next_of_its_millisecond():
+    wakeups, _ = frozen()
+    hub = eventlet.hubs.get_hub()
+    names = {}
+    switches = []
+
+    def sleeper(name):
+        names[greenlet.getcurrent()] = name
+        wakeups.sleep(0.003)
+        wakeups.sleep(0.003)  # after the first wake: into the millisecond after, all three again
+
+    def trace(event, args):
+        if event == "switch":
+            origin, target = args
+            switches.append((names.get(origin, "hub" if origin is hub.greenlet else "other"),
+                             names.get(target, "hub" if target is hub.greenlet else "other")))
+
+    threads = [eventlet.spawn(sleeper, name) for name in "abc"]
+    eventlet.sleep(0)
+    previous = greenlet.settrace(trace)
+    try:
+        for thread in threads:
+            thread.wait()
+    finally:
+        greenlet.settrace(previous)
+    # The first wake: the hub switches to a; a, asleep again, to b; b to c; c to the hub.
+    first = switches.index(("hub", "a"))
+    assert switches[first:first + 4] == [("hub", "a"), ("a", "b"), ("b", "c"), ("c", "hub")]
+    assert ("a", "hub") not in switches[first:first + 4]
+
+
+def test_a_thread_killed_by_another_of_its_millisecond_is_not_run_and_the_rest_are():
+    wakeups, _ = frozen()
+    woke = []
+    threads = {}
+
+    def sleeper(name):
+        wakeups.sleep(0.004)
+        woke.append(name)
+        if name == "a":
+            threads["b"].kill()  # b is due in this millisecond too, after a
+
+    for name in "abc":
+        threads[name] = eventlet.spawn(sleeper, name)
+    eventlet.sleep(0)
+    for name in "ac":
+        threads[name].wait()
+    assert woke == ["a", "c"] and threads["b"].dead and wakeups._due == {}
+
+
 def test_each_millisecond_gets_its_own_timer_and_no_sleep_ends_early():
     wakeups, started = frozen()
     hub = eventlet.hubs.get_hub()
@@ -132,6 +182,30 @@ def test_each_millisecond_gets_its_own_timer_and_no_sleep_ends_early():
     assert all(woke[seconds] >= started + seconds for seconds in woke) and len(woke) == 3
     # A sleep of 0 still ends on the next millisecond, after this one.
     assert woke[0.0] >= (int(started * 1000) + 1) / 1000
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.0004, 0.001, 0.0031, 0.004])
+def test_on_a_grid_of_two_milliseconds_a_sleep_ends_on_the_next_even_millisecond(seconds):
+    hub = eventlet.hubs.get_hub()
+    started = hub.clock()
+    wakeups = MillisecondWakeups(clock=lambda: started, step_ms=2)
+    woke = []
+
+    def sleeper():
+        wakeups.sleep(seconds)
+        woke.append(hub.clock())
+
+    thread = eventlet.spawn(sleeper)
+    eventlet.sleep(0)
+    [due] = wakeups._due
+    deadline_ms = (started + seconds) * 1000
+    assert due % 2 == 0 and deadline_ms < due <= deadline_ms + 2  # never early, at most 2 ms late
+    thread.wait()
+    assert woke[0] >= started + seconds and wakeups._due == {}
+
+
+def test_the_private_walks_sleep_on_a_grid_of_two_milliseconds():
+    assert runtime.sleep_on_millisecond.__self__._step_ms == 2
 
 
 def test_the_hubs_own_clock_is_used_when_none_is_given():

@@ -85,3 +85,28 @@ def test_as_a_source_it_is_up_at_once_then_yields_values():
     events = take(Ticker(rate=2, clock=clock, sleep=clock.sleep).events(), 3)
     assert isinstance(events[0], Health) and events[0].state == UP
     assert events[1:] == [{"variable": 1}, {"variable": 2}]
+
+
+def test_a_trace_hears_every_tick_when_it_woke_and_every_skip(monkeypatch):
+    clock = Clock()
+    heard = []
+    monkeypatch.setattr(Ticker, "trace", staticmethod(lambda due, at, kind: heard.append((kind, round(due, 6),
+                                                                                          round(at, 6)))))
+    ticks = iter(Ticker(rate=10, clock=clock, sleep=clock.sleep))
+    next(ticks)
+    clock.now += 1.0  # ten intervals late: the missed ticks are skipped, one value now
+    next(ticks)
+    assert heard == [("tick", 100.1, 100.1), ("skip", 100.2, 101.1), ("tick", 101.1, 101.1)]
+
+
+def test_without_a_trace_a_ticker_records_nothing():
+    assert Ticker.trace is None
+
+
+def test_exactly_one_interval_late_on_exact_binary_times_keeps_the_schedule():
+    clock = Clock()
+    ticks = iter(Ticker(rate=4, clock=clock, sleep=clock.sleep))  # 0.25 s: exact in binary
+    next(ticks)
+    clock.now += 0.5  # the next tick (100.5) is now exactly one interval old: not dropped
+    assert [next(ticks), next(ticks)] == [{"variable": 2}, {"variable": 3}]
+    assert clock.slept == [0.25]  # both at once: the tick of 100.5 and the one due now
