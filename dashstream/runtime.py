@@ -127,9 +127,9 @@ def cooperative_yield() -> None:
 
 
 class MillisecondWakeups:
-    """Green sleeps that end on the next millisecond at or after their deadline, one hub
-    timer per millisecond for every green thread due in it (libuv groups its timers by the
-    millisecond the same way).
+    """Green sleeps that end on the next step of a grid of whole milliseconds at or after
+    their deadline, one hub timer per step for every green thread due in it (libuv groups its
+    timers by the millisecond the same way).
 
     Thousands of loops that each sleep a random fraction of a second (the private random
     walks: 5,000 of them wake 10,000 times a second) cost eventlet one ``Timer`` object, a
@@ -154,8 +154,8 @@ class MillisecondWakeups:
         self._per_second = 1000.0 / step_ms  # grid steps a second
         self._step_ms = step_ms
         self._hub: Any = None
-        self._due: dict[int, list] = {}  # millisecond (hub clock x 1000, rounded up) -> green threads
-        self._waking: deque = deque()  # the threads of the millisecond being woken, not yet run
+        self._due: dict[int, list] = {}  # a grid step in ms (hub clock x 1000, rounded up) -> green threads
+        self._waking: deque = deque()  # the threads of the step being woken, not yet run
 
     def sleep(self, seconds: float) -> None:
         current = _getcurrent()
