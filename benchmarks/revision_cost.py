@@ -24,7 +24,10 @@ the server runs about 50 times slower.
 * idle: ``wsload --mode idle`` holds ``--idle`` connections; KiB of RSS per connection,
   read after the last one opened and ``--settle`` seconds;
 * private: ``SHAPE=A`` (a private random walk per client at 2 msg/s), ``--private``
-  clients for ``--window`` seconds; µs of server CPU per delivered message.
+  clients for ``--window`` seconds; µs of server CPU per delivered message;
+* broadcast: ``SHAPE=B`` (S2's shared ticker) at ``--broadcast-rate`` messages a second to
+  ``--broadcast`` clients for ``--window`` seconds; µs of server CPU per delivery (a rate
+  below the ceiling, so that the figure is the cost of a delivery, not of falling behind).
 
 A ``LABEL=PATH`` whose PATH is a ``.js`` file is a Node peer of the harness instead of a
 checkout (``node=benchmarks/harness/peers/ws_peer.js``, with ``NODE_PATH`` holding ``ws``,
@@ -89,10 +92,12 @@ def start(tree: Path, shape: str, rate: float, port: int, a) -> subprocess.Popen
     env = dict(os.environ, PORT=str(port), SHAPE=shape, RATE=str(rate), PYTHONPATH=str(tree))
     if tree.suffix == ".js":  # a Node peer (module docstring): ready once it accepts
         env.setdefault("NODE_PATH", str(Path(__file__).resolve().parent / ".bench" / "node" / "node_modules"))
-        proc = subprocess.Popen(["node", str(tree)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen([*a.pin_server, "node", str(tree)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
         wait_accepting(port)
         return proc
-    proc = subprocess.Popen([*a.meter.command(), sys.executable, "benchmarks/harness_peer.py", *a.extra], cwd=tree,
+    proc = subprocess.Popen([*a.pin_server, *a.meter.command(), sys.executable, "benchmarks/harness_peer.py", *a.extra],
+                            cwd=tree,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port, timeout=120 if a.meter.callgrind else 20)
     return proc
@@ -109,8 +114,11 @@ def wait_accepting(port: int, timeout: float = 20.0) -> None:
     raise SystemExit(f"port {port} not accepting")
 
 
+PIN_CLIENT: list[str] = []  # main() sets it with --pin
+
+
 def client(wsload: str, port: int, *args, on_event=None, timeout: float = 120) -> dict:
-    cmd = [wsload, "--url", f"ws://127.0.0.1:{port}/ws/bench", *map(str, args)]
+    cmd = [*PIN_CLIENT, wsload, "--url", f"ws://127.0.0.1:{port}/ws/bench", *map(str, args)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
     for line in proc.stderr:
@@ -180,10 +188,35 @@ def private(tree, a) -> float:
         stop([proc])
 
 
+def broadcast(tree, a) -> float:
+    port = free_port()
+    proc = start(tree, "B", a.broadcast_rate, port, a)
+    marks = {}
+    try:
+        def on_event(name):
+            if name == "window_start":
+                marks["began"] = a.meter.begin(proc)
+            elif name == "window_end":
+                marks["used"] = a.meter.end(proc, marks["began"])
+
+        result = client(a.client, port, "--mode", "push", "--conns", a.broadcast, "--warmup", 2,
+                        "--duration", a.window, "--expect-rate", a.broadcast_rate, "--connect-concurrency", 50,
+                        on_event=on_event, timeout=300)
+        # What was delivered beside what the ticker offered: above the ceiling the figure is
+        # the cost of what got through, and this says how much did.
+        print(f"    delivered {result['msgs_window'] / a.window:,.0f}/s of {a.broadcast * a.broadcast_rate:,.0f}, "
+              f"server CPU {marks['used'] / a.window:.0%}" if not a.callgrind else "", flush=True)
+        return a.scale * marks["used"] / max(1, result["msgs_window"])
+    finally:
+        stop([proc])
+
+
 FIGURES = {"handshake": ("µs server CPU per handshake", handshakes),
            "idle": ("KiB RSS per idle connection", idle),
-           "private": ("µs server CPU per private message", private)}
-COUNTED = {"handshake": "thousand instructions per handshake", "private": "thousand instructions per private message"}
+           "private": ("µs server CPU per private message", private),
+           "broadcast": ("µs server CPU per broadcast delivery", broadcast)}
+COUNTED = {"handshake": "thousand instructions per handshake", "private": "thousand instructions per private message",
+           "broadcast": "thousand instructions per broadcast delivery"}
 
 
 def main() -> None:
@@ -198,14 +231,20 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0.5)
     parser.add_argument("--private", type=int, default=1000)
     parser.add_argument("--window", type=float, default=5.0)
+    parser.add_argument("--broadcast", type=int, default=1000, help="clients of the broadcast figure")
+    parser.add_argument("--broadcast-rate", type=float, default=50, help="its ticker's messages a second")
     parser.add_argument("--extra", default="", help="extra server.py arguments, one string")
+    parser.add_argument("--pin", action="store_true",
+                        help="server on CPU 0, load client on CPU 1 (taskset), as the harness runs them")
     parser.add_argument("--callgrind", action="store_true", help="count instructions under callgrind, not CPU time")
     a = parser.parse_args()
     a.extra = a.extra.split()
+    a.pin_server = ["taskset", "-c", "0"] if a.pin else []
+    PIN_CLIENT[:] = ["taskset", "-c", "1"] if a.pin else []
     a.meter = Meter(a.callgrind)
     a.scale = 1e-3 if a.callgrind else 1e6
     if a.callgrind and "idle" in a.figures:
-        parser.error("--callgrind counts instructions: use it with --figures handshake,private")
+        parser.error("--callgrind counts instructions: use it with --figures handshake,private,broadcast")
     trees = [(label, Path(path).resolve()) for label, path in (t.split("=", 1) for t in a.trees)]
     if a.callgrind and any(tree.suffix == ".js" for _, tree in trees):
         parser.error("--callgrind counts a Python server's instructions: leave the Node peer out")

@@ -126,6 +126,17 @@ class SessionContext:
         self.metrics = metrics
 
 
+class _NoTicks:
+    """The watchdog's clock for a session without one (tests): never ticks, so a session
+    marks once (and _mark, finding no watchdog, keeps nothing)."""
+
+    ticks = 0
+    wall = 0.0
+
+
+_NO_TICKS = _NoTicks()
+
+
 class Session:
     """The transport-independent half: the write engine, subscriptions, close and teardown."""
 
@@ -134,7 +145,7 @@ class Session:
                  "last_pong", "_pending", "_pending_data", "_pending_bytes", "_head_sent", "_behind_since",
                  "_progress_at", "_write_watch", "_closing_since", "_close_sent_at", "_close_when_flushed",
                  "_watched", "_dropping_since", "_last_drop", "peer_done", "_stream_names", "_handed", "_marks",
-                 "_mark_tick",
+                 "_mark_tick", "_ticks",
                  "__weakref__")
 
     kind = "session"
@@ -182,6 +193,8 @@ class Session:
         self._handed: int | None = None if isinstance(sock, ssl.SSLSocket) else 0
         self._marks: deque | None = None
         self._mark_tick = -1  # the watchdog tick of the last mark (write: one per tick)
+        # The watchdog itself (its ticks and wall), kept here: write() reads it per delivery.
+        self._ticks = ctx.watchdog if ctx.watchdog is not None else _NO_TICKS
 
     # --- what the fan-out calls -------------------------------------------------------------
 
@@ -237,23 +250,24 @@ class Session:
         except OSError as error:
             self._lost(error)
             return
-        if self._handed is not None:
-            if subscription is not None and sent:
-                # Handed now: from here on, any wait is the reader's. One mark per watchdog
-                # tick, at the tick's wall time (Watchdog.wall): no clock read per delivery.
-                watchdog = self.ctx.watchdog
-                if watchdog is not None and watchdog.ticks != self._mark_tick:
-                    self._mark_tick = watchdog.ticks
-                    self._mark(watchdog.wall)
-            self._handed += sent
+        handed = self._handed
+        if handed is not None:
+            self._handed = handed + sent
+            # Handed now: from here on, any wait is the reader's. One mark per watchdog
+            # tick, at the tick's wall time (Watchdog.wall): no clock read per delivery, and
+            # the fewest attribute reads (this runs once per subscriber per message).
+            ticks = self._ticks
+            if ticks.ticks != self._mark_tick and subscription is not None and sent:
+                self._mark_tick = ticks.ticks
+                self._mark(ticks.wall, handed)
         if sent == len(data):
             if tag is _CLOSE_FRAME:
                 self._close_sent_at = self.ctx.clock()
             return
         self._begin_pending([data, subscription, tag], sent)
 
-    def _mark(self, ts: float) -> None:
-        """A data message's first bytes go to the kernel at offset ``_handed``, waiting since
+    def _mark(self, ts: float, offset: int) -> None:
+        """A data message's first bytes go to the kernel at ``offset``, waiting since
         ``ts`` (wall clock): a mark (offset, first, newest) per lag_interval.
 
         The marks are kept flat, three numbers a mark, in one deque that outlives the sweeps
@@ -264,13 +278,13 @@ class Session:
             if ts - marks[-2] < self.ctx.watchdog.lag_interval:
                 marks[-1] = ts
             else:
-                marks.extend((self._handed, ts, ts))
+                marks.extend((offset, ts, ts))
             return
         watchdog = self.ctx.watchdog
         if watchdog is not None:  # nothing to judge so far: the sweep takes this session (again)
             if marks is None:
                 self._marks = marks = deque()
-            marks.extend((self._handed, ts, ts))
+            marks.extend((offset, ts, ts))
             watchdog.track_lag(self)
 
     def check_lag(self, now: float) -> bool:
@@ -399,7 +413,7 @@ class Session:
                     # Waiting since its ts, or since this session fell behind if it came later
                     # (a value old by nature, such as a backplane catching up, is no lag of ours).
                     wall = self.ctx.wall_clock()
-                    self._mark(max(item[2].ts, wall - (now - self._behind_since)))
+                    self._mark(max(item[2].ts, wall - (now - self._behind_since)), self._handed)
                 self._handed += sent
             if sent < len(chunk):
                 self._head_sent = offset + sent

@@ -49,9 +49,10 @@ def test_after_redis_is_killed_and_restarted_both_instances_deliver_the_ticker_p
         fleet.redis.restart()
         wait_until(lambda: all(ready(instance) for instance in fleet.instances), timeout=20,
                    message="both instances ready again")
-        # Ten seconds of ticks after the restart on each screen.
-        wait_until(lambda: all(len(screen.lags(restarted)) >= RATE * 10 for screen in screens),
-                   timeout=30, message="ten seconds of ticks on both screens")
+        # Six seconds of ticks after the restart on each screen: the instance asleep in its
+        # backoff (up to 5 s) delivered late through most of them.
+        wait_until(lambda: all(len(screen.lags(restarted)) >= RATE * 6 for screen in screens),
+                   timeout=30, message="six seconds of ticks on both screens")
         figures = [(round(p99(s.lags(restarted)) * 1000, 1), round(s.lags(restarted)[-1] * 1000, 1))
                    for s in screens]
         print(f"p99, max (ms) per instance: {figures}")  # pytest -s: the figures BENCHMARKS.md quotes
