@@ -5,6 +5,12 @@ The scripted socket takes exactly as many bytes as the test allows and says "wou
 after that; the fake I/O records the writability watch and lets the test fire it.
 The real-socket tests run eventlet's hub (``eventlet.sleep``) in this process, unpatched:
 the session only asks the hub to watch descriptors.
+
+Mutation testing (README's table): equivalent mutants of session.py are ``_handed`` starting
+at 1 (every offset shifts alike), ``_mark_tick`` starting at None or -2 or set to None in
+``write`` (extra marks at the same tick's time change nothing), ``"I"`` for ``"i"`` (a queue
+length is never negative), ``len(marks) > 4`` (the marks are threes), ``_stream_names`` of
+None (read only through ``or``) and ``_marks = ""`` for a closed session (it writes no more).
 """
 
 from __future__ import annotations
@@ -511,3 +517,116 @@ def test_a_closed_session_leaves_the_sweep_without_asking_the_kernel(monkeypatch
     session.close(1000, "bye")
     wall.now = 1010.0
     assert session.check_lag(0.0) is False and kernel.asked == 0
+
+
+def test_a_control_frame_in_a_new_tick_is_no_data_handed_and_makes_no_mark(monkeypatch):
+    session, stream, kernel, wall, watchdog, deliver_at = lag_session(monkeypatch)
+    watchdog.ticks += 1
+    session.write(b"\x89\x00")  # a ping: always sent, never a reader's lag
+    assert session not in watchdog.lagging
+    wall.now = 1010.0
+    assert session.check_lag(0.0) is False and kernel.asked == 0
+
+
+def test_a_session_with_nothing_handed_is_let_go_by_the_sweep(monkeypatch):
+    session, stream, kernel, wall, _, _ = lag_session(monkeypatch)
+    wall.now = 1010.0
+    assert session.check_lag(0.0) is False and kernel.asked == 0 and session.state == "open"
+
+
+def test_a_socket_the_kernel_cannot_answer_for_leaves_the_sweep_open(monkeypatch):
+    session, stream, kernel, wall, _, deliver_at = lag_session(monkeypatch)
+    deliver_at(1000.0)
+
+    def refuse(fileno, request, buffer):
+        raise OSError(95, "not supported")
+
+    from dashstream.sessions import session as session_module
+    monkeypatch.setattr(session_module.fcntl, "ioctl", refuse)
+    wall.now = 1010.0
+    assert session.check_lag(0.0) is False and session.state == "open"
+    # Dropped from the sweep for good: the next sweep has nothing to ask about.
+    monkeypatch.setattr(session_module.fcntl, "ioctl", kernel.ioctl)
+    assert session.check_lag(0.0) is False and kernel.asked == 0
+    # Until its next message, which marks again as from nothing.
+    deliver_at(1011.0)
+    assert session in session.ctx.watchdog.lagging
+
+
+def test_a_mark_within_lag_interval_of_the_newest_marks_start_joins_it_not_the_oldest(monkeypatch):
+    session, stream, kernel, wall, _, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    deliver_at(1000.0)                               # mark A: 1000.0
+    second = deliver_at(1001.5)                      # mark B: first 1001.5
+    third = deliver_at(1002.2)                       # 0.7 s after B's first: B's newest is 1002.2
+    kernel.queued = second + third                   # A was read; B's two were not
+    wall.now = 1006.8                                # 4.6 s after B's newest, 5.3 s after its first
+    assert session.check_lag(0.0) is True and session.state == "open"
+
+
+def test_a_lag_of_exactly_slow_timeout_is_not_yet_slow(monkeypatch):
+    session, stream, kernel, wall, _, deliver_at = lag_session(monkeypatch, slow_timeout=5.0)
+    deliver_at(1000.0)
+    kernel.queued = deliver_at(1002.0)               # the first was read, the second not
+    wall.now = 1007.0                                # the second is exactly 5 s behind
+    assert session.check_lag(0.0) is True and session.state == "open" and kernel.asked == 1
+
+
+def test_the_kernels_own_answer_on_a_real_socket_closes_a_reader_that_took_nothing():
+    """The real ioctl (no fake): bytes a peer never read are still in the kernel's queue."""
+    ours, theirs = socket.socketpair()
+    try:
+        ours.setblocking(False)
+        wall, watchdog = Clock(), FakeWatchdog()
+        wall.now = 1000.0
+        ctx = SessionContext(slow_timeout=5.0, clock=Clock(), wall_clock=wall, io=FakeIO(), watchdog=watchdog)
+        session = WebSocketSession(ours, ctx, peer="t", path="/", reader=FrameReader(keep_messages=False))
+        stream = Stream()
+        subscription = Subscription(session, stream)
+        session.subscriptions.append(subscription)
+        watchdog.ticks, watchdog.wall = 1, 1000.0
+        subscription.deliver(stream.entry(1))
+        wall.now = 1004.0
+        assert session.check_lag(0.0) is True  # within slow_timeout: not asked
+        wall.now = 1006.0
+        assert session.check_lag(0.0) is False and session.close_code == 1008 and stream.slow_closed == 1
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_the_kernels_own_answer_on_a_real_socket_lets_a_reader_that_took_everything_go():
+    ours, theirs = socket.socketpair()
+    try:
+        ours.setblocking(False)
+        wall, watchdog = Clock(), FakeWatchdog()
+        wall.now = 1000.0
+        ctx = SessionContext(slow_timeout=5.0, clock=Clock(), wall_clock=wall, io=FakeIO(), watchdog=watchdog)
+        session = WebSocketSession(ours, ctx, peer="t", path="/", reader=FrameReader(keep_messages=False))
+        stream = Stream()
+        subscription = Subscription(session, stream)
+        session.subscriptions.append(subscription)
+        watchdog.ticks, watchdog.wall = 1, 1000.0
+        subscription.deliver(stream.entry(1))
+        theirs.recv(65536)
+        wall.now = 1006.0
+        assert session.check_lag(0.0) is False and session.state == "open"
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_log_fields_name_the_peer_the_path_and_the_streams_even_after_they_are_left():
+    session, subscription, stream, *_ = make_session(ScriptedSocket())
+    other = Subscription(session, type("Other", (Stream,), {"name": "t"})())
+    session.subscriptions.append(other)
+    assert session.log_fields() == {"peer": "t", "path": "/", "stream": "s,t"}
+    assert session.log_fields(code=1000) == {"peer": "t", "path": "/", "stream": "s,t", "code": 1000}
+    session.close(1000, "bye")
+    session._teardown()
+    assert session.log_fields()["stream"] == "s,t"
+
+
+def test_log_fields_of_a_session_on_no_stream_have_no_stream_key():
+    session, subscription, stream, *_ = make_session(ScriptedSocket())
+    session.subscriptions.clear()
+    assert session.log_fields() == {"peer": "t", "path": "/"}
