@@ -432,9 +432,13 @@ def test_default_handshake_limit_admits_a_burst_of_1000_then_50_a_second(start_s
     started = time.monotonic()
     statuses = asyncio.run(storm())
     elapsed = time.monotonic() - started
-    assert set(statuses) == {101, 429}, sorted(statuses)
+    assert set(statuses) <= {101, 429}, sorted(statuses)
     # The burst always gets in; beyond it, at most 50 a second of the storm's duration.
     assert 1000 <= statuses.count(101) <= 1000 + 50 * elapsed + 1, (statuses.count(101), elapsed)
+    # And some were refused whenever the storm outran the refill (it does in about 2 s here; a
+    # machine so loaded that 1,200 handshakes took over 4 s refilled enough for all of them).
+    if 1200 > 1000 + 50 * elapsed + 1:
+        assert 429 in statuses, (statuses.count(101), elapsed)
 
 
 def test_handshake_rate_limit_answers_429_with_retry_after(start_server):
