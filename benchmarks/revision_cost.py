@@ -114,11 +114,8 @@ def wait_accepting(port: int, timeout: float = 20.0) -> None:
     raise SystemExit(f"port {port} not accepting")
 
 
-PIN_CLIENT: list[str] = []  # main() sets it with --pin
-
-
-def client(wsload: str, port: int, *args, on_event=None, timeout: float = 120) -> dict:
-    cmd = [*PIN_CLIENT, wsload, "--url", f"ws://127.0.0.1:{port}/ws/bench", *map(str, args)]
+def client(a, port: int, *args, on_event=None, timeout: float = 120) -> dict:
+    cmd = [*a.pin_client, a.client, "--url", f"ws://127.0.0.1:{port}/ws/bench", *map(str, args)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
     for line in proc.stderr:
@@ -139,9 +136,9 @@ def handshakes(tree, a) -> float:
     port = free_port()
     proc = start(tree, "B", 0, port, a)
     try:
-        client(a.client, port, "--mode", "churn", "--duration", 120, "--churn-concurrency", 4, "--max-churn", 50)
+        client(a, port, "--mode", "churn", "--duration", 120, "--churn-concurrency", 4, "--max-churn", 50)
         began = a.meter.begin(proc)
-        result = client(a.client, port, "--mode", "churn", "--duration", 300, "--churn-concurrency", a.concurrency,
+        result = client(a, port, "--mode", "churn", "--duration", 300, "--churn-concurrency", a.concurrency,
                         "--max-churn", a.handshakes, timeout=400)
         used = a.meter.end(proc, began)
         return a.scale * used / max(1, result["completed"])
@@ -162,16 +159,18 @@ def idle(tree, a) -> float:
                 time.sleep(a.settle)
                 seen["after"] = rss_kib(proc.pid)
 
-        result = client(a.client, port, "--mode", "idle", "--conns", a.idle, "--duration", 1,
+        result = client(a, port, "--mode", "idle", "--conns", a.idle, "--duration", 1,
                         "--connect-concurrency", 200, on_event=on_event)
         return (seen["after"] - before) / max(1, result["opened"])
     finally:
         stop([proc])
 
 
-def private(tree, a) -> float:
+def pushed(tree, a, shape: str, rate: float, conns: int) -> tuple[dict, float]:
+    """A fresh server of ``shape`` at ``rate``, ``conns`` push clients: the client's result
+    and what the meter counted over its measured window (CPU seconds or instructions)."""
     port = free_port()
-    proc = start(tree, "A", 2, port, a)
+    proc = start(tree, shape, rate, port, a)
     marks = {}
     try:
         def on_event(name):
@@ -180,35 +179,26 @@ def private(tree, a) -> float:
             elif name == "window_end":
                 marks["used"] = a.meter.end(proc, marks["began"])
 
-        result = client(a.client, port, "--mode", "push", "--conns", a.private, "--warmup", 2,
-                        "--duration", a.window, "--expect-rate", 2, "--connect-concurrency", 50, on_event=on_event,
-                        timeout=300)
-        return a.scale * marks["used"] / max(1, result["msgs_window"])
+        result = client(a, port, "--mode", "push", "--conns", conns, "--warmup", 2, "--duration", a.window,
+                        "--expect-rate", rate, "--connect-concurrency", 50, on_event=on_event, timeout=300)
+        return result, marks["used"]
     finally:
         stop([proc])
+
+
+def private(tree, a) -> float:
+    result, used = pushed(tree, a, "A", 2, a.private)
+    return a.scale * used / max(1, result["msgs_window"])
 
 
 def broadcast(tree, a) -> float:
-    port = free_port()
-    proc = start(tree, "B", a.broadcast_rate, port, a)
-    marks = {}
-    try:
-        def on_event(name):
-            if name == "window_start":
-                marks["began"] = a.meter.begin(proc)
-            elif name == "window_end":
-                marks["used"] = a.meter.end(proc, marks["began"])
-
-        result = client(a.client, port, "--mode", "push", "--conns", a.broadcast, "--warmup", 2,
-                        "--duration", a.window, "--expect-rate", a.broadcast_rate, "--connect-concurrency", 50,
-                        on_event=on_event, timeout=300)
+    result, used = pushed(tree, a, "B", a.broadcast_rate, a.broadcast)
+    if not a.callgrind:
         # What was delivered beside what the ticker offered: above the ceiling the figure is
         # the cost of what got through, and this says how much did.
         print(f"    delivered {result['msgs_window'] / a.window:,.0f}/s of {a.broadcast * a.broadcast_rate:,.0f}, "
-              f"server CPU {marks['used'] / a.window:.0%}" if not a.callgrind else "", flush=True)
-        return a.scale * marks["used"] / max(1, result["msgs_window"])
-    finally:
-        stop([proc])
+              f"server CPU {used / a.window:.0%}", flush=True)
+    return a.scale * used / max(1, result["msgs_window"])
 
 
 FIGURES = {"handshake": ("µs server CPU per handshake", handshakes),
@@ -240,7 +230,7 @@ def main() -> None:
     a = parser.parse_args()
     a.extra = a.extra.split()
     a.pin_server = ["taskset", "-c", "0"] if a.pin else []
-    PIN_CLIENT[:] = ["taskset", "-c", "1"] if a.pin else []
+    a.pin_client = ["taskset", "-c", "1"] if a.pin else []
     a.meter = Meter(a.callgrind)
     a.scale = 1e-3 if a.callgrind else 1e6
     if a.callgrind and "idle" in a.figures:
