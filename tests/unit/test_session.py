@@ -571,8 +571,11 @@ def test_a_lag_of_exactly_slow_timeout_is_not_yet_slow(monkeypatch):
     assert session.check_lag(0.0) is True and session.state == "open" and kernel.asked == 1
 
 
-def test_the_kernels_own_answer_on_a_real_socket_closes_a_reader_that_took_nothing():
-    """The real ioctl (no fake): bytes a peer never read are still in the kernel's queue."""
+@pytest.fixture
+def real_lag_session():
+    """A session on one end of a real socket pair (the kernel's own TIOCOUTQ, no fake) with
+    one data message handed at wall time 1000.0, slow_timeout 5 s; yields (session, stream,
+    wall, the peer's end)."""
     ours, theirs = socket.socketpair()
     try:
         ours.setblocking(False)
@@ -585,34 +588,26 @@ def test_the_kernels_own_answer_on_a_real_socket_closes_a_reader_that_took_nothi
         session.subscriptions.append(subscription)
         watchdog.ticks, watchdog.wall = 1, 1000.0
         subscription.deliver(stream.entry(1))
-        wall.now = 1004.0
-        assert session.check_lag(0.0) is True  # within slow_timeout: not asked
-        wall.now = 1006.0
-        assert session.check_lag(0.0) is False and session.close_code == 1008 and stream.slow_closed == 1
+        yield session, stream, wall, theirs
     finally:
         ours.close()
         theirs.close()
 
 
-def test_the_kernels_own_answer_on_a_real_socket_lets_a_reader_that_took_everything_go():
-    ours, theirs = socket.socketpair()
-    try:
-        ours.setblocking(False)
-        wall, watchdog = Clock(), FakeWatchdog()
-        wall.now = 1000.0
-        ctx = SessionContext(slow_timeout=5.0, clock=Clock(), wall_clock=wall, io=FakeIO(), watchdog=watchdog)
-        session = WebSocketSession(ours, ctx, peer="t", path="/", reader=FrameReader(keep_messages=False))
-        stream = Stream()
-        subscription = Subscription(session, stream)
-        session.subscriptions.append(subscription)
-        watchdog.ticks, watchdog.wall = 1, 1000.0
-        subscription.deliver(stream.entry(1))
-        theirs.recv(65536)
-        wall.now = 1006.0
-        assert session.check_lag(0.0) is False and session.state == "open"
-    finally:
-        ours.close()
-        theirs.close()
+def test_the_kernels_own_answer_on_a_real_socket_closes_a_reader_that_took_nothing(real_lag_session):
+    """Bytes a peer never read are still in the kernel's queue."""
+    session, stream, wall, _ = real_lag_session
+    wall.now = 1004.0
+    assert session.check_lag(0.0) is True  # within slow_timeout: not asked
+    wall.now = 1006.0
+    assert session.check_lag(0.0) is False and session.close_code == 1008 and stream.slow_closed == 1
+
+
+def test_the_kernels_own_answer_on_a_real_socket_lets_a_reader_that_took_everything_go(real_lag_session):
+    session, stream, wall, theirs = real_lag_session
+    theirs.recv(65536)
+    wall.now = 1006.0
+    assert session.check_lag(0.0) is False and session.state == "open"
 
 
 def test_log_fields_name_the_peer_the_path_and_the_streams_even_after_they_are_left():
