@@ -83,6 +83,9 @@ FIRST_PAINT = """
 """
 
 
+# A latency budget, judged with nothing beside it: in CI, beside three other workers and the other
+# Pythons' unit tests, the throttled page lost 1.26 s to the machine rather than to its own work.
+@pytest.mark.alone
 def test_first_paint_within_1s_of_the_first_message_on_a_4x_slower_cpu(server, browser):
     context = browser.new_context(viewport={"width": 1920, "height": 1080})
     try:

@@ -324,7 +324,7 @@ def test_real_socket_that_stops_reading_then_reads_gets_every_frame_intact():
         subscription.deliver(stream.entry(value, size=300))
     assert session._pending is not None, "the socket must have filled"
     received = []
-    reader = threading.Thread(target=lambda: received.extend(read_all(client, 200)))
+    reader = threading.Thread(target=lambda: received.extend(read_all(client, 200)), daemon=True)
     reader.start()
     run_hub_until(lambda: session._pending is None)
     reader.join(5)
@@ -356,7 +356,7 @@ def test_tls_socket_that_stops_reading_then_reads_gets_every_frame_intact(certif
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         connected["sock"] = client_context.wrap_socket(raw)
 
-    thread = threading.Thread(target=connect)
+    thread = threading.Thread(target=connect, daemon=True)
     thread.start()
     raw_server, _ = listener.accept()
     raw_server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -369,7 +369,7 @@ def test_tls_socket_that_stops_reading_then_reads_gets_every_frame_intact(certif
         subscription.deliver(stream.entry(value, size=300))
     assert session._pending is not None, "the TLS socket must have asked to retry"
     received = []
-    reader = threading.Thread(target=lambda: received.extend(read_all(connected["sock"], 300)))
+    reader = threading.Thread(target=lambda: received.extend(read_all(connected["sock"], 300)), daemon=True)
     reader.start()
     run_hub_until(lambda: session._pending is None)
     reader.join(5)
