@@ -13,6 +13,7 @@ a parked green thread per connection.
 from __future__ import annotations
 
 import _imp
+import os
 import sys
 import time
 import warnings
@@ -22,6 +23,14 @@ from typing import Any, Callable
 # eventlet is this project's chosen stack (see README); its import-time deprecation banner
 # would only repeat that on every start.
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+# Names are resolved by the system's resolver in an OS thread (``_resolve_in_threads``), as
+# asyncio does, not by eventlet's greendns: greendns loads dnspython at import, and that is
+# most of what starting the server costs (0.19 s of CPU of 0.3 s for ``import eventlet``, and
+# monkey_patch then walks every object it loaded for locks to green). The system resolver
+# also honours nsswitch.conf (/etc/hosts, a container's DNS, mDNS) as every other program on
+# the host does. Set before eventlet is imported: it reads this once, at import.
+os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
 
 import eventlet
 import eventlet.event
@@ -43,6 +52,40 @@ def monkey_patch() -> None:
     call it before they import anything else; a driver imported earlier would keep
     blocking sockets (and block the hub)."""
     eventlet.monkey_patch()
+    _resolve_in_threads()
+
+
+# The lookups eventlet's green socket module would give to greendns.
+_RESOLVERS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo")
+
+
+def _resolve_in_threads() -> None:
+    """Without greendns the green socket module keeps the system's lookups, which block the
+    OS thread and so the hub: every screen would freeze while a Redis or PostgreSQL host
+    name resolves (seconds, when a DNS server is down). Run them in tpool's OS threads
+    instead, in the stdlib ``socket`` module (redis-py calls ``socket.getaddrinfo``) and in
+    eventlet's (its green ``create_connection`` calls its own)."""
+    import socket
+
+    import eventlet.green.socket as green_socket
+
+    if os.environ["EVENTLET_NO_GREENDNS"].lower() != "yes":
+        return  # greendns chosen after all (EVENTLET_NO_GREENDNS=no): it is green already
+    for name in _RESOLVERS:
+        threaded = _in_a_thread(getattr(green_socket, name))
+        setattr(socket, name, threaded)
+        setattr(green_socket, name, threaded)
+
+
+def _in_a_thread(lookup: Callable[..., Any]) -> Callable[..., Any]:
+    def resolve(*args: Any, **kwargs: Any) -> Any:
+        if greenlet.getcurrent() is eventlet.hubs.get_hub().greenlet:
+            return lookup(*args, **kwargs)  # the hub cannot wait on itself (no caller does this)
+        return run_in_thread(lambda: lookup(*args, **kwargs))
+
+    resolve.__name__ = resolve.__qualname__ = lookup.__name__
+    resolve.__doc__ = lookup.__doc__
+    return resolve
 
 
 spawn = eventlet.spawn
