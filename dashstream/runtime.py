@@ -13,6 +13,7 @@ a parked green thread per connection.
 from __future__ import annotations
 
 import _imp
+import functools
 import os
 import sys
 import time
@@ -25,9 +26,9 @@ from typing import Any, Callable
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 # Names are resolved by the system's resolver in an OS thread (``_resolve_in_threads``), as
-# asyncio does, not by eventlet's greendns: greendns loads dnspython at import, and that is
-# most of what starting the server costs (0.19 s of CPU of 0.3 s for ``import eventlet``, and
-# monkey_patch then walks every object it loaded for locks to green). The system resolver
+# asyncio does, not by eventlet's greendns: greendns loads dnspython at import, and that was
+# half of what starting the server cost (monkey_patch then walks every object it loaded for
+# locks to green; figures in README, "Behaviour worth knowing"). The system resolver
 # also honours nsswitch.conf (/etc/hosts, a container's DNS, mDNS) as every other program on
 # the host does. Set before eventlet is imported: it reads this once, at import.
 os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
@@ -78,13 +79,12 @@ def _resolve_in_threads() -> None:
 
 
 def _in_a_thread(lookup: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(lookup)
     def resolve(*args: Any, **kwargs: Any) -> Any:
         if greenlet.getcurrent() is eventlet.hubs.get_hub().greenlet:
             return lookup(*args, **kwargs)  # the hub cannot wait on itself (no caller does this)
-        return run_in_thread(lambda: lookup(*args, **kwargs))
+        return run_in_thread(functools.partial(lookup, *args, **kwargs))
 
-    resolve.__name__ = resolve.__qualname__ = lookup.__name__
-    resolve.__doc__ = lookup.__doc__
     return resolve
 
 

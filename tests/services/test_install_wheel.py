@@ -120,8 +120,9 @@ def test_the_command_patches_eventlet_before_it_imports_anything_else():
             break
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             before.append(ast.unparse(node))
-    assert before == ["from __future__ import annotations", "import _imp", "import os", "import sys", "import time",
-                      "import warnings", "from collections import deque", "from typing import Any, Callable"]
+    assert before == ["from __future__ import annotations", "import _imp", "import functools", "import os",
+                      "import sys", "import time", "import warnings", "from collections import deque",
+                      "from typing import Any, Callable"]
     # and it turns greendns off before that import (eventlet reads the variable at import)
     assert "os.environ.setdefault('EVENTLET_NO_GREENDNS', 'yes')" in ast.unparse(runtime)
     # the packages' __init__ files (imported before main.py) import nothing
