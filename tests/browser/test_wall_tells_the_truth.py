@@ -18,7 +18,7 @@ import time
 import pytest
 
 from tests.browser import SOCKET_FAILED
-from tests.browser.wall_reading import layout_problems, settle, shoot, single, tiles
+from tests.browser.wall_reading import LAYOUT, layout_problems, settle, shoot, single, tiles
 from tests.support import ServerProcess, http_get, publish, scaled, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -295,6 +295,30 @@ def test_a_message_unit_fills_a_tile_without_one_and_never_replaces_the_tiles(wa
     page.goto(wall.server.http + "/")
     seen = wait_tiles(page, lambda t: t["ticks"]["value"] == "9" and t["sales"]["value"] == "1250", 3, "units")
     assert (seen["ticks"]["unit"], seen["sales"]["unit"]) == ("ms", "EUR")
+
+
+def test_the_layout_check_sees_a_value_over_its_detail_and_waits_out_a_one_frame_change(wall, page):
+    """The check every screenshot passes through can fail: a value moved up over its detail is
+    reported; a text that grows in a timer task is judged after the page's refit, as painted."""
+    wall.fill()
+    page.goto(wall.server.http + "/")
+    wait_tiles(page, lambda t: t["signups"]["detail"] == "critical: ≤ 45", 3, "values")
+    assert layout_problems(page) == []
+    # signups (crit) shows a detail line: its value moved up to 5 px over it.
+    page.evaluate("""() => { const tile = document.querySelector('[data-tile="signups"]');
+      const line = tile.querySelector('.value-line');
+      const gap = line.getBoundingClientRect().top - tile.querySelector('[data-field="detail"]').getBoundingClientRect().bottom;
+      line.style.transform = 'translateY(' + (-gap - 5) + 'px)'; }""")
+    assert layout_problems(page) == ["signups: detail overlaps value"]
+    page.evaluate("""() => { document.querySelector('[data-tile="signups"] .value-line').style.transform = ''; }""")
+    # A detail two lines long, set by a task just before the check (as the page's clock tick
+    # does): the value room shrinks, and the page refits the value before that frame is painted.
+    unpainted = page.evaluate("""() => {
+      const detail = document.querySelector('[data-tile="sales"] [data-field="detail"]');
+      detail.hidden = false; detail.textContent = 'x '.repeat(200);
+      return (%s)(); }""" % LAYOUT)
+    assert "sales: detail overlaps value" in unpainted   # checked at once, before the refit
+    assert layout_problems(page) == []
 
 
 def test_the_simplest_page_still_works_and_the_default_stream_shows_a_number_at_once(start_server, page):
