@@ -307,7 +307,8 @@ def test_the_layout_check_sees_a_value_over_its_detail_and_waits_out_a_one_frame
     # signups (crit) shows a detail line: its value moved up to 5 px over it.
     page.evaluate("""() => { const tile = document.querySelector('[data-tile="signups"]');
       const line = tile.querySelector('.value-line');
-      const gap = line.getBoundingClientRect().top - tile.querySelector('[data-field="detail"]').getBoundingClientRect().bottom;
+      const detail = tile.querySelector('[data-field="detail"]');
+      const gap = line.getBoundingClientRect().top - detail.getBoundingClientRect().bottom;
       line.style.transform = 'translateY(' + (-gap - 5) + 'px)'; }""")
     assert layout_problems(page) == ["signups: detail overlaps value"]
     page.evaluate("""() => { document.querySelector('[data-tile="signups"] .value-line').style.transform = ''; }""")
