@@ -200,6 +200,7 @@ class StreamWatcher:
 
         self.ws = websocket.create_connection(url, timeout=scaled(5), **options)
         self.seqs: list[int] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -208,7 +209,9 @@ class StreamWatcher:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self.seqs.append(json.loads(self.ws.recv())["seq"])
+                seq = json.loads(self.ws.recv())["seq"]
+                self.arrivals.append(time.monotonic())
+                self.seqs.append(seq)
         except BaseException as error:  # noqa: BLE001 - reported by check()
             if not self._stop.is_set():
                 self.error = error

@@ -80,7 +80,7 @@ from dashstream.ops.log_output import LogLimiter, fields_wanted, log_line, suppr
 from dashstream.ops.metrics import Metrics
 from dashstream.ops.status_page import RateSampler, last_values, status_response
 from dashstream.protocol.deflate import Deflater, Inflater
-from dashstream.protocol.frames import STREAM_SOCKET_DATA_BUDGET, FrameReader, Message
+from dashstream.protocol.frames import FRAMES_PER_PASS, STREAM_SOCKET_DATA_BUDGET, FrameReader, Message
 from dashstream.sessions.screens import UnknownScreen, stored_form
 from dashstream.sessions.session import Session, SessionContext, describe_peer
 from dashstream.sessions.sse import SSESession
@@ -493,7 +493,8 @@ class DashApp:
         config = self.config
         reader = FrameReader(max_message_size=config.max_message_size, keep_messages=echo,
                              inflater=Inflater(params) if params is not None else None,
-                             data_budget=None if echo else STREAM_SOCKET_DATA_BUDGET)
+                             data_budget=None if echo else STREAM_SOCKET_DATA_BUDGET,
+                             frame_budget=FRAMES_PER_PASS)
         return WebSocketSession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", "/"),
                                 control=control, reader=reader,
                                 deflater=Deflater(params) if params is not None else None,

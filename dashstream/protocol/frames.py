@@ -33,6 +33,13 @@ Rules enforced, with the close code each violation fails the connection with:
   a stream socket is closed instead of costing a core; each complete message counts its
   payload plus ``FRAME_COST`` bytes per frame, so empty frames are counted too.
 
+A reader may have a ``frame_budget``: ``receive`` then parses at most that many frame headers
+and keeps the rest of the bytes; ``held`` says some are left, and ``resume()`` parses the next
+budget's worth. The session reads no more from a held connection and resumes it in the hub's
+next pass, so a flood of tiny frames on a hundred connections cannot keep every timer (a
+stream's ticker) waiting while all of it is parsed (BENCHMARKS.md, "A flood of unfinished
+fragments").
+
 Memory per connection follows what is actually buffered: an unfinished message is one
 growing ``bytearray`` (or, on sockets that ignore what clients send, only its size and a
 UTF-8 decoder's few pending bytes), never an object per fragment.
@@ -73,6 +80,9 @@ MIN_AVERAGE_FRAGMENT = 64
 FRAME_COST = 64
 # Data a client may send into a stream socket (which reads none of it) over its life.
 STREAM_SOCKET_DATA_BUDGET = 16 * 1024
+# Frame headers a session's reader parses per pass of the hub (``frame_budget``): a few tenths of
+# a millisecond of tiny frames, while a screen's few messages (one frame each) never come near it.
+FRAMES_PER_PASS = 64
 MAX_CONTROL_PAYLOAD = 125
 # An empty ping: the keepalive needs only *a* pong after it, so one frame serves everyone.
 PING_FRAME = b"\x89\x00"
@@ -262,13 +272,18 @@ class FrameReader:
     __slots__ = ("max_message_size", "max_fragments", "keep_messages", "inflater", "_buffer", "_state",
                  "_opcode", "_fin", "_mask", "_remaining", "_offset", "_control", "_message_text",
                  "_message_started", "_message", "_message_size", "_wire_size", "_fragments", "_decoder",
-                 "_compressed", "data_budget", "_data_spent")
+                 "_compressed", "data_budget", "_data_spent", "frame_budget", "_frames_left")
 
     def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
                  max_fragments: int | None = None, keep_messages: bool = True,
-                 inflater: Inflater | None = None, data_budget: int | None = None):
+                 inflater: Inflater | None = None, data_budget: int | None = None,
+                 frame_budget: int | None = None):
         if max_message_size < 1:
             raise ValueError("max_message_size must be >= 1")
+        if frame_budget is not None and frame_budget < 1:
+            raise ValueError("frame_budget must be >= 1")
+        self.frame_budget = frame_budget  # None: parse everything received at once
+        self._frames_left = frame_budget
         self.max_message_size = max_message_size
         self.max_fragments = fragment_limit(max_message_size) if max_fragments is None else max_fragments
         self.keep_messages = keep_messages
@@ -301,11 +316,24 @@ class FrameReader:
     def failed(self) -> bool:
         return self._state in (_DISCARD, _DONE)
 
+    @property
+    def held(self) -> bool:
+        """The frame budget ran out with bytes left to parse: ``resume()`` them before more."""
+        return self._frames_left == 0 and bool(self._buffer)
+
     def receive(self, data: bytes) -> list:
-        events: list = []
         if self._state == _DONE or not data:
-            return events
+            return []
         self._buffer += data
+        return self._run()
+
+    def resume(self) -> list:
+        """Parse on after ``held``: the events of the next budget's worth of frames."""
+        return self._run() if self.held else []
+
+    def _run(self) -> list:
+        events: list = []
+        self._frames_left = self.frame_budget
         try:
             self._parse(events)
         except Violation as violation:
@@ -330,14 +358,22 @@ class FrameReader:
                 if self._remaining and not buffer:
                     return
                 self._payload(events)
+            elif self._frames_left == 0:
+                return  # the budget is spent: held, if bytes are left
             elif state == _HEADER:
                 if not self._header():
                     return
+                self._spend_frame()
             elif state == _DISCARD:
                 if not self._discard(events):
                     return
+                self._spend_frame()
             else:
                 return
+
+    def _spend_frame(self) -> None:
+        if self._frames_left is not None:
+            self._frames_left -= 1
 
     def _header(self) -> bool:
         """Parse a frame header if it is complete. False: wait for more bytes."""

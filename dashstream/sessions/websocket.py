@@ -43,7 +43,7 @@ logger = logging.getLogger("dashstream.connection")
 
 
 class WebSocketSession(Session):
-    __slots__ = ("reader", "deflater", "on_message", "_read_watch", "_frame_started", "_paused")
+    __slots__ = ("reader", "deflater", "on_message", "_read_watch", "_frame_started", "_paused", "_held")
 
     kind = "websocket"
     expects_pong = True
@@ -57,7 +57,8 @@ class WebSocketSession(Session):
         self.on_message = on_message
         self._read_watch = None
         self._frame_started: float | None = None
-        self._paused = False
+        self._paused = False  # flow control: our writes to it are backed up
+        self._held = None  # the timer that parses on what the reader's frame budget left
 
     def start(self, received: bytes = b"") -> None:
         """Begin reading (``received``: bytes the HTTP server had already buffered)."""
@@ -114,15 +115,18 @@ class WebSocketSession(Session):
     # --- frames in ----------------------------------------------------------------------------
 
     def _on_readable(self, _fileno: int) -> None:
+        self._guarded(self._read)
+
+    def _guarded(self, step) -> None:
+        """Run a hub callback's work: a bug in one session must not take the hub down."""
         try:
-            self._read()
-        except Exception:  # a bug in one session must not take the hub down
+            step()
+        except Exception:
             logger.exception("read failed peer=%s path=%s", self.peer, self.path, extra=self.log_fields())
             self.close_code = self.close_code or CLOSE_INTERNAL
             self._teardown()
 
     def _read(self) -> None:
-        sock = self.sock
         count = self._recv()
         if count < 0:
             return
@@ -130,16 +134,45 @@ class WebSocketSession(Session):
             self._peer_vanished()
             return
         self._received(RECV_VIEW[:count])  # the reader copies what it keeps
-        if self.state is not CLOSED and isinstance(sock, ssl.SSLSocket) and sock.pending():
+        self._read_tls_pending()
+
+    def _read_tls_pending(self) -> None:
+        sock = self.sock
+        if self.state is not CLOSED and self._held is None and isinstance(sock, ssl.SSLSocket) and sock.pending():
             # TLS may hold decrypted bytes that no longer show as a readable socket.
             self._read()
 
     def _received(self, data: bytes) -> None:
-        for event in self.reader.receive(data):
+        self._handle_all(self.reader.receive(data))
+
+    def _handle_all(self, events: list) -> None:
+        for event in events:
             self._handle(event)
             if self.state is CLOSED:
                 return
+        if self.reader.held:
+            self._hold()
         self._track_frame()
+
+    def _hold(self) -> None:
+        """The reader's frame budget ran out with frames still buffered: read nothing more
+        and parse them in the hub's next pass, after the other ready sockets and the due
+        timers (a stream's ticker) have had theirs. Without this, a hundred connections each
+        sending 32 KB of 8-byte frames held every timer for 1.5-2.4 s (BENCHMARKS.md)."""
+        self._held = self.ctx.io.call_later(0, self._parse_held)
+        self._frame_started = None  # our pause, not the client's stall
+        self._sync_reading()
+
+    def _parse_held(self) -> None:
+        self._held = None
+        if self.state is not CLOSED:
+            self._guarded(self._parse_on)
+
+    def _parse_on(self) -> None:
+        self._handle_all(self.reader.resume())
+        if self._held is None and self.state is not CLOSED:
+            self._sync_reading()  # all parsed: read again (unless flow control holds it)
+            self._read_tls_pending()
 
     def _handle(self, event) -> None:
         kind = type(event)
@@ -202,7 +235,7 @@ class WebSocketSession(Session):
     # --- a frame that started must finish ----------------------------------------------------
 
     def _track_frame(self) -> None:
-        if self.state is not OPEN:
+        if self.state is not OPEN or self._held is not None:
             return
         if self.reader.in_frame:
             if self._frame_started is None:
@@ -228,18 +261,29 @@ class WebSocketSession(Session):
     # --- flow control -------------------------------------------------------------------------
 
     def _pause_reading(self) -> None:
-        if self._read_watch is not None:
-            self.ctx.io.unwatch(self._read_watch)
-            self._read_watch = None
+        if not self._paused:
             self._paused = True
             self._frame_started = None  # our pause, not the client's stall
+            self._sync_reading()
 
     def _resume_reading(self) -> None:
         if self._paused and self.state is not CLOSED:
             self._paused = False
-            self._read_watch = self.ctx.io.watch_read(self.sock.fileno(), self._on_readable)
+            self._sync_reading()
             self._track_frame()
+
+    def _sync_reading(self) -> None:
+        """Watch the socket exactly while neither flow control nor the frame budget holds it."""
+        wanted = not self._paused and self._held is None
+        if wanted and self._read_watch is None:
+            self._read_watch = self.ctx.io.watch_read(self.sock.fileno(), self._on_readable)
+        elif not wanted and self._read_watch is not None:
+            self.ctx.io.unwatch(self._read_watch)
+            self._read_watch = None
 
     def _stop_reading(self) -> None:
         self.ctx.io.unwatch_closing(self._read_watch)  # the end: the socket is closed next
         self._read_watch = None
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
