@@ -18,7 +18,7 @@ import time
 import pytest
 
 from tests.browser import SOCKET_FAILED
-from tests.browser.wall_reading import LAYOUT, layout_problems, settle, shoot, single, tiles
+from tests.browser.wall_reading import LAYOUT, layout_problems, shoot, single, tiles
 from tests.support import ServerProcess, http_get, publish, scaled, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -154,6 +154,17 @@ def wall(tmp_path, after_page):
     return made
 
 
+ALL_DOWN_WATCH = """() => {
+  const down = () => [...document.querySelectorAll('[data-tile]')].every(
+    (tile) => tile.dataset.state === 'offline' || tile.dataset.state === 'reconnecting');
+  window.allTilesDownAt = null;
+  const observer = new MutationObserver(() => {
+    if (down()) { window.allTilesDownAt = Date.now(); observer.disconnect(); }
+  });
+  observer.observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-state'] });
+}"""
+
+
 def wait_tiles(page, predicate, timeout, message):
     return wait_until(lambda: (seen := tiles(page)) and predicate(seen) and seen, timeout, interval=0.05,
                       message=message)
@@ -231,12 +242,16 @@ def test_a_killed_server_turns_every_tile_offline_and_a_restart_shows_a_gap(wall
     page.goto(wall.server.http + "/")
     wait_tiles(page, lambda t: t["history"]["points"] == 30 and t["sales"]["value"] == "1234", 3, "values")
     port = wall.server.port
+    # The page notes the moment its last tile goes down (Date.now(), the clock time.time() reads):
+    # timing the test's own polling would add its round trips, which a loaded CI machine makes
+    # longer than the page's reaction.
+    page.evaluate(ALL_DOWN_WATCH)
+    killed = time.time()
     wall.server.signal(signal.SIGKILL)
     wall.server.wait()
-    killed = time.monotonic()
     seen = wait_tiles(page, lambda t: all(tile["state"] in ("offline", "reconnecting") for tile in t.values()),
-                      2, "every tile offline or reconnecting within 2 s")
-    assert time.monotonic() - killed <= scaled(2)
+                      10, "every tile offline or reconnecting")
+    assert page.evaluate("window.allTilesDownAt") / 1000 - killed <= scaled(2)
     assert all(tile["cue"] in ("offline", "reconnecting") for tile in seen.values())
     # Values are dimmed; a placeholder ("waiting for data") is grey already and stays readable (AA).
     assert all((tile["opacity"] < 0.5) == (tile["value"] != "waiting for data") for tile in seen.values()), \
@@ -299,7 +314,8 @@ def test_a_message_unit_fills_a_tile_without_one_and_never_replaces_the_tiles(wa
 
 def test_the_layout_check_sees_a_value_over_its_detail_and_waits_out_a_one_frame_change(wall, page):
     """The check every screenshot passes through can fail: a value moved up over its detail is
-    reported; a text that grows in a timer task is judged after the page's refit, as painted."""
+    reported; a detail that has just grown to two lines is judged after the page's refit, as
+    painted (its overlap before the refit exists, and is never on screen)."""
     wall.fill()
     page.goto(wall.server.http + "/")
     wait_tiles(page, lambda t: t["signups"]["detail"] == "critical: ≤ 45", 3, "values")
@@ -332,7 +348,6 @@ def test_the_simplest_page_still_works_and_the_default_stream_shows_a_number_at_
     # The page's own first value, well before the walk's first 5 s wait ends.
     wait_until(lambda: single(page)["value"].isdigit(), 2, message="a number at once")
     assert single(page)["state"] == "live"
-    settle(page)
     assert not layout_problems(page)
 
 

@@ -87,11 +87,6 @@ LAYOUT = """() => {
 }"""
 
 
-def settle(page) -> None:
-    """Two animation frames: ResizeObserver refits and the grid re-arranges before a paint."""
-    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
-
-
 def tiles(page) -> dict[str, dict]:
     return page.evaluate(TILES)
 
@@ -100,10 +95,11 @@ def single(page) -> dict:
     return page.evaluate(SINGLE)
 
 
-# The check runs after two animation frames and, when it finds something, again after two
-# more (three tries): a timer task can change a text (the 250 ms clock tick: "no new value for
-# 5 s" makes a detail two lines) between two frames, and the page's ResizeObservers refit the
-# value before that layout is ever painted. A problem that lasts three frames is one a viewer sees.
+# The check runs after two animation frames (the page's ResizeObservers refit and the grid
+# re-arranges before a paint, as after a viewport change) and, when it finds something, again
+# after two more (three tries): a timer task can change a text (the 250 ms clock tick: "no new
+# value for 5 s" makes a detail two lines) between two frames, and the page's ResizeObservers
+# refit the value before that layout is ever painted. A problem that lasts three frames is one a viewer sees.
 PAINTED_LAYOUT = """async () => {
   const check = %s;
   const frames = () => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
@@ -131,7 +127,6 @@ def shoot(page, state: str, viewports=VIEWPORTS) -> list[Path]:
     try:
         for name, (width, height) in viewports.items():
             page.set_viewport_size({"width": width, "height": height})
-            settle(page)
             problems = layout_problems(page)
             assert not problems, (state, name, problems)
             path = SHOTS / f"{state}-{name}.png"
