@@ -72,6 +72,8 @@ def _resolve_in_threads() -> None:
 
     if os.environ["EVENTLET_NO_GREENDNS"].lower() != "yes":
         return  # greendns chosen after all (EVENTLET_NO_GREENDNS=no): it is green already
+    if getattr(socket.getaddrinfo, "in_a_thread", False):
+        return  # done already: monkey_patch may be called twice, as eventlet's may
     for name in _RESOLVERS:
         threaded = _in_a_thread(getattr(green_socket, name))
         setattr(socket, name, threaded)
@@ -85,6 +87,7 @@ def _in_a_thread(lookup: Callable[..., Any]) -> Callable[..., Any]:
             return lookup(*args, **kwargs)  # the hub cannot wait on itself (no caller does this)
         return run_in_thread(functools.partial(lookup, *args, **kwargs))
 
+    resolve.in_a_thread = True
     return resolve
 
 

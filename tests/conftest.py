@@ -4,7 +4,7 @@ The folder a test lives in says what it needs, and gives it its marker (register
 pyproject.toml), so ``pytest -m unit`` runs the tests that start nothing:
 
 * ``unit/``: no subprocess, no server, no network service;
-* ``server/``: a real ``python server.py`` subprocess and real clients;
+* ``server/``: a real ``python server.py`` (a fork of a warm one: tests/forked_servers.py) and real clients;
 * ``browser/``: the page in Debian's chromium through Playwright;
 * ``services/``: real redis-server, PostgreSQL, nginx, a Docker build replay or a venv install.
 """
@@ -154,3 +154,11 @@ def pytest_runtest_makereport(item, call):
         # includes module-scoped servers shared with earlier tests.
         for server in sorted(ServerProcess.live, key=lambda server: server.port):
             report.sections.append((f"server on port {server.port}", server.output()[-30000:]))
+
+
+def pytest_sessionfinish(session):
+    # The warm processes the servers were forked from (tests/forked_servers.py); they would
+    # also end on their own when this process's pipes to them close.
+    from tests.forked_servers import close_warm_processes
+
+    close_warm_processes()

@@ -108,12 +108,25 @@ class ServerProcess:
 
     def start(self, wait: bool = True) -> "ServerProcess":
         command = [self.python, str(self.server), "--host", "127.0.0.1", "--port", str(self.port), *self.args]
-        self.proc = subprocess.Popen(command, cwd=self.cwd, env=self.env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        warm = self._warm_process()
+        if warm is not None and warm.can_fork(self.python, self.env):
+            self.proc = warm.fork(command, self.env, self.cwd, self._log.name)
+        else:
+            self.proc = subprocess.Popen(command, cwd=self.cwd, env=self.env, stdout=self._log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         ServerProcess.live.add(self)
         if wait:
             self.wait_ready()
         return self
+
+    def _warm_process(self):
+        """The warm process to fork this server from (tests/forked_servers.py), or None: only
+        this checkout's server.py under this Python is forked."""
+        if os.environ.get("DASHSTREAM_TEST_FORK", "1") == "0" or self.server != SERVER:
+            return None
+        from tests.forked_servers import warm_process
+
+        return warm_process(sys.executable, {"DASHSTREAM_HANDSHAKE_RATE": "0", **os.environ}, ROOT)
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         def ready() -> bool:

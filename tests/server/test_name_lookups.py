@@ -37,6 +37,8 @@ def slow_lookup(host, *args, **kwargs):
 green_socket.getaddrinfo = slow_lookup  # what monkey_patch will put in place
 runtime.monkey_patch()
 import socket
+threaded = socket.getaddrinfo
+runtime.monkey_patch()  # a second call (server.py run in a process that had made the first)
 
 ticks = []
 def ticker():
@@ -60,6 +62,7 @@ before = len(ticks)
 connection = socket.create_connection(("slow.example", port), timeout=5)
 result["ticks_during_create_connection"] = len(ticks) - before
 result["connected_to"] = connection.getpeername()[1] == port
+result["wrapped_once"] = socket.getaddrinfo is threaded and green_socket.getaddrinfo is threaded
 print(json.dumps(result))
 """
 
@@ -83,3 +86,8 @@ def test_a_slow_name_lookup_does_not_stop_the_other_green_threads(result):
 
 def test_greendns_and_dnspython_are_not_loaded(result):
     assert result["modules"] == []
+
+
+def test_a_second_monkey_patch_leaves_the_lookups_as_the_first_made_them(result):
+    # Wrapped twice, a lookup would wait for an OS thread that waits for another.
+    assert result["wrapped_once"] is True
