@@ -13,6 +13,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from tests.browser import SOCKET_FAILED
 from tests.support import ServerProcess, http_get, http_request, publish, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -147,6 +148,10 @@ def test_shutdown_ends_the_stream_cleanly(start_server):
 @pytest.mark.browser
 def test_eventsource_in_chromium_receives_and_reconnects_after_a_restart(start_server, page, problems, after_page):
     problems.allow(re.compile(r"net::ERR_CONNECTION_REFUSED|Failed to load resource"))
+    # The page's own WebSocket loses its server too: its reconnects may be refused or, caught
+    # in a handshake by the crash or by the restarted server's first moments, reset (CI saw
+    # ERR_CONNECTION_RESET once under load). What this test checks is the EventSource.
+    problems.allow(SOCKET_FAILED)
     server = start_server(*STREAMS)
     after_page.append(server.stop)
     page.goto(server.http + "/?stream=office")
