@@ -283,7 +283,7 @@ class FrameReader:
         if frame_budget is not None and frame_budget < 1:
             raise ValueError("frame_budget must be >= 1")
         self.frame_budget = frame_budget  # None: parse everything received at once
-        self._frames_left = frame_budget
+        self._frames_left: int | None = None  # set from frame_budget by each parse
         self.max_message_size = max_message_size
         self.max_fragments = fragment_limit(max_message_size) if max_fragments is None else max_fragments
         self.keep_messages = keep_messages

@@ -4,8 +4,9 @@ hub's timers run between passes (BENCHMARKS.md, "A flood of unfinished fragments
 
 The same flood against a real server is tests/server/test_hostile_clients.py.
 
-Equivalent mutants (mutmut, protocol/frames.py): ``self._frames_left = None`` in ``__init__``
-(every parse sets it from the budget first, and ``held`` is false either way before one);
+Equivalent mutants (mutmut, protocol/frames.py): the first value of ``self._frames_left`` in
+``__init__`` (every parse sets it from the budget first, and ``held`` is false before one
+whatever it is);
 ``resume()`` parsing when not held (what is left then is at most part of a frame, which a parse
 leaves as it is)."""
 
