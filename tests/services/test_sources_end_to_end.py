@@ -278,9 +278,10 @@ def test_postgres_listen_with_the_readme_trigger_and_table_shows_a_change_at_onc
     for count in (1, 2, 3):
         changed = time.time()
         postgres.execute("INSERT INTO orders DEFAULT VALUES")
-        arrived, _ = screen.wait_value(lambda m, c=count: m["variable"] == c, timeout=3)
-        # The poll runs every 60 s: only the trigger's NOTIFY explains this.
-        assert arrived - changed < scaled(1.0), arrived - changed
+        arrived, _ = screen.wait_value(lambda m, c=count: m["variable"] == c, timeout=5)
+        # The poll runs every 60 s: only the trigger's NOTIFY explains this. (Within 3 s, not
+        # 1: a loaded CI machine once took 1.03 s for insert, NOTIFY, query and delivery.)
+        assert arrived - changed < scaled(3.0), arrived - changed
     # An UPDATE that changes no count is notified too, and sends nothing.
     postgres.execute("UPDATE orders SET placed_at = now()")
     receive_nothing(screen, 1.0)
