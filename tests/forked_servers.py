@@ -109,7 +109,7 @@ class ForkedProcess:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise subprocess.TimeoutExpired(self.args, timeout)
-            select.select([self._pidfd], [], [], left if left is None else min(left, 0.5))
+            select.select([self._pidfd], [], [], left)
         return self.returncode
 
     def send_signal(self, signum: int) -> None:
@@ -158,7 +158,6 @@ def _serve_forks() -> None:
     # environment gets it too, as the same imports would have set it there.
     set_by_imports = {key: value for key, value in os.environ.items() if key not in launched_with}
     print("warm", file=answers)
-    exits: dict[int, int] = {}
     for line in requests:
         request = json.loads(line)
         if request["op"] == "fork":
@@ -166,13 +165,9 @@ def _serve_forks() -> None:
             if pid == 0:
                 _become_server(request, control, set_by_imports)  # never returns
             answer = pid
-        else:
-            pid = request["pid"]
-            if pid not in exits:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    exits[pid] = os.waitstatus_to_exitcode(status)
-            answer = exits.get(pid)
+        else:  # reap: asked until it answers an exit status (ForkedProcess keeps it)
+            done, status = os.waitpid(request["pid"], os.WNOHANG)
+            answer = os.waitstatus_to_exitcode(status) if done else None
         print(json.dumps(answer), file=answers)
 
 

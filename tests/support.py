@@ -77,6 +77,14 @@ def assert_refused_option(args, named: str, env: dict | None = None) -> None:
     assert "Traceback" not in result.stderr
 
 
+def server_environment() -> dict:
+    """A test server's environment before its test adds to it. The suite opens hundreds of
+    WebSockets from one address, far past the per-address handshake limit; it is off unless a
+    test turns it on (test_admission.py does, with --handshake-rate or this variable, like the
+    command line winning over it here)."""
+    return {"DASHSTREAM_HANDSHAKE_RATE": "0", **os.environ}
+
+
 class ServerProcess:
     """``python server.py`` on 127.0.0.1 and a free port, with its output kept for failures."""
 
@@ -88,10 +96,7 @@ class ServerProcess:
                  cwd: Path | None = None, python: str | None = None, server: Path | None = None):
         self.port = port or free_port()
         self.args = args
-        # The suite opens hundreds of WebSockets from one address, far past the per-address
-        # handshake limit; it is off unless a test turns it on (test_admission.py does, with
-        # --handshake-rate or this variable), like the command line winning over it here.
-        self.env = {"DASHSTREAM_HANDSHAKE_RATE": "0", **os.environ, **(env or {})}
+        self.env = {**server_environment(), **(env or {})}
         self.cwd = cwd or ROOT
         self.python = python or sys.executable
         self.server = server or SERVER
@@ -126,7 +131,7 @@ class ServerProcess:
             return None
         from tests.forked_servers import warm_process
 
-        return warm_process(sys.executable, {"DASHSTREAM_HANDSHAKE_RATE": "0", **os.environ}, ROOT)
+        return warm_process(sys.executable, server_environment(), ROOT)
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         def ready() -> bool:

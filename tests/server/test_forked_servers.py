@@ -16,7 +16,7 @@ import pytest
 import websocket  # websocket-client
 
 from tests.forked_servers import ForkedProcess, warm_process
-from tests.support import ROOT, wait_until
+from tests.support import ROOT, server_environment, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -75,7 +75,7 @@ def test_every_random_generator_of_a_fork_is_seeded_anew(tmp_path):
     script = tmp_path / "draw.py"
     script.write_text("import random\nfrom dashstream.streams import stream\n"
                       "print(stream._PRIVATE_RNG.random(), random.random())\n")
-    warm = warm_process(sys.executable, {"DASHSTREAM_HANDSHAKE_RATE": "0", **os.environ}, ROOT)
+    warm = warm_process(sys.executable, server_environment(), ROOT)
     draws = []
     for n in range(2):
         log = tmp_path / f"draw{n}.log"
