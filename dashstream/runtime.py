@@ -189,7 +189,8 @@ class MillisecondWakeups:
     ``step_ms``: the grid, in whole milliseconds (default 1). Every hub wake-up costs about
     40 µs of CPU here whatever it does (eventlet's loop, its timers and the epoll wait, cold
     after the sleep: BENCHMARKS.md, "Private walks: the hub's wake-ups"), so the private walks
-    use a grid of 2 ms: half the wake-ups, 500 a second instead of 1,000 at 5,000 walks.
+    use a coarser grid (``grid_sleep``; streams/stream.py chooses the step, 5 ms for the
+    default walk): 200 wake-ups a second at 5,000 walks instead of 1,000.
 
     A sleep is never shorter than asked and at most about ``step_ms`` longer. Killing a
     sleeping green thread (``GreenThread.kill`` throws into it) takes it off its millisecond.
@@ -261,8 +262,21 @@ class MillisecondWakeups:
 
 
 _getcurrent = greenlet.getcurrent
-# The sleep of the private random walks (streams/stream.py): see MillisecondWakeups.
-sleep_on_millisecond = MillisecondWakeups(step_ms=2).sleep
+_grids: dict[int, Callable[[float], None]] = {}
+
+
+def grid_sleep(step_ms: int) -> Callable[[float], None]:
+    """The sleep of the private random walks (streams/stream.py) on a grid of ``step_ms``:
+    one ``MillisecondWakeups`` per step, shared by every walk that uses it (walks due in
+    the same step share its hub timer)."""
+    sleep = _grids.get(step_ms)
+    if sleep is None:
+        sleep = _grids[step_ms] = MillisecondWakeups(step_ms=step_ms).sleep
+    return sleep
+
+
+# The grid of the default walk (waits under 1 s: a 5 ms step, see streams/stream.py).
+sleep_on_millisecond = grid_sleep(5)
 
 
 def call_later(seconds: float, function: Callable[..., Any], *args: Any):

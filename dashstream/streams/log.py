@@ -15,9 +15,9 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
-from dashstream.messages import Entry
+from dashstream.messages import Entry, encode_fields
 
 # Streams one subscriber may follow on one connection (``/ws?streams=``; a wall's tiles).
 MAX_STREAMS = 16
@@ -102,11 +102,13 @@ class PrivateLog:
     last = None
 
     def __init__(self, stream: str, *, clock: Callable[[], float] = time.time,
-                 on_entry: Callable[[Entry], None]):
+                 on_entry: Callable[[Entry], None],
+                 on_delivered: Callable[[Entry], None] | None = None):
         self.stream = stream
         self.epoch = new_epoch()
         self.seq = 0
         self.on_entry = on_entry
+        self.on_delivered = on_delivered  # (entry) after it was handed over: the metrics' count
         self._clock = clock
 
     def append(self, body: str) -> Entry:
@@ -114,6 +116,22 @@ class PrivateLog:
         self.seq += 1
         entry = Entry(self.stream, self.seq, self._clock(), self.epoch, body)
         self.on_entry(entry)
+        if self.on_delivered is not None:
+            self.on_delivered(entry)
+        return entry
+
+    def publish(self, fields: Mapping[str, Any]) -> Entry:
+        """A private source's value (the supervisor's ``on_value``): checked and encoded
+        before it is numbered (``BadFields``: no seq taken), then what ``append`` does,
+        written out rather than called: this runs for every private message, and the call
+        it saves (with the closure this replaced) was 0.3-0.5 µs of a 10-11 µs message
+        (``benchmarks/private_walk_cost.py``, 5,000 walks)."""
+        body = encode_fields(fields)
+        self.seq += 1
+        entry = Entry(self.stream, self.seq, self._clock(), self.epoch, body)
+        self.on_entry(entry)
+        if self.on_delivered is not None:
+            self.on_delivered(entry)
         return entry
 
     def backlog(self, resume: Resume | None, recent: int = 1) -> tuple[list[Entry], bool]:

@@ -40,6 +40,24 @@ RunnerFactory = Callable[["SharedStream"], Any]
 # The private supervisors' retry jitter: one generator for all (a Random each would cost
 # 2.5 KB and a urandom read per client; a private walk never fails, so it is never drawn from).
 _PRIVATE_RNG = random.Random()
+# The private walks' steps and waits: one generator for all of them too (a Random each was
+# 2.5 KB of state per client, cold at every wake); each walk's values are still independent
+# draws.
+_WALK_RNG = random.Random()
+# A private walk's waits end on a grid (runtime.grid_sleep): at most this share of its longest
+# wait late, and never more than GRID_MAX_MS.
+GRID_SHARE = 1 / 200
+GRID_MAX_MS = 5
+
+
+def grid_step_ms(longest_wait: float) -> int:
+    """The grid step, in whole milliseconds, for walks whose waits are under ``longest_wait``
+    seconds: the default walk (waits under 1 s) gets 5 ms, a walk of 10 ms waits 1 ms.
+    Every hub wake-up costs about 40 µs of CPU here whatever it wakes, so the step sets how
+    many walks share one: at 5,000 walks, 200 wake-ups a second instead of 500 at 2 ms, 1.3
+    µs less per message (BENCHMARKS.md, "Private walks"). A wait that ends up to 5 ms late
+    is 0.5 % of a 1 s wait's range, below anything a screen shows."""
+    return max(1, min(GRID_MAX_MS, int(longest_wait * 1000 * GRID_SHARE)))
 
 
 class StreamStats:
@@ -255,7 +273,8 @@ class PrivateStream(Stream):
                   recent: int = 1) -> Subscription:
         subscription = Subscription(session, self, multi)
         # A fresh numbering per client: there is nothing to resume, so a resume gets the gap.
-        own_log = PrivateLog(self.name, clock=self._clock, on_entry=subscription.deliver)
+        own_log = PrivateLog(self.name, clock=self._clock, on_entry=subscription.deliver,
+                             on_delivered=self.on_delivery)
         subscription.backlog(*own_log.backlog(resume))
         supervisor = self._supervisor(own_log, session)
         self._supervisors[subscription] = supervisor
@@ -268,14 +287,7 @@ class PrivateStream(Stream):
         """The client's own source under its own supervisor: values into its own log, its
         states to that client alone, rejections into the stream's one counter. No stale
         clock (a private walk never had one): one green thread per client, no timer."""
-        append, on_delivery = own_log.append, self.on_delivery
-
-        def publish(fields: Mapping[str, Any]) -> None:
-            entry = append(encode_fields(fields))
-            if on_delivery is not None:
-                on_delivery(entry)
-
-        return Supervisor(self.name, self._factory(), on_value=publish, on_health=self._client_health(session),
+        return Supervisor(self.name, self._factory(), on_value=own_log.publish, on_health=self._client_health(session),
                           on_rejected=self.count_rejected, spawn=_ClientThread,
                           sleep=runtime.sleep, backoff=Backoff(rng=_PRIVATE_RNG), announce=False)
 
@@ -333,11 +345,14 @@ def streams_from_config(config, on_pass=None, backplane=None, durable=None,
     for spec in config.streams:
         if not spec.shared:
             # A private walk is new for every client, under a supervisor of its own. Its
-            # waits end on a grid of 2 ms (runtime.MillisecondWakeups): one hub timer per step
-            # for every walk due then, not one per wake, and at most 500 hub wake-ups a second
-            # (only the random walk can be private, and it takes its sleep as an argument).
-            factory = lambda cls=SOURCES[spec.source], options=spec.options: cls(  # noqa: E731
-                **options, sleep=runtime.sleep_on_millisecond)
+            # waits end on a grid (runtime.grid_sleep, grid_step_ms): one hub timer per step
+            # for every walk due then, not one per wake (only the random walk can be private,
+            # and it takes its sleep and its generator as arguments).
+            walk = SOURCES[spec.source]
+            longest_wait = walk(**spec.options, rng=_WALK_RNG).max_wait  # the walk's own default if unset
+            sleep = runtime.grid_sleep(grid_step_ms(longest_wait))
+            factory = lambda cls=walk, options=spec.options, sleep=sleep: cls(  # noqa: E731
+                **options, sleep=sleep, rng=_WALK_RNG)
             streams[spec.name] = PrivateStream(spec.name, spec.source, factory, on_delivery=on_private)
             continue
         log_factory = (durable.log_factory(spec) if durable is not None

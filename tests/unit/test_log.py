@@ -1,5 +1,11 @@
 """Unit tests of the stream log: numbering, epoch, history, the resume rule. (The message and
-its encodings: test_messages.py.)"""
+its encodings: test_messages.py.)
+
+Equivalent mutants of streams/log.py (mutmut, 2026-12-04): PrivateLog.backlog's ``recent``
+(its default, or not passing it) with nothing kept; ``owed`` skipping its ``isinstance(history,
+deque)`` (a copy of a deque holds the same); and three of the ``newest`` line's branch (``recent
+> 1`` made ``>= 1``, ``or True``, ``max(recent, 2)``): for one entry, the slice and
+``[history[-1]]`` are the same list."""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import json
 import pytest
 
 from dashstream.messages import BadFields, Entry, encode_fields
-from dashstream.streams.log import MemoryLog, PrivateLog, Resume, owed
+from dashstream.streams.log import LogUnavailable, MemoryLog, PrivateLog, Resume, memory_log, owed
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -135,3 +141,52 @@ def test_a_resume_of_a_private_logs_own_epoch_is_up_to_date_or_owed_the_gap():
     log.append(encode_fields({"variable": 2}))
     assert log.backlog(Resume(2, log.epoch)) == ([], False)  # up to date
     assert log.backlog(Resume(1, log.epoch)) == ([], True)  # missed one that is not kept
+
+
+def test_a_private_log_publishes_a_value_encoded_numbered_delivered_then_counted():
+    order = []
+    log = PrivateLog("walk", clock=Clock(), on_entry=lambda entry: order.append(("entry", entry)),
+                     on_delivered=lambda entry: order.append(("counted", entry)))
+    first = log.publish({"variable": 3})
+    second = log.publish({"variable": 4, "unit": "kg"})
+    assert order == [("entry", first), ("counted", first), ("entry", second), ("counted", second)]
+    assert (first.seq, second.seq, log.seq) == (1, 2, 2) and first.epoch == second.epoch == log.epoch
+    assert json.loads(second.text) == {"variable": 4, "unit": "kg", "seq": 2, "ts": 1001.0, "epoch": log.epoch}
+    assert first.stream == "walk" and first.ts == 1000.5
+
+
+def test_a_value_a_private_log_cannot_encode_takes_no_seq_and_reaches_nobody():
+    order = []
+    log = PrivateLog("walk", on_entry=order.append, on_delivered=order.append)
+    with pytest.raises(BadFields, match="finite"):
+        log.publish({"variable": float("nan")})
+    assert log.seq == 0 and order == []
+    assert log.publish({"variable": 1}).seq == 1 and len(order) == 2
+
+
+def test_a_private_logs_append_counts_what_it_delivers_too():
+    counted = []
+    log = PrivateLog("walk", on_entry=lambda entry: None, on_delivered=counted.append)
+    entry = log.append(encode_fields({"variable": 5}))
+    assert counted == [entry] and PrivateLog("walk", on_entry=print).on_delivered is None
+
+
+def test_a_log_that_cannot_take_an_entry_says_why_and_when_to_retry():
+    error = LogUnavailable("redis is down")
+    assert (str(error), error.reason, error.retry_after) == ("redis is down", "redis is down", 2)
+    assert LogUnavailable("lease lost", retry_after=5).retry_after == 5
+
+
+def test_the_default_log_factory_makes_a_memory_log_of_the_history_asked_for():
+    delivered, clock = [], Clock()
+    log = memory_log("office", clock=clock, on_entry=delivered.append)
+    entry = log.append(encode_fields({"variable": 1}))
+    assert isinstance(log, MemoryLog) and log.history_size == 100 and delivered == [entry]
+    assert (entry.stream, entry.ts) == ("office", 1000.5)
+    assert memory_log("office", history=3).history_size == 3
+
+
+def test_with_no_resume_and_no_count_a_client_is_owed_the_last_entry_only():
+    log = MemoryLog("s", epoch="E")
+    entries = [log.append(encode_fields({"variable": value})) for value in range(3)]
+    assert owed(list(entries), 3, "E", None) == ([entries[-1]], False)

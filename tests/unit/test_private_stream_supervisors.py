@@ -198,3 +198,26 @@ def test_a_configured_private_walk_sleeps_on_the_millisecond_grid_with_its_optio
     walks = [stream._supervisors[stream.subscribe(session)].source for session in (first, second)]
     assert walks[0] is not walks[1] and all(walk._sleep == runtime.sleep_on_millisecond for walk in walks)
     assert (walks[0].min_wait, walks[0].max_wait, walks[0].min_step, walks[0].max_step) == (0.0, 1.0, 1, 10)
+    # One generator for every walk (a Random each was 2.5 KB per client), their values still
+    # independent draws of it.
+    assert walks[0]._rng is walks[1]._rng is stream_module._WALK_RNG
+
+
+@pytest.mark.parametrize(("max_wait", "step_ms"), [("0.01", 1), ("0.4", 2), ("1.0", 5), ("60", 5)])
+def test_a_private_walks_grid_follows_its_longest_wait(spawned, tmp_path, max_wait, step_ms):
+    from dashstream import runtime
+    from dashstream.config.options import parse_config
+    from dashstream.streams.stream import streams_from_config
+
+    path = tmp_path / "streams.toml"
+    path.write_text(f'[streams.own]\nsource = "random-walk"\nshared = false\nmax_wait = {max_wait}\n')
+    config = parse_config(["--config", str(path)], environ={})
+    stream = streams_from_config(config)["own"]
+    walk = stream._supervisors[stream.subscribe(FakeSession())].source
+    assert walk.max_wait == float(max_wait) and walk._sleep is runtime.grid_sleep(step_ms)
+
+
+@pytest.mark.parametrize(("longest_wait", "step_ms"), [
+    (0.0, 1), (0.001, 1), (0.2, 1), (0.399, 1), (0.4, 2), (0.6, 3), (0.999, 4), (1.0, 5), (1.2, 5), (3600.0, 5)])
+def test_the_grid_step_is_a_two_hundredth_of_the_longest_wait_between_1_and_5_ms(longest_wait, step_ms):
+    assert stream_module.grid_step_ms(longest_wait) == step_ms

@@ -204,8 +204,17 @@ def test_on_a_grid_of_two_milliseconds_a_sleep_ends_on_the_next_even_millisecond
     assert woke[0] >= started + seconds and wakeups._due == {}
 
 
-def test_the_private_walks_sleep_on_a_grid_of_two_milliseconds():
-    assert runtime.sleep_on_millisecond.__self__._step_ms == 2
+def test_the_default_walks_sleep_on_a_grid_of_five_milliseconds():
+    assert runtime.sleep_on_millisecond.__self__._step_ms == 5
+    assert runtime.sleep_on_millisecond is runtime.grid_sleep(5)
+
+
+def test_walks_on_the_same_grid_share_one_set_of_wake_ups_and_other_grids_have_their_own():
+    one, five = runtime.grid_sleep(1), runtime.grid_sleep(5)
+    assert runtime.grid_sleep(1) is one and runtime.grid_sleep(5) is five
+    assert one.__self__ is not five.__self__
+    assert (one.__self__._step_ms, five.__self__._step_ms) == (1, 5)
+    assert isinstance(runtime.grid_sleep(3).__self__, MillisecondWakeups)
 
 
 def test_the_hubs_own_clock_is_used_when_none_is_given():
