@@ -43,6 +43,10 @@ sys.path.insert(0, str(Path(_checkout).resolve() if _checkout else Path(__file__
 from dashstream.streams.stream import PrivateStream  # noqa: E402
 from producer.random_walk import RandomWalk  # noqa: E402
 
+# The walks draw as the server's do: from one generator (streams/stream.py), in a checkout
+# that has it; before it, each walk had a Random of its own.
+WALK_RNG = getattr(sys.modules["dashstream.streams.stream"], "_WALK_RNG", None)
+
 
 class CountingSession:
     control = False
@@ -93,7 +97,7 @@ def main() -> None:
         for _ in range(options.clients):
             eventlet.spawn(loop, sleep)
     else:
-        stream = PrivateStream("walk", "random-walk", lambda: RandomWalk(sleep=sleep))
+        stream = PrivateStream("walk", "random-walk", lambda: RandomWalk(sleep=sleep, rng=WALK_RNG))
         for _ in range(options.clients):
             stream.subscribe(CountingSession())
     eventlet.sleep(1.5)  # every walk has started
@@ -111,7 +115,7 @@ def main() -> None:
 
 def bare_loop(sleep) -> None:
     """``--bare``: a wait as the default walk's, nothing else."""
-    draw = random.Random().random
+    draw = (WALK_RNG or random.Random()).random
     while True:
         sleep(draw())
         CountingSession.count += 1
@@ -121,7 +125,7 @@ def floor_loop(sleep) -> None:
     """``--floor``: the default walk and its message, written out (the text is Entry.text's)."""
     from dashstream.protocol.frames import text_frame
 
-    draw, clock, epoch = random.Random().random, time.time, "0123456789ab"
+    draw, clock, epoch = (WALK_RNG or random.Random()).random, time.time, "0123456789ab"
     value = seq = 0
     while True:
         sleep(draw())
