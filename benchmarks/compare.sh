@@ -170,8 +170,10 @@ else
     rounds="${rounds:-3}"
     common=()
     s1=()
-    # Finer steps where the Python servers top out, so they do not all tie at 100.
-    s2=(--s2-rates 10,20,50,70,100,110,120,130,140,150,200,300,500)
+    # Finer steps where the Python servers top out, so they do not all tie at 100, and between
+    # 200 and 500, where dashstream and the C server top out on a fast day (2026-12-04: 270,000-
+    # 280,000 and 350,000-405,000 deliveries/s delivered at their first failing steps).
+    s2=(--s2-rates 10,20,50,70,100,110,120,130,140,150,200,250,300,400,500)
     s3=()
     s4=()
 fi
