@@ -54,9 +54,9 @@ def grid_step_ms(longest_wait: float) -> int:
     """The grid step, in whole milliseconds, for walks whose waits are under ``longest_wait``
     seconds: the default walk (waits under 1 s) gets 5 ms, a walk of 10 ms waits 1 ms.
     Every hub wake-up costs about 40 µs of CPU here whatever it wakes, so the step sets how
-    many walks share one: at 5,000 walks, 200 wake-ups a second instead of 500 at 2 ms, 1.3
-    µs less per message (BENCHMARKS.md, "Private walks"). A wait that ends up to 5 ms late
-    is 0.5 % of a 1 s wait's range, below anything a screen shows."""
+    many walks share one: at 5,000 walks, 200 wake-ups a second instead of 500 at 2 ms, 1.5-2
+    µs less per message (BENCHMARKS.md, "Private walks: a coarser grid"). A wait that ends up
+    to 5 ms late is 0.5 % of a 1 s wait's range, below anything a screen shows."""
     return max(1, min(GRID_MAX_MS, int(longest_wait * 1000 * GRID_SHARE)))
 
 
