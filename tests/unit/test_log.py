@@ -115,8 +115,8 @@ def test_every_appended_entry_reaches_on_entry_in_order():
 def test_a_private_log_numbers_stamps_and_delivers_each_message_and_keeps_none():
     delivered = []
     log = PrivateLog("walk", clock=Clock(), on_entry=delivered.append)
-    first = log.append(encode_fields({"variable": 3}))
-    second = log.append(encode_fields({"variable": 9}))
+    first = log.publish({"variable": 3})
+    second = log.publish({"variable": 9})
     assert delivered == [first, second] and (first.seq, second.seq) == (1, 2) and log.seq == 2
     assert json.loads(second.text) == {"variable": 9, "seq": 2, "ts": 1001.0, "epoch": log.epoch}
     assert second.stream == "walk" and log.last is None and log.history_size == 0
@@ -137,8 +137,8 @@ def test_a_private_log_owes_what_a_fresh_memory_log_owes(resume):
 def test_a_resume_of_a_private_logs_own_epoch_is_up_to_date_or_owed_the_gap():
     log = PrivateLog("walk", on_entry=lambda entry: None)
     assert log.backlog(Resume(0, log.epoch)) == ([], False)  # nothing published, nothing missed
-    log.append(encode_fields({"variable": 1}))
-    log.append(encode_fields({"variable": 2}))
+    log.publish({"variable": 1})
+    log.publish({"variable": 2})
     assert log.backlog(Resume(2, log.epoch)) == ([], False)  # up to date
     assert log.backlog(Resume(1, log.epoch)) == ([], True)  # missed one that is not kept
 
@@ -164,11 +164,13 @@ def test_a_value_a_private_log_cannot_encode_takes_no_seq_and_reaches_nobody():
     assert log.publish({"variable": 1}).seq == 1 and len(order) == 2
 
 
-def test_a_private_logs_append_counts_what_it_delivers_too():
+def test_a_private_log_counts_only_when_asked_to():
     counted = []
     log = PrivateLog("walk", on_entry=lambda entry: None, on_delivered=counted.append)
-    entry = log.append(encode_fields({"variable": 5}))
+    entry = log.publish({"variable": 5})
     assert counted == [entry] and PrivateLog("walk", on_entry=print).on_delivered is None
+    delivered_only = PrivateLog("walk", on_entry=counted.append)  # no on_delivered: delivered, not counted
+    assert counted == [entry, delivered_only.publish({"variable": 6})]
 
 
 def test_a_log_that_cannot_take_an_entry_says_why_and_when_to_retry():
