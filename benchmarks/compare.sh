@@ -9,7 +9,8 @@
 #   bash benchmarks/compare.sh --against REV    # this checkout against REV (a temporary git worktree);
 #                                               # with --peers too, the peers run beside both
 #
-# Other options: --rounds N, --peers "websockets eventlet node-ws c-epoll", --scenarios S1,S2,S3,S4,
+# Other options: --rounds N, --peers "websockets eventlet node-ws c-epoll" (and eventlet-floor,
+# a yardstick), --scenarios S1,S2,S3,S4,
 # --home DIR (the scratch folder, default benchmarks/.bench: venv, node_modules, built binaries).
 #
 # The method rules learned on the development machine are built in:
@@ -24,7 +25,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HARNESS="$REPO/benchmarks/harness"
 
-usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 say() { echo "compare.sh: $*" >&2; }
 
 quick=0
@@ -146,7 +147,10 @@ for peer in $peers; do
         websockets) servers+=("websockets|ws://127.0.0.1:5102/|$REPO|$PY $HARNESS/peers/websockets_peer.py") ;;
         node-ws)    servers+=("node-ws|ws://127.0.0.1:5103/|$REPO|node $HARNESS/peers/ws_peer.js") ;;
         c-epoll)    servers+=("c-epoll|ws://127.0.0.1:5104/|$REPO|$BENCH_HOME/bin/cpush") ;;
-        *) say "unknown peer $peer (eventlet websockets node-ws c-epoll)"; exit 2 ;;
+        # Not a server: green sockets and nothing else, the floor under any eventlet server
+        # (peers/eventlet_floor.py; BENCHMARKS.md, "Floors"). Not in the default set.
+        eventlet-floor) servers+=("eventlet-floor|ws://127.0.0.1:5107/|$REPO|$PY $HARNESS/peers/eventlet_floor.py") ;;
+        *) say "unknown peer $peer (eventlet websockets node-ws c-epoll eventlet-floor)"; exit 2 ;;
     esac
 done
 

@@ -45,19 +45,22 @@ def write_config(shape: str, rate: float):
     return config
 
 
-def main() -> None:
+def server_options(extra: list[str]) -> list[str]:
+    """``server.py``'s options for the harness's PORT, SHAPE and RATE, then ``extra``."""
     shape = os.environ.get("SHAPE", "B").upper()
     rate = float(os.environ.get("RATE", "10"))
-    port = os.environ.get("PORT", "5105")
     config = write_config(shape, rate)
+    return ["--host", "127.0.0.1", "--port", os.environ.get("PORT", "5105"),
+            "--config", config.name, "--handshake-rate", "0", "--max-connections", "19900",
+            "--log-level", os.environ.get("LOG_LEVEL", "info"), *extra]
+
+
+def main() -> None:
     extra = sys.argv[1:]
     entry = ROOT / "server.py"
     if extra[:1] == ["--entry"]:
         entry, extra = ROOT / extra[1], extra[2:]
-    args = [sys.executable, str(entry), "--host", "127.0.0.1", "--port", port,
-            "--config", config.name, "--handshake-rate", "0", "--max-connections", "19900",
-            "--log-level", os.environ.get("LOG_LEVEL", "info"), *extra]
-    os.execv(sys.executable, args)
+    os.execv(sys.executable, [sys.executable, str(entry), *server_options(extra)])
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ A ``LABEL=PATH`` whose PATH is a ``.js`` file is a Node peer of the harness inst
 checkout (``node=benchmarks/harness/peers/ws_peer.js``, with ``NODE_PATH`` holding ``ws``,
 as ``compare.sh`` installs it in ``benchmarks/.bench/node/node_modules``): it runs beside
 the checkouts under the same load, so its figure is a same-run reference (CPU time only).
+A ``LABEL=PATH`` whose PATH is a ``.py`` file is a Python server under the same contract,
+run as it is: the floors (``floor=benchmarks/harness/peers/eventlet_floor.py``, green sockets
+and nothing else; ``floor=benchmarks/private_floor_server.py``, dashstream without its
+private-stream layers; BENCHMARKS.md, "Floors").
 """
 
 from __future__ import annotations
@@ -95,6 +99,12 @@ def start(tree: Path, shape: str, rate: float, port: int, a) -> subprocess.Popen
         proc = subprocess.Popen([*a.pin_server, "node", str(tree)], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         wait_accepting(port)
+        return proc
+    if tree.suffix == ".py":  # a Python server under the harness's contract (a floor: module docstring)
+        proc = subprocess.Popen([*a.pin_server, *a.meter.command(), sys.executable, str(tree)],
+                                env=dict(env, PYTHONPATH=str(tree.parent)), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        wait_accepting(port, timeout=120 if a.meter.callgrind else 20)
         return proc
     proc = subprocess.Popen([*a.pin_server, *a.meter.command(), sys.executable, "benchmarks/harness_peer.py", *a.extra],
                             cwd=tree,

@@ -38,21 +38,21 @@ def wsload(tmp_path_factory):
 # to the cores this process may use, which the other tests share.
 
 
-def run_harness(wsload, out, *args: str) -> None:
+def run_harness(wsload, out, *args: str, server: str = "benchmarks/harness_peer.py", label: str = "dashstream") -> None:
     cpus = sorted(os.sched_getaffinity(0))
     command = [sys.executable, str(HARNESS / "harness.py"),
-               "--server", f"{sys.executable} benchmarks/harness_peer.py", "--cwd", str(ROOT),
-               "--url", f"ws://127.0.0.1:{free_port()}/ws/bench", "--label", "dashstream", "--runs", "1",
+               "--server", f"{sys.executable} {server}", "--cwd", str(ROOT),
+               "--url", f"ws://127.0.0.1:{free_port()}/ws/bench", "--label", label, "--runs", "1",
                "--out", str(out), "--c-client", str(wsload),
                "--server-cpu", str(cpus[0]), "--client-cpu", str(cpus[-1]),
                "--quiet-max", "-1", "--settle", "0.2", "--connect-concurrency", "20", *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=scaled(120))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ERROR" not in result.stdout, result.stdout + (out / "dashstream.server.log").read_text()
+    assert "ERROR" not in result.stdout, result.stdout + (out / f"{label}.server.log").read_text()
 
 
-def records(out) -> list[dict]:
-    lines = (out / "dashstream.jsonl").read_text().splitlines()
+def records(out, label: str = "dashstream") -> list[dict]:
+    lines = (out / f"{label}.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r.get("type") != "meta"]
 
 
@@ -81,3 +81,17 @@ def test_harness_drives_dashstream_and_the_report_reads_it(wsload, tmp_path):
     for heading in ("## S1", "## S2", "## S3", "## S4"):
         assert heading in text
     assert "| dashstream | 20 |" in text
+
+
+@pytest.mark.parametrize("server", ["benchmarks/harness/peers/eventlet_floor.py", "benchmarks/private_floor_server.py"])
+def test_the_floors_serve_the_scenarios_they_measure(wsload, tmp_path, server):
+    """The yardsticks of BENCHMARKS.md "Floors" (compare.sh's eventlet-floor peer, and
+    revision_cost.py's ``floor=`` servers): private streams and handshakes at toy size, each
+    message a JSON text with a ``seq`` (the client counts only those) and every handshake
+    answered and closed."""
+    run_harness(wsload, tmp_path, "--scenario", "S3,S4", "--s3-conns", "20", "--s3-warmup", "0.5",
+                "--s3-duration", "1", "--s4-duration", "1", "--s4-concurrency", "4", server=server, label="floor")
+    by_scenario = {r["scenario"]: r for r in records(tmp_path, "floor")}
+    assert by_scenario["S3"]["client"]["opened"] == 20
+    assert by_scenario["S3"]["client"]["delivered_ratio"] > 0.5, by_scenario["S3"]
+    assert by_scenario["S4"]["client"]["completed"] > 0 and not by_scenario["S4"]["client"]["failed"], by_scenario["S4"]
