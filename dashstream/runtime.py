@@ -285,14 +285,6 @@ def call_later(seconds: float, function: Callable[..., Any], *args: Any):
     return eventlet.hubs.get_hub().schedule_call_global(seconds, function, *args)
 
 
-def written_by_hand() -> list:
-    """What a WSGI app returns once it has taken the socket (a WebSocket, an SSE stream).
-    An undocumented flag of eventlet.wsgi (upstream WebSocketWSGI sets it too): the
-    response was written by hand, so wsgi must not add one."""
-    eventlet.wsgi.WSGI_LOCAL.already_handled = True
-    return []
-
-
 def _noop(*_args: Any) -> None:
     pass
 

@@ -51,7 +51,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, NamedTuple
 
-from dashstream import runtime
 from dashstream.edge.admission import Admission
 from dashstream.edge.forwarded import ProxyPolicy
 from dashstream.edge.http import (
@@ -110,7 +109,6 @@ class Subscribe(NamedTuple):
     targets: list[tuple[Stream, Resume | None]]
     multi: bool = False  # several streams on one socket: each message carries `stream`
     echo: bool = False  # the /echo diagnostic: no stream, messages come back
-    recent: int = 1  # entries owed without a resume point (?history=N)
 
 
 class DashApp:
@@ -417,7 +415,7 @@ class DashApp:
             session.write(sse_head(self._cors_origin(environ)), count=0)
             session.start()
             if session.closed:
-                return runtime.written_by_hand()  # the client left (or reset) at once
+                return []  # the client left (or reset) at once
             self.backplane.welcome(session)
             if session.control:
                 session.send_control(self.stream_info(stream))
@@ -425,7 +423,7 @@ class DashApp:
         except BaseException:
             session.abort()
             raise
-        return runtime.written_by_hand()
+        return []  # the answer is the session's: the hand-off told the HTTP server so
 
     def stream_info(self, stream: Stream) -> ControlMessage:
         """What a page needs to judge a stream before its first value (README: "Message
@@ -459,7 +457,7 @@ class DashApp:
             session = self._websocket_session(sock, environ, params, control, echo=subscribe.echo)
             self._opened(session, screen, environ)
             opened = True
-            self._start_websocket(session, subscribe, reply, buffered)
+            self._start_websocket(session, subscribe, recent, reply, buffered)
 
         try:
             # Decide what the upgrade gets before upgrading: 400 or 404 if nothing.
@@ -468,7 +466,8 @@ class DashApp:
             screen = screen_name(query)
             if route.websocket is None:
                 raise HTTPError("404 Not Found", f"no WebSocket endpoint at {path}")
-            subscribe = route.websocket(query)._replace(recent=recent_count(query))  # ?history=N, checked now
+            subscribe = route.websocket(query)
+            recent = recent_count(query)  # entries owed without a resume point (?history=N), checked now
             return self._endpoint.upgrade(environ, open_session)
         finally:
             if not opened:
@@ -500,7 +499,7 @@ class DashApp:
                                 deflater=Deflater(params) if params is not None else None,
                                 on_message=_echo if echo else None)
 
-    def _start_websocket(self, session: WebSocketSession, subscribe: Subscribe, reply: bytes,
+    def _start_websocket(self, session: WebSocketSession, subscribe: Subscribe, recent: int, reply: bytes,
                          buffered: bytes) -> None:
         """The upgrade happened: answer 101, subscribe the session."""
         try:
@@ -513,7 +512,7 @@ class DashApp:
                     break
                 if session.control:  # the only sessions it goes to: not built for the others
                     session.send_control(self.stream_info(stream))
-                stream.subscribe(session, resume, subscribe.multi, subscribe.recent)
+                stream.subscribe(session, resume, subscribe.multi, recent)
         except BaseException:
             session.abort()  # the socket is ours now: end it, give its capacity back
             raise

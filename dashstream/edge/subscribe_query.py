@@ -82,7 +82,9 @@ def screen_name(query: dict) -> str | None:
 
 
 def parse_query(query_string: str) -> dict[str, list[str]]:
-    return parse_qs(query_string, keep_blank_values=True)
+    # No query at all (a page's plain ``ws://host/``) is the usual case: parse_qs's
+    # argument coercion and split would only find that out.
+    return parse_qs(query_string, keep_blank_values=True) if query_string else {}
 
 
 def single_resume(query: dict) -> Resume | None:

@@ -101,7 +101,7 @@ class WebSocketEndpoint(runtime.WebSocketWSGI):
         sock, buffered = environ["dashstream.hand_off"]()
         self.tune(sock)
         handler(sock, params, b"\r\n".join(reply) + b"\r\n\r\n", buffered)
-        return runtime.written_by_hand()
+        return []  # the answer is the session's: the hand-off told the HTTP server so
 
     def tune(self, sock) -> None:
         try:

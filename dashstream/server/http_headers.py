@@ -151,6 +151,27 @@ def ready_head(data: bytes) -> ReadyHead | None:
     return ReadyHead(data[:first + 1], Headers(fields), size)
 
 
+# A header's environ key by its name as sent (``environ_key``): a handshake's dozen names,
+# the same from every browser, were each replaced, upper-cased and joined again per request.
+# Names are the client's to choose, so the memo is bounded: past its size, a name not in it
+# is worked out every time.
+ENVIRON_KEYS: dict[str, str] = {}
+ENVIRON_KEYS_KEPT = 256
+
+
+def environ_key(name: str) -> str:
+    """The WSGI environ key eventlet gives a header: ``HTTP_`` and the name upper-cased with
+    ``-`` as ``_``; ``""`` for one it leaves out: a name with ``_`` (it would be confused with
+    one with ``-``), Content-Type and Content-Length (they are CONTENT_TYPE and CONTENT_LENGTH).
+    Kept in ``ENVIRON_KEYS`` while it has room."""
+    key = "" if "_" in name else "HTTP_" + name.replace("-", "_").upper()
+    if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+        key = ""
+    if len(ENVIRON_KEYS) < ENVIRON_KEYS_KEPT:
+        ENVIRON_KEYS[name] = key
+    return key
+
+
 class BadFraming(ValueError):
     """The request's body framing cannot be trusted; ``status`` is the answer."""
 

@@ -37,11 +37,13 @@ from dashstream.ops.log_output import without_query
 from dashstream.server.chunked_body import ChunkedBody
 from dashstream.server.first_read import OnDemand, replaying_reader
 from dashstream.server.http_headers import (
+    ENVIRON_KEYS,
     BadFraming,
     BadHeaders,
     ReadyHead,
     TooManyHeaders,
     body_framing,
+    environ_key,
     read_headers,
     ready_head,
 )
@@ -142,6 +144,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
     header_timeout: float = 10.0
     _refused = False  # answered without reading everything the client sent
     _handed_off = False
+    _answering_ready = False  # the request is an upgrade read from the first bytes (``_answer_upgrade``)
     _header_deadline: eventlet.Timeout | None = None
     # A whole upgrade request found in the first bytes (head, request line, path), until its
     # environ is built, and what the client sent after its head.
@@ -323,6 +326,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         self.close_connection = 1
         self.environ = self._upgrade_environ()
         self.application = self.server.app
+        self._answering_ready = True
         self.server.outstanding_requests += 1
         try:
             self._answer_upgrade()
@@ -352,11 +356,12 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         environ["CONTENT_TYPE"] = content_type if content_type is not None else headers.get_content_type()
         environ["REMOTE_ADDR"], port = wsgi.addr_to_host_port(self.client_address)
         environ["REMOTE_PORT"] = str(port)
+        keys = ENVIRON_KEYS
         for name, value in headers._headers:
-            if "_" in name:
-                continue  # eventlet's rule: it would be confused with a name that has "-"
-            key = "HTTP_" + name.replace("-", "_").upper()
-            if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+            key = keys.get(name)
+            if key is None:
+                key = environ_key(name)
+            if not key:
                 continue
             value = value.strip(" \t\n\r")
             if key in environ:
@@ -445,9 +450,16 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         super().handle_one_response()
 
     def _hand_off(self):
-        """(socket, bytes already buffered): the connection, for a session to own."""
+        """(socket, bytes already buffered): the connection, for a session to own, which
+        writes every byte of the answer from now on."""
         self._handed_off = True
         self.close_connection = 1
+        if not self._answering_ready:
+            # So eventlet's response machinery adds nothing to what the session writes (an
+            # undocumented flag of eventlet.wsgi; upstream WebSocketWSGI sets it too). A
+            # ready upgrade's answer never reaches that machinery (``_answer_upgrade``), and
+            # the flag is a green-thread local: setting it costs a lookup of its own.
+            wsgi.WSGI_LOCAL.already_handled = True
         connection = self.connection
         connection.setblocking(False)  # green sockets: act non-blocking from now on
         rfile = self.rfile

@@ -119,3 +119,44 @@ def test_transfer_codings():
         with pytest.raises(BadFraming) as error:
             body_framing(Headers([("Transfer-Encoding", value)]))
         assert error.value.status == 501
+
+
+def test_each_refusal_says_why_in_its_reason():
+    """The reason is the 400/501 answer's one line (serve.GuardedHttpProtocol.send_error)."""
+    cases = [([("Content-Length", "15"), ("Content-Length", "3")], 400, "two different Content-Length values"),
+             ([("Content-Length", "x")], 400, "Content-Length must be a number of bytes"),
+             ([("Transfer-Encoding", "gzip")], 501, "the only Transfer-Encoding understood is chunked")]
+    for fields, status, reason in cases:
+        with pytest.raises(BadFraming) as error:
+            body_framing(Headers(fields))
+        assert (error.value.status, str(error.value)) == (status, reason)
+
+
+def test_content_length_digits_from_one_to_eighteen():
+    for value in ("0", "7", "9" * 18):
+        assert body_framing(Headers([("Content-Length", value)])).get("Content-Length") == value
+    with pytest.raises(BadFraming):
+        body_framing(Headers([("Content-Length", "9" * 19)]))
+
+
+def test_only_spaces_and_tabs_around_a_length_or_a_coding_are_trimmed():
+    # Around each comma-separated length: " \t" (OWS), nothing else: a form feed or a letter
+    # stays and makes it no number.
+    assert body_framing(Headers([("Content-Length", "15,\t 15 ")])).get_all("Content-Length") == ["15"]
+    for value in ("15\x0c", "X15", "15X"):
+        with pytest.raises(BadFraming):
+            body_framing(Headers([("Content-Length", value)]))
+    assert body_framing(Headers([("Transfer-Encoding", " \tchunked\t ")])).get("Transfer-Encoding") == " \tchunked\t "
+    for value in ("chunked\x0c", "Xchunked", "chunkedX"):
+        with pytest.raises(BadFraming):
+            body_framing(Headers([("Transfer-Encoding", value)]))
+    # Two Transfer-Encoding lines read as one comma list: "chunked" and "" is "chunked,".
+    with pytest.raises(BadFraming):
+        body_framing(Headers([("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "")]))
+
+
+def test_one_plain_length_keeps_the_headers_and_a_merged_one_is_named_as_http_writes_it():
+    headers = Headers([("Host", "x"), ("content-length", "15")])
+    assert body_framing(headers) is headers
+    merged = body_framing(Headers([("content-length", "15"), ("Host", "x"), ("CONTENT-LENGTH", "15")]))
+    assert merged.items() == [("Host", "x"), ("Content-Length", "15")]

@@ -1,4 +1,13 @@
-"""Unit tests of the request header reader (dashstream/http_headers.py)."""
+"""Unit tests of the request header reader (dashstream/http_headers.py).
+
+mutmut (with tests/unit/test_chunked_body.py, which covers ``body_framing``): 249 of 261
+mutants killed; the 12 left are equivalent: a header name's case in ``get``/``get_all``
+(lookups ignore it: ``get_content_type``'s "CONTENT-TYPE", ``body_framing``'s four spellings
+of Content-Length and Transfer-Encoding), "ISO-8859-1" for "iso-8859-1" (one codec, two
+readers), ``split(";")`` with any maxsplit before ``[0]``, ``find``'s start ``None`` for 0,
+``ready_head``'s bare-LF search ending one byte later (that byte is the CR of the CRLF
+found), and ``body_framing`` joining codings with "XX,XX" (a list of two or more is never
+"chunked" whatever joins it)."""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ import io
 
 import pytest
 
+from dashstream.server import http_headers
 from dashstream.server.http_headers import (
     MAX_HEADER_BYTES,
     MAX_HEADERS,
@@ -163,3 +173,44 @@ def test_a_ready_head_is_what_the_line_reader_reads(data):
     fields, size = line_reader(data)
     assert (head.headers.items(), head.size) == (fields, size)
     assert head.request_line == data[:data.index(b"\n") + 1]
+
+
+@pytest.fixture
+def empty_memo(monkeypatch):
+    """``environ_key``'s memo, emptied for the test and put back after."""
+    monkeypatch.setattr(http_headers, "ENVIRON_KEYS", {})
+    return http_headers.ENVIRON_KEYS
+
+
+@pytest.mark.parametrize(("name", "key"), [
+    ("Sec-WebSocket-Key", "HTTP_SEC_WEBSOCKET_KEY"),
+    ("origin", "HTTP_ORIGIN"),
+    ("X-Forwarded-For", "HTTP_X_FORWARDED_FOR"),
+    ("X_Forwarded_For", ""),  # "_" would be confused with "-": eventlet leaves it out
+    ("Content-Type", ""),  # CONTENT_TYPE, not HTTP_CONTENT_TYPE
+    ("content-length", ""),
+    ("Content-Types", "HTTP_CONTENT_TYPES"),
+])
+def test_environ_key_is_the_key_eventlet_gives_a_header(empty_memo, name, key):
+    assert http_headers.environ_key(name) == key
+    assert empty_memo == {name: key}  # remembered, by the name as sent
+
+
+@pytest.mark.parametrize("name", ["Host", "Upgrade", "Sec-WebSocket-Key", "X_Under", "_", "Content-Type",
+                                  "CONTENT-LENGTH", "X-Custom-Thing", "accept-encoding"])
+def test_the_environ_keys_follow_eventlets_own_rule(name):
+    """eventlet's get_environ (the full reader's path): ``formalize_key_naming``, then no
+    ``HTTP_`` key for the two it puts under CONTENT_TYPE and CONTENT_LENGTH."""
+    from eventlet import wsgi
+
+    formal = wsgi.HttpProtocol.formalize_key_naming(None, name)
+    expected = "" if not formal or formal in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + formal
+    assert http_headers.environ_key(name) == expected
+
+
+def test_the_memo_is_bounded_and_a_name_past_it_is_still_answered(empty_memo):
+    for number in range(http_headers.ENVIRON_KEYS_KEPT):
+        http_headers.environ_key(f"X-{number}")
+    assert len(empty_memo) == http_headers.ENVIRON_KEYS_KEPT
+    assert http_headers.environ_key("X-One-More") == "HTTP_X_ONE_MORE"
+    assert "X-One-More" not in empty_memo and len(empty_memo) == http_headers.ENVIRON_KEYS_KEPT
