@@ -21,6 +21,11 @@ HttpHandler = Callable[..., Iterable[bytes]]
 WebSocketHandler = Callable[..., object]
 
 
+# The most prefix matches ``RouteTable`` keeps bound, and the longest path it keeps.
+BOUND_KEPT = 256
+BOUND_PATH_LENGTH = 200
+
+
 class Route(NamedTuple):
     path: str
     http: HttpHandler
@@ -57,11 +62,22 @@ class RouteTable:
             else:
                 self.exact[route.path] = Match(route.http, route.websocket, route.kind)
         self.not_found = not_found
+        # Prefix matches already bound, by path: a wall's screens ask for the same few paths
+        # again and again (every reconnect of every screen), and binding is two partials and
+        # a Match each time. Paths are the client's to choose, so the memo is bounded in count
+        # and in path length; past that a path is bound every time, as before.
+        self._bound: dict[str, Match] = {}
 
     def match(self, path: str) -> Match:
-        match = self.exact.get(path)
+        match = self.exact.get(path) or self._bound.get(path)
         if match is not None:
             return match
+        match = self._bind(path)
+        if len(self._bound) < BOUND_KEPT and len(path) <= BOUND_PATH_LENGTH:
+            self._bound[path] = match
+        return match
+
+    def _bind(self, path: str) -> Match:
         for route in self.prefixes:
             if path.startswith(route.path):
                 name = path[len(route.path):]

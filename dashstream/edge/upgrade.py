@@ -47,8 +47,10 @@ def check_handshake(environ: dict) -> None:
     """Raise ``HTTPError`` unless ``environ`` is a valid RFC 6455 opening handshake."""
     if environ.get("REQUEST_METHOD") != "GET":
         raise _refuse("405 Method Not Allowed", "a WebSocket upgrade must use GET", ("Allow", "GET"))
-    connection_tokens = {token.strip().lower() for token in environ.get("HTTP_CONNECTION", "").split(",")}
-    if "upgrade" not in connection_tokens or environ.get("HTTP_UPGRADE", "").strip().lower() != "websocket":
+    connection = environ.get("HTTP_CONNECTION", "").lower()
+    # A browser's "Upgrade" alone, or "keep-alive, Upgrade" (Firefox): a list of tokens.
+    upgrading = connection == "upgrade" or "upgrade" in {token.strip() for token in connection.split(",")}
+    if not upgrading or environ.get("HTTP_UPGRADE", "").strip().lower() != "websocket":
         raise _refuse("400 Bad Request", "a WebSocket upgrade needs 'Connection: Upgrade' "
                       "and 'Upgrade: websocket'")
     if "HTTP_SEC_WEBSOCKET_KEY1" in environ or "HTTP_SEC_WEBSOCKET_VERSION" not in environ:
@@ -59,7 +61,8 @@ def check_handshake(environ: dict) -> None:
                       ("Sec-WebSocket-Version", SUPPORTED_VERSION))
     key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
     try:
-        valid_key = len(base64.b64decode(key, validate=True)) == 16
+        # base64.b64decode(key, validate=True), without its wrapper's argument coercion.
+        valid_key = len(binascii.a2b_base64(key, strict_mode=True)) == 16
     except (binascii.Error, ValueError):
         valid_key = False
     if not valid_key:

@@ -97,6 +97,29 @@ def test_a_match_carries_its_routes_kind_and_an_unknown_path_counts_as_http():
     assert table.match("/elsewhere").kind == "http"
 
 
+def test_a_prefix_match_is_bound_once_per_path_within_the_memos_bounds():
+    from dashstream.edge import routes
+
+    table = RouteTable([Route("/ws/", lambda name, environ, start: name, prefix=True)],
+                       not_found=lambda path, environ, start: ("none", path))
+    first = table.match("/ws/office")
+    assert table.match("/ws/office") is first and first.http({}, None) == "office"
+    assert table.match("/nowhere") is table.match("/nowhere")  # an unknown path too
+    assert table.match("/ws/hall") is not first and table.match("/ws/hall").http({}, None) == "hall"
+    # A path over the length bound is bound every time (and still right).
+    long_path = "/ws/" + "x" * (routes.BOUND_PATH_LENGTH - 3)
+    assert table.match(long_path) is not table.match(long_path)
+    edge = "/ws/" + "x" * (routes.BOUND_PATH_LENGTH - 4)  # exactly at the bound: kept
+    assert table.match(edge) is table.match(edge)
+    assert table.match(long_path).http({}, None) == "x" * (routes.BOUND_PATH_LENGTH - 3)
+    # At most BOUND_KEPT paths are kept: past that, each is bound anew.
+    for number in range(routes.BOUND_KEPT):
+        table.match(f"/ws/screen-{number}")
+    assert len(table._bound) == routes.BOUND_KEPT
+    assert table.match("/ws/one-more") is not table.match("/ws/one-more")
+    assert table.match("/ws/one-more").http({}, None) == "one-more"
+
+
 def test_a_path_cannot_be_in_the_table_twice():
     with pytest.raises(ValueError, match="'/a'"):
         RouteTable([Route("/a", print), Route("/a", print, prefix=True)], not_found=print)

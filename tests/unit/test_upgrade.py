@@ -55,6 +55,15 @@ def test_wants_websocket_reads_the_upgrade_header_in_any_case():
 def test_a_valid_handshake_passes():
     check_handshake(handshake())
     check_handshake(handshake(HTTP_CONNECTION="keep-alive, Upgrade", HTTP_UPGRADE=" WebSocket "))
+    check_handshake(handshake(HTTP_CONNECTION="UPGRADE"))
+    check_handshake(handshake(HTTP_CONNECTION="Upgrade ,keep-alive"))
+
+
+@pytest.mark.parametrize("connection", ["", "keep-alive", "upgraded", "keep-alive, upgrade-insecure", "Upgrade2"])
+def test_connection_must_name_the_upgrade_token(connection):
+    with pytest.raises(HTTPError) as refused:
+        check_handshake(handshake(HTTP_CONNECTION=connection))
+    assert refused.value.status == "400 Bad Request" and "'Connection: Upgrade'" in refused.value.reason
 
 
 @pytest.mark.parametrize("overrides, status, reason, header", [
