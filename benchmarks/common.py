@@ -24,8 +24,14 @@ def free_port() -> int:
 
 def cpu_ticks(pid: int) -> int:
     """User + system CPU time of a process so far, in clock ticks (Linux /proc)."""
+    user, system = cpu_parts(pid)
+    return user + system
+
+
+def cpu_parts(pid: int) -> tuple[int, int]:
+    """(user, system) CPU time of a process so far, in clock ticks (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]), int(fields[12])
 
 
 def cpu_seconds(pid: int) -> float:

@@ -13,6 +13,9 @@ held, so they hold on a machine that other processes load, where rates and laten
 not. They are a cross-check for ``compare.sh``, not a substitute: S4's rate also depends on
 latency, which this does not measure.
 
+``--cpu user`` (or ``system``) counts that part of the server's CPU time alone: what a server's
+own code costs, apart from the kernel's work on its system calls.
+
 ``--callgrind`` runs each server under valgrind's callgrind instead and counts the
 instructions the server executes (every thread) during the measured part, toggled with
 ``callgrind_control``: a figure that other load on the machine does not move at all
@@ -55,16 +58,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CLK_TCK, cpu_ticks, free_port, rss_kib, stop, wait_ready
+from common import CLK_TCK, cpu_parts, free_port, rss_kib, stop, wait_ready
 
 
 class Meter:
     """What a measurement counts: the server's CPU seconds, or (``--callgrind``) its
     instructions."""
 
-    def __init__(self, callgrind: bool):
+    def __init__(self, callgrind: bool, cpu: str = "all"):
         self.callgrind = callgrind
+        self.cpu = cpu  # "all", "user" or "system": which of the server's CPU time is counted
         self.folder = tempfile.mkdtemp(prefix="revision-cost-") if callgrind else None
+
+    def _seconds(self, pid: int) -> float:
+        user, system = cpu_parts(pid)
+        return {"all": user + system, "user": user, "system": system}[self.cpu] / CLK_TCK
 
     def command(self) -> list[str]:
         if not self.callgrind:
@@ -74,13 +82,13 @@ class Meter:
 
     def begin(self, proc) -> float:
         if not self.callgrind:
-            return cpu_ticks(proc.pid) / CLK_TCK
+            return self._seconds(proc.pid)
         subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
         return 0.0
 
     def end(self, proc, began: float) -> float:
         if not self.callgrind:
-            return cpu_ticks(proc.pid) / CLK_TCK - began
+            return self._seconds(proc.pid) - began
         subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
         for dump in glob.glob(f"{self.folder}/cg.{proc.pid}*"):
             os.remove(dump)
@@ -237,11 +245,13 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true",
                         help="server on CPU 0, load client on CPU 1 (taskset), as the harness runs them")
     parser.add_argument("--callgrind", action="store_true", help="count instructions under callgrind, not CPU time")
+    parser.add_argument("--cpu", choices=("all", "user", "system"), default="all",
+                        help="the server's CPU time counted: user + system (default), or one of them")
     a = parser.parse_args()
     a.extra = a.extra.split()
     a.pin_server = ["taskset", "-c", "0"] if a.pin else []
     a.pin_client = ["taskset", "-c", "1"] if a.pin else []
-    a.meter = Meter(a.callgrind)
+    a.meter = Meter(a.callgrind, a.cpu)
     a.scale = 1e-3 if a.callgrind else 1e6
     if a.callgrind and "idle" in a.figures:
         parser.error("--callgrind counts instructions: use it with --figures handshake,private,broadcast")
@@ -265,7 +275,7 @@ def main() -> None:
         for label, _ in trees:
             values = results[figure, label]
             cells.append(f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})")
-        name = COUNTED[figure] if a.callgrind else FIGURES[figure][0]
+        name = COUNTED[figure] if a.callgrind else FIGURES[figure][0] + ("" if a.cpu == "all" else f" ({a.cpu} time)")
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
