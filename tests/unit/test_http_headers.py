@@ -176,10 +176,15 @@ def test_a_ready_head_is_what_the_line_reader_reads(data):
 
 
 @pytest.fixture
-def empty_memo(monkeypatch):
-    """``environ_key``'s memo, emptied for the test and put back after."""
-    monkeypatch.setattr(http_headers, "ENVIRON_KEYS", {})
-    return http_headers.ENVIRON_KEYS
+def empty_memo():
+    """``environ_key``'s memo, emptied for the test and filled again after (in place: the
+    server's protocol holds the same dict)."""
+    memo = http_headers.ENVIRON_KEYS
+    kept = dict(memo)
+    memo.clear()
+    yield memo
+    memo.clear()
+    memo.update(kept)
 
 
 @pytest.mark.parametrize(("name", "key"), [
