@@ -144,7 +144,6 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
     header_timeout: float = 10.0
     _refused = False  # answered without reading everything the client sent
     _handed_off = False
-    _answering_ready = False  # the request is an upgrade read from the first bytes (``_answer_upgrade``)
     _header_deadline: eventlet.Timeout | None = None
     # A whole upgrade request found in the first bytes (head, request line, path), until its
     # environ is built, and what the client sent after its head.
@@ -326,7 +325,6 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         self.close_connection = 1
         self.environ = self._upgrade_environ()
         self.application = self.server.app
-        self._answering_ready = True
         self.server.outstanding_requests += 1
         try:
             self._answer_upgrade()
@@ -454,7 +452,9 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         writes every byte of the answer from now on."""
         self._handed_off = True
         self.close_connection = 1
-        if not self._answering_ready:
+        rfile = self.rfile
+        ready = isinstance(rfile, OnDemand)  # an upgrade read from its first bytes (``setup``)
+        if not ready:
             # So eventlet's response machinery adds nothing to what the session writes (an
             # undocumented flag of eventlet.wsgi; upstream WebSocketWSGI sets it too). A
             # ready upgrade's answer never reaches that machinery (``_answer_upgrade``), and
@@ -462,8 +462,7 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             wsgi.WSGI_LOCAL.already_handled = True
         connection = self.connection
         connection.setblocking(False)  # green sockets: act non-blocking from now on
-        rfile = self.rfile
-        if isinstance(rfile, OnDemand) and not rfile.opened:
+        if ready and not rfile.opened:
             buffered = self._after_head  # read with the head: no reader was ever made
         else:
             try:
