@@ -39,7 +39,6 @@ from dashstream.messages import Entry  # noqa: E402
 from dashstream.protocol.frames import text_frame  # noqa: E402
 from dashstream.sessions.session import OPEN  # noqa: E402
 from dashstream.streams import stream as streams  # noqa: E402
-from dashstream.streams.fanout import Subscription  # noqa: E402
 from dashstream.streams.log import PrivateLog  # noqa: E402
 
 
@@ -110,19 +109,13 @@ class FloorWalk:
                   subscription, None)
 
 
-def floor_subscribe(self, session, resume=None, multi=False, recent=1):
-    subscription = Subscription(session, self, multi)
-    own_log = PrivateLog(self.name, clock=self._clock, on_entry=subscription.deliver, on_delivered=self.on_delivery)
-    subscription.backlog(*own_log.backlog(resume))
+def floor_supervisor(self, own_log: PrivateLog, session) -> FloorWalk:
+    """``PrivateStream._supervisor``'s stand-in: ``subscribe`` stays the server's own, and the
+    log it made delivers to the subscription (``on_entry`` is its bound ``deliver``)."""
     # The harness's SHAPE=A walk waits uniform in [0, 2/RATE) (``harness_peer.stream_table``).
-    walk = FloorWalk(session, subscription, own_log, 2.0 / float(os.environ.get("RATE", "2")))
-    self._supervisors[subscription] = walk
-    session.subscriptions.append(subscription)
-    walk.start()
-    self._welcome(session)
-    return subscription
+    return FloorWalk(session, own_log.on_entry.__self__, own_log, 2.0 / float(os.environ.get("RATE", "2")))
 
 
-streams.PrivateStream.subscribe = floor_subscribe
+streams.PrivateStream._supervisor = floor_supervisor
 sys.argv = [str(ROOT / "server.py"), *harness_peer.server_options(sys.argv[1:])]
 runpy.run_path(str(ROOT / "server.py"), run_name="__main__")
