@@ -327,8 +327,8 @@ OPTIONS: tuple[Option, ...] = (
            "Server-Sent Events stream open through proxies", _positive_float, "SECONDS"),
     Option("--frame-timeout", "frame_timeout", "close (1008) a client that started a frame and has not "
            "finished it within this many seconds", _positive_float, "SECONDS"),
-    Option("--send-buffer", "send_buffer", "kernel send buffer per WebSocket and SSE stream, bytes: bounds the "
-           "memory a slow client can pin and lets the server notice it", _positive_int, "BYTES"),
+    Option("--send-buffer", "send_buffer", "kernel send buffer per connection (WebSocket, SSE stream, HTTP), "
+           "bytes: bounds the memory a slow client can pin and lets the server notice it", _positive_int, "BYTES"),
     Option("--compression", "compression", "allow permessage-deflate (costs memory and per-client encoding)"),
     Option("--publish-token", "publish_token", "bearer token for POST /publish and /reload; unset = publishing off",
            _token, "TOKEN"),

@@ -135,7 +135,7 @@ class DashApp:
         # One line per client address and status a minute for refused requests: a client
         # hammering 404s must not be able to flood the log (the rest are counted).
         self._refusal_lines = LogLimiter(60.0)
-        self._endpoint = WebSocketEndpoint(compression=config.compression, send_buffer=config.send_buffer)
+        self._endpoint = WebSocketEndpoint(compression=config.compression)
         self._status_rates = RateSampler()  # /status's messages per minute, from its earlier views
         self.routes = self._route_table()
 
@@ -405,9 +405,6 @@ class DashApp:
         except BaseException:
             self.admission.release()
             raise
-        # The WebSocket's socket options: no Nagle, and the --send-buffer clamp, so a stuck
-        # reader backs up into its bounded queue (and the slow policy) within seconds.
-        self._endpoint.tune(sock)
         session = SSESession(sock, self.context, peer=self._peer(environ), path=environ.get("PATH_INFO", ""),
                              control=wants_control(query))
         self._opened(session, screen, environ)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import socket
 from typing import Callable
 
 from dashstream import runtime
@@ -81,13 +80,10 @@ Handler = Callable[[object, "deflate.DeflateParams | None", bytes, bytes], None]
 class WebSocketEndpoint(runtime.WebSocketWSGI):
     """Upgrade a checked request and give its socket to ``handler``."""
 
-    def __init__(self, handler: Handler | None = None, *, compression: bool = False, send_buffer: int | None = None,
-                 nodelay: bool = True):
+    def __init__(self, handler: Handler | None = None, *, compression: bool = False):
         super().__init__(handler)
         self.support_legacy_versions = False
         self.compression = compression
-        self.send_buffer = send_buffer
-        self.nodelay = nodelay
 
     def __call__(self, environ, start_response):
         return self.upgrade(environ, self.handler)
@@ -101,21 +97,8 @@ class WebSocketEndpoint(runtime.WebSocketWSGI):
                  b"Sec-WebSocket-Accept: " + accept_key(environ["HTTP_SEC_WEBSOCKET_KEY"].strip())]
         if params is not None:
             reply.append(b"Sec-WebSocket-Extensions: " + params.response().encode())
+        # The socket's options (TCP_NODELAY, the --send-buffer clamp) came with it: the
+        # listener's, copied by the kernel at accept (serve.py, ``connection_options``).
         sock, buffered = environ["dashstream.hand_off"]()
-        self.tune(sock)
         handler(sock, params, b"\r\n".join(reply) + b"\r\n\r\n", buffered)
         return []  # the answer is the session's: the hand-off told the HTTP server so
-
-    def tune(self, sock) -> None:
-        try:
-            if self.nodelay:
-                # Frames go out as they are written, one segment each: latency over batching
-                # (README, "Nagle"). The fan-out writes each frame once per subscriber anyway.
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.send_buffer:
-                # Linux autotunes a socket's send buffer up to megabytes; a fixed size bounds
-                # the kernel memory one stuck client can pin and makes it back up into its
-                # (bounded) queue within seconds, where the session notices it.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
-        except OSError:
-            pass  # the peer may already be gone; the session will find out

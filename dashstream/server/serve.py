@@ -180,9 +180,12 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
                           else connection.makefile("rb", self.rbufsize))
             self.wfile = connection.makefile("wb", self.wbufsize)
             return
-        self._after_head = taken[self._ready[0].size:]
-        self.rfile = OnDemand(lambda: replaying_reader(connection, self._after_head))
-        self.wfile = OnDemand(lambda: connection.makefile("wb", self.wbufsize))
+        after_head = self._after_head = taken[self._ready[0].size:]
+        size = self.wbufsize
+        # The openers hold what they need, not this protocol (which holds them: a cycle
+        # only the garbage collector would free, see ``finish``).
+        self.rfile = OnDemand(lambda: replaying_reader(connection, after_head))
+        self.wfile = OnDemand(lambda: connection.makefile("wb", size))
 
     @staticmethod
     def _upgrade_in(taken: bytes) -> tuple[ReadyHead, str, str] | None:
@@ -404,7 +407,10 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
             return result
 
         self.application = guarded
-        super().handle_one_response()
+        try:
+            super().handle_one_response()
+        finally:
+            self.application = application  # ``guarded`` holds this protocol: no cycle left
 
     def _answer_upgrade(self):
         """Run the application for an upgrade read from the first bytes. When it takes the
@@ -505,17 +511,24 @@ class GuardedHttpProtocol(wsgi.HttpProtocol):
         http_logger.info("peer=%s: %s", self._peer(), without_query(format % args), extra={"peer": self._peer()})
 
     def finish(self):
-        if self._handed_off:
-            # The session owns the socket now: release the HTTP buffers, nothing more.
-            for stream in (self.wfile, self.rfile):
-                try:
-                    stream.close()
-                except (OSError, ValueError):
-                    pass
-            return
-        if self._refused:
-            self._linger()
-        super().finish()
+        try:
+            if self._handed_off:
+                # The session owns the socket now: release the HTTP buffers, nothing more.
+                for stream in (self.wfile, self.rfile):
+                    try:
+                        stream.close()
+                    except (OSError, ValueError):
+                        pass
+                return
+            if self._refused:
+                self._linger()
+            super().finish()
+        finally:
+            # The environ holds this protocol's methods (ours and eventlet's ``set_idle``)
+            # while the protocol holds the environ: left alone, every request's protocol,
+            # environ, headers and reader would wait for the cyclic garbage collector (about
+            # 27 objects a handshake, and the collections they trigger: BENCHMARKS.md).
+            self.environ = None
 
     def _linger(self):
         try:
@@ -711,11 +724,33 @@ def force_exit_on_second_signal() -> None:
         signal.signal(signum, force)
 
 
+# Nagle's algorithm off on every connection: a frame leaves the moment it is written, one
+# segment each (README, "Nagle"); the fan-out writes each frame once per subscriber anyway.
+CONNECTION_NODELAY = True
+
+
+def connection_options(listener, send_buffer: int | None, nodelay: bool) -> None:
+    """The socket options every connection starts with, set once on the listening socket:
+    Linux (and the BSDs) copy a listener's options to each connection it accepts, so no
+    connection pays two ``setsockopt`` calls of its own.
+
+    * ``TCP_NODELAY`` (``nodelay``): see ``CONNECTION_NODELAY``;
+    * ``SO_SNDBUF`` (``--send-buffer``): Linux autotunes a socket's send buffer up to
+      megabytes; a fixed size bounds the kernel memory one stuck client can pin and makes it
+      back up into its (bounded) queue within seconds, where the session notices it. An
+      HTTP answer (the page is ~100 KiB) fits in it whole."""
+    if nodelay:
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if send_buffer:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+
+
 def listen(config: Config):
     """The listening socket for ``--host``/``--port`` (TLS-wrapped with ``--certfile``), with
     the descriptor limit raised for ``--max-connections``; ``BindError`` if the port cannot
     be had."""
     listener = bind(config.host, config.port)
+    connection_options(listener, config.send_buffer, CONNECTION_NODELAY)
     if config.certfile is not None:
         # The files were checked when the options were parsed; this only wraps.
         listener = tls_context(config.certfile, config.keyfile).wrap_socket(listener, server_side=True)

@@ -224,11 +224,16 @@ def server_send_buffers(server) -> list[int]:
     return [int(match) for match in re.findall(r"\btb(\d+)", result.stdout)]
 
 
-def test_sse_sockets_get_the_send_buffer_clamp(start_server):
+@pytest.mark.parametrize("request_head", [
+    b"GET /sse/office HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /ws/office HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+], ids=["sse", "websocket"])
+def test_streams_get_the_send_buffer_clamp(start_server, request_head):
     server = start_server(*STREAMS, "--send-buffer", "32768")
     sock = connect(server.port)
     try:
-        sock.sendall(b"GET /sse/office HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(request_head)
         read_head(sock)
         # Linux doubles SO_SNDBUF for its bookkeeping: 32 KiB asked is 64 KiB shown.
         assert server_send_buffers(server) == [65536]

@@ -3,8 +3,6 @@ hand-off and a fake handler, no server and no socket."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from dashstream.edge.http import HTTPError
@@ -97,14 +95,14 @@ def test_bad_handshakes_are_refused_before_the_upgrade(overrides, status, reason
 def test_the_upgrade_hands_the_socket_and_the_101_to_the_handler():
     hand_off = HandOff(buffered=b"\x81\x80early")
     received = []
-    endpoint = WebSocketEndpoint(send_buffer=65536)
+    endpoint = WebSocketEndpoint()
     body = endpoint.upgrade(handshake(**{"dashstream.hand_off": hand_off}), lambda *args: received.append(args))
     assert body == []  # written by hand: wsgi adds no response of its own
     [(sock, params, reply, buffered)] = received
     assert sock is hand_off.sock and params is None and buffered == b"\x81\x80early"
     assert reply == (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
-    assert sock.options == {(socket.IPPROTO_TCP, socket.TCP_NODELAY): 1, (socket.SOL_SOCKET, socket.SO_SNDBUF): 65536}
+    assert sock.options == {}  # the listener's options came with the socket (test_connection_options.py)
 
 
 def test_the_endpoint_as_a_wsgi_app_uses_the_handler_it_was_made_with():
