@@ -88,7 +88,14 @@ def safe(text: object) -> str:
     """``text`` with every control character escaped: safe to put on one log line or in a
     one-line answer. (Backslashes are left alone: they cannot start a line, and doubling
     them would garble Windows paths and regexes in every message.)"""
-    return _CONTROL.sub(_escape, str(text))
+    text = str(text)
+    # Nearly every line has nothing to escape, and ``isprintable`` (one pass in C) is False
+    # for every character the pattern matches (categories Cc, Cf, Zl and Zp): a line it
+    # passes skips the pattern's per-character class test, most of a line's cost on the
+    # writer's thread (a connection's close line: 7,000 of 25,000 instructions).
+    if text.isprintable():
+        return text
+    return _CONTROL.sub(_escape, text)
 
 
 # --- formatting (on the writer's thread) -------------------------------------------------------

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from dashstream.ops.log_output import (
+    _CONTROL,
     TEXT_FORMAT,
     DroppingQueueHandler,
     JsonFormatter,
@@ -49,9 +50,19 @@ def test_control_characters_are_shown_escaped(raw, shown):
 
 
 def test_ordinary_text_is_left_alone():
-    for text in ("GET /ws/sales → 404", "Zürich ünïcödé 日本 🙂", r"C:\path\n-not-a-newline", "", "a b"):
+    for text in ("GET /ws/sales → 404", "Zürich ünïcödé 日本 🙂", r"C:\path\n-not-a-newline", "", "a b",
+                 "no\u00a0break zero\u200bwidth"):  # not printable, yet nothing to escape
         assert safe(text) == text
     assert safe(404) == "404"
+
+
+def test_every_character_escaped_is_one_isprintable_refuses():
+    """``safe`` returns a printable line as it is without the pattern: sound only while
+    every character the pattern escapes is one ``str.isprintable`` says is not printable."""
+    every = "".join(map(chr, range(0x110000)))
+    escaped = _CONTROL.findall(every)
+    assert len(escaped) == 32 + 33 + 2 + 5 + 4
+    assert not any(char.isprintable() for char in escaped)
 
 
 # --- formats ------------------------------------------------------------------------------------
