@@ -11,6 +11,9 @@
 #
 # Other options: --rounds N, --peers "websockets eventlet node-ws c-epoll" (and eventlet-floor,
 # a yardstick), --scenarios S1,S2,S3,S4,
+# --python PATH (the interpreter every Python server runs on, default python3: the one you
+# deploy on; a source build without --enable-optimizations, pyenv's default, runs them about
+# a tenth slower than a distribution's or the Docker image's: BENCHMARKS.md, "Which Python"),
 # --home DIR (the scratch folder, default benchmarks/.bench: venv, node_modules, built binaries).
 #
 # The method rules learned on the development machine are built in:
@@ -35,6 +38,7 @@ rounds=""
 peers="websockets eventlet node-ws c-epoll"
 peers_given=0
 scenarios="S1,S2,S3,S4"
+python="python3"
 export BENCH_HOME="${BENCH_HOME:-$REPO/benchmarks/.bench}"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,6 +49,7 @@ while [ $# -gt 0 ]; do
         --peers) peers="${2-}"; peers_given=1; shift ;;
         --scenarios) scenarios="${2:?--scenarios needs e.g. S2 or S1,S3}"; shift ;;
         --home) BENCH_HOME="${2:?--home needs a folder}"; shift ;;
+        --python) python="${2:?--python needs an interpreter}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) say "unknown option $1"; usage >&2; exit 2 ;;
     esac
@@ -61,14 +66,16 @@ out="$(cd "$out" && pwd)"
 raw="$out/raw"
 rm -rf "$raw"
 mkdir -p "$raw"
+# A venv per interpreter: the default python3's is venv/, another's is named after its path.
 VENV="$BENCH_HOME/venv"
+[ "$python" = python3 ] || VENV="$BENCH_HOME/venv-$(printf '%s' "$python" | cksum | cut -d' ' -f1)"
 PY="$VENV/bin/python"
 notes="$raw/notes.txt"   # lines for the report: what was skipped and why
 : >"$notes"
 note() { say "$*"; echo "$*" >>"$notes"; }
 
 # ---------------------------------------------------------------------------- what it needs
-for tool in python3 taskset git; do
+for tool in "$python" taskset git; do
     command -v "$tool" >/dev/null || { say "needs $tool (Debian/Ubuntu: apt-get install python3 util-linux git)"; exit 1; }
 done
 if ! command -v cc >/dev/null; then
@@ -80,10 +87,10 @@ fi
 # The venv: the peers' libraries, matplotlib, and dashstream's own dependencies from pyproject.toml.
 # It is made again only when requirements.txt or pyproject.toml change.
 stamp="$VENV/.compare-stamp"
-want="$(cat "$HARNESS/requirements.txt" "$REPO/pyproject.toml" | cksum)"
+want="$(cat "$HARNESS/requirements.txt" "$REPO/pyproject.toml" | cksum) $(command -v "$python")"
 if [ ! -x "$PY" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing the venv in $VENV"
-    python3 -m venv "$VENV" || { say "python3 cannot make a venv (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
+    "$python" -m venv "$VENV" || { say "$python cannot make a venv (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
     deps="$("$PY" - "$REPO/pyproject.toml" <<'EOF'
 import sys, tomllib
 print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))

@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from importlib import metadata
 
 
@@ -53,7 +54,9 @@ def facts(revisions: str = "", mode: str = "", pinning: str = "") -> dict:
         "kernel": platform.release(),
         "os": sh(". /etc/os-release 2>/dev/null && echo $PRETTY_NAME") or platform.platform(),
         "open files limit (hard)": sh("ulimit -Hn"),
-        "python": platform.python_version(),
+        # The interpreter's own file (the venv's python links to it): its build matters
+        # (BENCHMARKS.md, "Which Python"): a distribution's, a Docker image's, a source build.
+        "python": f"{platform.python_version()} ({os.path.realpath(sys.executable)})",
         "eventlet": package_version("eventlet"),
         "greenlet": package_version("greenlet"),
         "websockets": package_version("websockets"),
