@@ -60,7 +60,7 @@ def main() -> None:
     config = write_config(shape, rate)
     url = os.environ.get("BACKPLANE") or start_redis()
     args = [sys.executable, str(ROOT / "server.py"), "--host", "127.0.0.1", "--port", port,
-            "--config", config.name, "--handshake-rate", "0", "--max-connections", "19900",
+            "--config", str(config), "--handshake-rate", "0", "--max-connections", "19900",
             "--log-level", os.environ.get("LOG_LEVEL", "info"), "--backplane", url, *sys.argv[1:]]
     os.execv(sys.executable, args)
 

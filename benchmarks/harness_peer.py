@@ -21,6 +21,7 @@ the per-address handshake limit off and ``--max-connections 19900`` (the fd limi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -37,12 +38,18 @@ def stream_table(shape: str, rate: float) -> str:
     return f'source = "ticker"\nrate = {rate!r}\n'
 
 
-def write_config(shape: str, rate: float):
-    """The temporary TOML file with the one stream ``bench`` (closed; ``.name`` is its path)."""
-    config = tempfile.NamedTemporaryFile("w", prefix="dashstream-bench-", suffix=".toml", delete=False)
-    config.write("[streams.bench]\n" + stream_table(shape, rate))
-    config.close()
-    return config
+def write_config(shape: str, rate: float) -> Path:
+    """The TOML file with the one stream ``bench``. One file per
+    stream table, written whole and replaced, not one per start: the server reads it after
+    this process has become it (``execv``), so nothing is left to remove a file of its own,
+    and a file per start left thousands in the temporary folder."""
+    table = "[streams.bench]\n" + stream_table(shape, rate)
+    digest = hashlib.sha256(table.encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"dashstream-bench-{digest}.toml"
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text(table)
+    partial.replace(path)  # whole, for a server of another run reading it at this moment
+    return path
 
 
 def server_options(extra: list[str]) -> list[str]:
@@ -51,7 +58,7 @@ def server_options(extra: list[str]) -> list[str]:
     rate = float(os.environ.get("RATE", "10"))
     config = write_config(shape, rate)
     return ["--host", "127.0.0.1", "--port", os.environ.get("PORT", "5105"),
-            "--config", config.name, "--handshake-rate", "0", "--max-connections", "19900",
+            "--config", str(config), "--handshake-rate", "0", "--max-connections", "19900",
             "--log-level", os.environ.get("LOG_LEVEL", "info"), *extra]
 
 

@@ -162,3 +162,6 @@ def pytest_sessionfinish(session):
     from tests.forked_servers import close_warm_processes
 
     close_warm_processes()
+    # The servers' log files (support.ServerProcess), those no fixture discarded included.
+    for log in ServerProcess.logs:
+        Path(log).unlink(missing_ok=True)

@@ -91,6 +91,9 @@ class ServerProcess:
     # Every server started and not yet stopped, so a failing test can show the output of
     # all of them, module-scoped fixtures' servers included (conftest.py reports them).
     live: "set[ServerProcess]" = set()
+    # Every log file made, for the end of the session to remove (conftest.py): a failure's
+    # report has already shown the output it needs.
+    logs: "list[str]" = []
 
     def __init__(self, *args: str, port: int | None = None, env: dict | None = None,
                  cwd: Path | None = None, python: str | None = None, server: Path | None = None):
@@ -101,6 +104,7 @@ class ServerProcess:
         self.python = python or sys.executable
         self.server = server or SERVER
         self._log = tempfile.NamedTemporaryFile(prefix="dashstream-server-", suffix=".log", delete=False)
+        ServerProcess.logs.append(self._log.name)
         self.proc: subprocess.Popen | None = None
 
     @property
