@@ -193,6 +193,9 @@ class Line(NamedTuple):
     fields: dict | None  # ``extra``
 
 
+_new_tuple = tuple.__new__
+
+
 def _msecs(created: float) -> float:
     return int((created - int(created)) * 1000) + 0.0  # as LogRecord computes it
 
@@ -325,12 +328,16 @@ class DroppingQueueHandler(logging.handlers.QueueHandler):
             self._drop()
 
     def put_line(self, line: Line) -> None:
-        """``emit`` for a ``Line``: the same dropping and counting."""
+        """``emit`` for a ``Line``: the same dropping and counting, the usual case (room, no
+        "dropped" line owed) put straight on the queue (this runs once per connection)."""
+        queue = self.queue
         with self.lock:
-            if self.queue.full():
+            if queue.full():
                 self._drop()
-            else:
+            elif self._dropped:
                 self.enqueue(line)
+            else:
+                queue.put_nowait(line)  # room: checked above, and only the server's thread puts
 
     def _put(self, record) -> bool:
         try:
@@ -558,7 +565,8 @@ def log_line(logger: logging.Logger, level: int, msg: str, args: tuple = (), fie
         except Exception:  # noqa: BLE001 - logging's own path reports a bad format
             pass
         else:
-            pipeline.handler.put_line(Line(time.time(), level, logger.name, message, fields))
+            # tuple.__new__: a Line without its generated __new__'s Python frame.
+            pipeline.handler.put_line(_new_tuple(Line, (time.time(), level, logger.name, message, fields)))
             return
     logger.log(level, msg, *args, extra=fields)
 

@@ -298,7 +298,11 @@ def test_its_text_is_escaped_and_a_full_queue_drops_it_counted(quick):
     log_line(logger, logging.INFO, "dropped")
     assert pipeline.dropped == 1
     pipeline.queue.maxsize = 100
-    assert lines()[0].endswith("INFO quick.lane: path=/\\n2026-01-01 forged")
+    log_line(logger, logging.INFO, "after")  # room again: the count is told first, then the line
+    written = lines()
+    assert written[0].endswith("INFO quick.lane: path=/\\n2026-01-01 forged")
+    assert "WARNING dashstream.logs: 1 log lines dropped" in written[1], written
+    assert written[2].endswith("INFO quick.lane: after"), written
 
 
 def test_with_another_outlet_or_a_filter_it_is_an_ordinary_record(quick):
