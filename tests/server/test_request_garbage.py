@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 
 import pytest
 from websockets.sync.client import connect
 
+from tests.server import raw_clients
 from tests.support import ROOT, http_get, publish, scaled, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -31,19 +31,15 @@ def read_probe(path, counting: bool) -> dict:
 
 
 def refused_upgrade(port: int) -> bytes:
-    """An upgrade to a stream that does not exist: answered in HTTP, the socket not handed
-    off (urllib would send ``Connection: close`` instead of ``Upgrade``)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=scaled(5)) as sock:
+    """The head of the answer to an upgrade to a stream that does not exist: answered in
+    HTTP, the socket not handed off (urllib would send ``Connection: close`` instead of
+    ``Upgrade``)."""
+    with raw_clients.connect(port) as sock:
         sock.sendall(b"GET /ws/nothing-here HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
                      b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-        answer = b""
-        while b"\r\n" not in answer:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
-        return answer
+        head, _ = raw_clients.read_head(sock)
+        return head
 
 
 def test_requests_of_every_kind_leave_nothing_for_the_cyclic_collector(start_server, tmp_path):
@@ -53,7 +49,7 @@ def test_requests_of_every_kind_leave_nothing_for_the_cyclic_collector(start_ser
 
     def one_of_each():
         with connect(server.ws + "/ws/bench") as ws:  # a handshake read from its first bytes
-            ws.ping().wait(scaled(5))
+            assert ws.ping().wait(scaled(5))
         assert http_get(server.http + "/")[0] == 200  # the page: the full HTTP reader
         assert http_get(server.http + "/healthz")[0] == 200
         status, answer = publish(server.http, "bench", {"variable": 1}, "secret")
