@@ -69,11 +69,9 @@ class FloorWalk:
         sleep = runtime.grid_sleep(streams.grid_step_ms(longest_wait))
         draw, publish = streams._WALK_RNG.random, own_log.publish
         value = 0
-        first = True
         while session.state is OPEN:
-            if not first:
+            if own_log.seq:  # the log numbers what it publishes: the first value comes at once
                 sleep(draw() * longest_wait)
-            first = False
             value += 1 + int(draw() * 10)
             publish({"variable": value})
 
