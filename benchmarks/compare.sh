@@ -87,7 +87,9 @@ fi
 # The venv: the peers' libraries, matplotlib, and dashstream's own dependencies from pyproject.toml.
 # It is made again only when requirements.txt or pyproject.toml change.
 stamp="$VENV/.compare-stamp"
-want="$(cat "$HARNESS/requirements.txt" "$REPO/pyproject.toml" | cksum) $(command -v "$python")"
+# The interpreter's real file, not the name it was called by (a pyenv shim keeps its path
+# when the version behind it changes): a venv made from another interpreter is made again.
+want="$(cat "$HARNESS/requirements.txt" "$REPO/pyproject.toml" | cksum) $("$python" -c 'import os, sys; print(os.path.realpath(sys.executable))')"
 if [ ! -x "$PY" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing the venv in $VENV"
     "$python" -m venv "$VENV" || { say "$python cannot make a venv (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
