@@ -8,7 +8,7 @@ instances deliver twice what one does.
 
 For each rate: a fresh redis-server (no persistence) and fresh instances, each pinned to a
 core of its own (instance i on CPU i); the harness's C load client
-(``$BENCH_HOME/bin/wsload``, built by ../shared/bench/setup.sh) opens ``conns`` connections
+(``wsload``, built on first use as compare.sh builds it: ``common.load_client``) opens ``conns`` connections
 split evenly over the instances, one client process per instance pinned to the *other*
 core (with one instance: the server on CPU 0, the client on CPU 1, as the harness does).
 The stream is a shared ``ticker`` at RATE messages a second; through Redis only one
@@ -36,10 +36,9 @@ import threading
 import time
 from pathlib import Path
 
-from common import CLK_TCK, cpu_ticks, free_port, stop, wait_ready
+from common import CLK_TCK, cpu_ticks, free_port, load_client, need_taskset, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_HOME = Path(os.environ.get("BENCH_HOME", "/tmp/bench"))
 
 
 
@@ -92,7 +91,7 @@ class Run:
 
         def client(index: int, port: int) -> None:
             cpu = (index + 1) % ncpu
-            command = ["taskset", "-c", str(cpu), str(BENCH_HOME / "bin" / "wsload"), "--poll-us", "-1",
+            command = ["taskset", "-c", str(cpu), str(self.args.client), "--poll-us", "-1",
                        "--url", f"ws://127.0.0.1:{port}/ws/bench", "--mode", "push", "--conns", str(share),
                        "--warmup", str(self.args.warmup), "--duration", str(self.args.duration),
                        "--expect-rate", str(self.rate), "--connect-concurrency", "200",
@@ -117,6 +116,9 @@ class Run:
             thread.join(time_limit + 30)
         starts = [marks[(i, "window_start")] for i in range(self.args.instances) if (i, "window_start") in marks]
         ends = [marks[(i, "window_end")] for i in range(self.args.instances) if (i, "window_end") in marks]
+        if len(starts) < self.args.instances or len(ends) < self.args.instances:
+            # A client that never measured (refused connections, a crash) says why in its result.
+            raise SystemExit(f"a load client measured no window: {results}")
         start, end = min(starts, key=lambda m: m["t"]), max(ends, key=lambda m: m["t"])
         window = end["t"] - start["t"]
         cpu = {name: (end["ticks"][name] - start["ticks"][name]) / CLK_TCK / window * 100 for name in start["ticks"]}
@@ -156,6 +158,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=4.0)
     args = parser.parse_args()
+    need_taskset()
+    args.client = load_client()
     print(f"load average before: {os.getloadavg()}", flush=True)
     print("| instances | backplane | conns | rate | delivered/s | ratio | p50 ms | p99 ms | server CPU % "
           "(each) | Redis CPU % | µs/delivery | µs/delivery incl. Redis |")

@@ -1,19 +1,54 @@
 """What the benchmark scripts share: a free loopback port, a process's CPU time and RSS from
-/proc, waiting for a server to be ready, stopping the processes a run started, and a
-percentile. Imported as ``common`` (each
+/proc, waiting for a server to be ready, stopping the processes a run started, a
+percentile, and the project's load client (built on first use). Imported as ``common`` (each
 script runs as ``python benchmarks/NAME.py``, so this folder is on ``sys.path``)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT_SOURCE = ROOT / "benchmarks" / "harness" / "client" / "wsload.c"
+
+
+def bench_home() -> Path:
+    """Where the benchmark's own tools live: ``$BENCH_HOME``, by default ``benchmarks/.bench``
+    (the folder ``compare.sh`` installs into), so every script finds the client it built."""
+    return Path(os.environ.get("BENCH_HOME") or ROOT / "benchmarks" / ".bench")
+
+
+def need_taskset() -> None:
+    """Scripts that pin the server and the client to their own cores stop here without it."""
+    if shutil.which("taskset") is None:
+        sys.exit("needs taskset to pin the server and the load client (Debian/Ubuntu: apt-get install util-linux)")
+
+
+def load_client() -> Path:
+    """The project's C load client (``wsload``) in ``bench_home()/bin``, built with the system
+    compiler as ``compare.sh`` builds it when it is missing or older than its source. With no
+    compiler the script stops, saying what to install."""
+    binary = bench_home() / "bin" / "wsload"
+    if binary.exists() and binary.stat().st_mtime >= CLIENT_SOURCE.stat().st_mtime:
+        return binary
+    cc = shutil.which("cc")
+    if cc is None:
+        sys.exit("no C compiler (cc) to build the load client: install one (Debian/Ubuntu: apt-get install gcc "
+                 "libc6-dev; Fedora: dnf install gcc), then run this again")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    built = subprocess.run([cc, "-O2", "-Wall", "-o", str(binary), str(CLIENT_SOURCE), "-lm"],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        sys.exit(f"building the load client failed:\n{built.stderr}")
+    return binary
 
 
 def free_port() -> int:

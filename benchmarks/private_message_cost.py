@@ -69,7 +69,7 @@ def one_client():
     ctx = SessionContext(watchdog=watchdog, io=NoIO(), metrics=metrics)
     session = WebSocketSession(ours, ctx, peer="bench", path="/", reader=FrameReader(keep_messages=False))
     stream = stream_module.PrivateStream("bench", "random-walk", lambda: RandomWalk(sleep=lambda seconds: None),
-                                         on_pass=metrics.fanout_pass)
+                                         on_delivery=metrics.private_delivery)
     supervisor = stream._supervisors[stream.subscribe(session)]
     events = supervisor.source.events()
     next(events)  # the walk's Health(UP)

@@ -1,9 +1,9 @@
 """Server CPU per handshake, memory per idle connection and CPU per private message, for two
 or more checkouts of dashstream side by side, interleaved round by round.
 
-    cc -O2 -o /tmp/wsload benchmarks/harness/client/wsload.c -lm
-    python benchmarks/revision_cost.py --client /tmp/wsload --rounds 3 \\
-        old=/path/to/checkout-of-206e205 new=.
+    python benchmarks/revision_cost.py --rounds 3 old=/path/to/checkout-of-206e205 new=.
+
+(the load client is built on first use, as compare.sh builds it; ``--client`` takes another).
 
 Each checkout is run as the load harness runs it (``benchmarks/harness_peer.py``, so
 ``--log-level info`` and the harness's stream ``bench``), a fresh server per measurement,
@@ -58,7 +58,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CLK_TCK, cpu_parts, free_port, rss_kib, stop, wait_ready
+from common import CLK_TCK, cpu_parts, free_port, load_client, need_taskset, rss_kib, stop, wait_ready
 
 
 class Meter:
@@ -230,7 +230,8 @@ COUNTED = {"handshake": "thousand instructions per handshake", "private": "thous
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs="+", help="LABEL=PATH of a dashstream checkout")
-    parser.add_argument("--client", required=True, help="the built wsload (benchmarks/harness/client/wsload.c)")
+    parser.add_argument("--client", help="a built wsload (default: the project's, built on first use in "
+                                         "$BENCH_HOME/bin, benchmarks/.bench unless set)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--figures", default="handshake,idle,private")
     parser.add_argument("--handshakes", type=int, default=3000)
@@ -249,6 +250,9 @@ def main() -> None:
                         help="the server's CPU time counted: user + system (default), or one of them")
     a = parser.parse_args()
     a.extra = a.extra.split()
+    a.client = a.client or str(load_client())
+    if a.pin:
+        need_taskset()
     a.pin_server = ["taskset", "-c", "0"] if a.pin else []
     a.pin_client = ["taskset", "-c", "1"] if a.pin else []
     a.meter = Meter(a.callgrind, a.cpu)

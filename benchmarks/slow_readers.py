@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -36,10 +35,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import free_port, rss_kib
+from common import free_port, load_client, need_taskset, rss_kib
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_HOME = Path(os.environ.get("BENCH_HOME", "/tmp/bench"))
 HANDSHAKE = (b"GET /ws/bench HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
@@ -80,7 +78,7 @@ def run(args, stuck: int) -> dict:
                 time.sleep(0.05)
         stuck_sockets = [stuck_socket(port) for _ in range(stuck)]
         client = subprocess.Popen(
-            ["taskset", "-c", "1", str(BENCH_HOME / "bin" / "wsload"), "--url", f"ws://127.0.0.1:{port}/ws/bench",
+            ["taskset", "-c", "1", str(args.client), "--url", f"ws://127.0.0.1:{port}/ws/bench",
              "--conns", str(args.readers), "--warmup", "1", "--duration", str(args.duration),
              "--expect-rate", str(args.rate), "--time-limit", str(args.duration + 60)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -136,8 +134,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the full JSON here")
     parser.add_argument("--server-args", default="", help='more server options, e.g. "--ping-interval 0"')
     args = parser.parse_args()
-    if not shutil.which("taskset") or not (BENCH_HOME / "bin" / "wsload").exists():
-        sys.exit("needs taskset and the harness's load client: run ../shared/bench/setup.sh first")
+    need_taskset()
+    args.client = load_client()
     results = [run(args, 0), run(args, args.stuck)]
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))

@@ -1,0 +1,72 @@
+"""Every figure in BENCHMARKS.md names the script that made it; each of those scripts runs here
+at toy size, so none can rot unnoticed (one did: ``private_message_cost.py`` called
+``PrivateStream`` with an argument it no longer takes, and two looked for the load client
+where only ``../shared/bench`` put it). Figures at this size mean nothing: a script passes when
+it ends with 0 and prints the line its figure is read from.
+
+Not here: ``compare.sh`` and the harness (``test_benchmark_harness.py``), the stand-in servers
+(``*_server.py``, ``*_peer.py``, ``gc_timing.py``: run by the scripts that use them), and
+``hub_trace.py``'s measured run (it wraps ``server.py``; its options are checked).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import ROOT, scaled
+
+BENCHMARKS = ROOT / "benchmarks"
+
+# script, toy arguments, a pattern its output must contain
+SCRIPTS = [
+    ("private_message_cost.py", [], r"µs CPU per message, best of 15 x 2,000: \d"),
+    ("private_message_cost.py", ["--count", "--messages", "200"], r"^$"),
+    ("private_walk_cost.py", ["--clients", "50", "--seconds", "1"], r"walk clients=50 messages=\d+"),
+    ("private_walk_cost.py", ["--clients", "50", "--seconds", "1", "--floor"], r"floor clients=50 messages=\d+"),
+    ("private_walk_cost.py", ["--clients", "50", "--seconds", "1", "--bare"], r"clients=50"),
+    ("pass_cost.py", ["--subscribers", "20"], r"AF_UNIX socket pairs: [\d.]+ µs per delivery"),
+    ("metrics_cost.py", ["--number", "200"], r"one scrape \(render\)"),
+    ("logging_cost.py", ["--lines", "200"], r"dropped \d+ of 200"),
+    ("handshake_cost.py", ["--count", "20"], r"refused with 429"),
+    ("publish_rate.py", ["--count", "50"], r"a new connection per publish"),
+    ("state_cost.py", ["--count", "50", "--streams", "2", "--history", "5"], r"restored from it"),
+    ("keepalive_cost.py", ["--clients", "10", "--interval", "0.5", "--window", "1"], r"one small frame sent"),
+    ("fragment_flood_gap.py", [], r"largest gap [\d.]+ s"),
+    ("unmask_latency.py", ["--clients", "5", "--seconds", "1", "--rounds", "1"], r"dashstream _xor_mask"),
+    ("fast_sources.py", ["--seconds", "1", "--rate", "1000"], r'"flood": "redis"'),
+    ("redis_command_cost.py", [], r"\| PING \|"),
+    ("backplane_message_cost.py", ["--rate", "50", "--seconds", "1"], r"\| redis \| 50 \|"),
+    ("backplane_latency.py", ["--count", "20", "--rate", "20"], r"\d"),
+    ("slow_readers.py", ["--readers", "10", "--stuck", "2", "--rate", "5", "--duration", "2"],
+     r"10 readers \+ 2 never reading \| [01]\.\d{3} "),
+    ("backplane_scale.py", ["--conns", "20", "--rates", "10", "--warmup", "0.3", "--duration", "0.5"],
+     r"\| 1 \| redis \| 20 \| 10 \|"),
+    ("backplane_scale.py", ["--conns", "20", "--rates", "10", "--warmup", "0.3", "--duration", "0.5",
+                            "--instances", "2", "--backplane", "memory"], r"\| 2 \| memory \| 20 \| 10 \|"),
+    ("revision_cost.py", ["--figures", "handshake,private", "--rounds", "1", "--handshakes", "50",
+                          "--private", "20", "--window", "1", "now=."], r"µs server CPU per handshake"),
+    ("hub_trace.py", ["--help"], r"usage: python server.py"),
+]
+
+
+@pytest.fixture(scope="module")
+def bench_home(tmp_path_factory):
+    """A home of its own: the scripts build the load client there on first use, as a user's
+    first run does (``common.load_client``)."""
+    return tmp_path_factory.mktemp("bench-home")
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(("script", "args", "pattern"), SCRIPTS,
+                         ids=[f"{script}{' ' + ' '.join(args) if args else ''}" for script, args, _ in SCRIPTS])
+def test_the_benchmark_script_runs_at_toy_size(bench_home, script, args, pattern):
+    env = {**os.environ, "BENCH_HOME": str(bench_home), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=scaled(150))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(pattern, result.stdout, re.MULTILINE), result.stdout + result.stderr
