@@ -184,9 +184,11 @@ else
     common=()
     s1=()
     # Finer steps where the Python servers top out, so they do not all tie at 100, and between
-    # 200 and 500, where dashstream and the C server top out on a fast day (2026-12-04: 270,000-
-    # 280,000 and 350,000-405,000 deliveries/s delivered at their first failing steps).
-    s2=(--s2-rates 10,20,50,70,100,110,120,130,140,150,200,250,300,400,500)
+    # 150 and 500, where the Python peers, dashstream and the C server top out on a fast day
+    # (2026-12-04: 160,000-190,000, 270,000-280,000 and 350,000-405,000 deliveries/s at their
+    # first failing steps). A step every 25 up to 300: with only 250 and 300, dashstream's
+    # ceiling sat on R=300's 95 % line, and "highest sustained" swung 250/300 between runs.
+    s2=(--s2-rates 10,20,50,70,100,110,120,130,140,150,175,200,225,250,275,300,350,400,500)
     s3=()
     s4=()
 fi
