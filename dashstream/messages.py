@@ -82,7 +82,7 @@ def encode_fields(fields: Mapping[str, Any]) -> str:
 class Entry:
     """One numbered message. ``body`` is the publisher's fields as compact JSON."""
 
-    __slots__ = ("stream", "seq", "ts", "epoch", "body", "_text", "_frame", "_stream_frame", "_sse")
+    __slots__ = ("stream", "seq", "ts", "epoch", "body", "text", "frame", "_stream_frame", "_sse")
 
     def __init__(self, stream: str, seq: int, ts: float, epoch: str, body: str):
         self.stream = stream
@@ -90,32 +90,18 @@ class Entry:
         self.ts = ts
         self.epoch = epoch
         self.body = body
-        self._text: str | None = None
-        self._frame: bytes | None = None
+        # ``text`` (``{"variable":42,...,"seq":7,"ts":...,"epoch":"..."}``: the publisher's
+        # fields first) and ``frame`` (its WebSocket text frame, the same bytes for every
+        # subscriber) are made here, once, rather than on first use: an entry exists to be
+        # sent, and as plain attributes they cost the fan-out no property call per subscriber.
+        self.text = text = (f'{body[:-1]},"seq":{seq},"ts":{ts!r},"epoch":"{epoch}"}}'
+                            if body != "{}" else f'{{"seq":{seq},"ts":{ts!r},"epoch":"{epoch}"}}')
+        self.frame = text_frame(text)
         self._stream_frame: bytes | None = None
         self._sse: bytes | None = None
 
     def _tail(self) -> str:
         return f'"seq":{self.seq},"ts":{self.ts!r},"epoch":"{self.epoch}"}}'
-
-    @property
-    def text(self) -> str:
-        """``{"variable":42,...,"seq":7,"ts":...,"epoch":"..."}``: the publisher's fields first."""
-        text = self._text
-        if text is None:
-            # _join(body, _tail()) in one f-string: every message comes here once.
-            body = self.body
-            text = self._text = (f'{body[:-1]},"seq":{self.seq},"ts":{self.ts!r},"epoch":"{self.epoch}"}}'
-                                 if body != "{}" else "{" + self._tail())
-        return text
-
-    @property
-    def frame(self) -> bytes:
-        """The WebSocket text frame of ``text``, built once for every subscriber."""
-        frame = self._frame
-        if frame is None:
-            frame = self._frame = text_frame(self.text)
-        return frame
 
     @property
     def stream_frame(self) -> bytes:
