@@ -163,5 +163,4 @@ def pytest_sessionfinish(session):
 
     close_warm_processes()
     # The servers' log files (support.ServerProcess), those no fixture discarded included.
-    for log in ServerProcess.logs:
-        Path(log).unlink(missing_ok=True)
+    ServerProcess.remove_logs()

@@ -6,6 +6,7 @@ process, exactly as a user starts it (datasette's test_playwright.py shape).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -91,9 +92,16 @@ class ServerProcess:
     # Every server started and not yet stopped, so a failing test can show the output of
     # all of them, module-scoped fixtures' servers included (conftest.py reports them).
     live: "set[ServerProcess]" = set()
-    # Every log file made, for the end of the session to remove (conftest.py): a failure's
-    # report has already shown the output it needs.
+    # Every log file made, for the end of the session to remove (conftest.py; a failure's
+    # report has already shown the output it needs), or this process's exit when it is no
+    # pytest session (the benchmark scripts that start servers through this class).
     logs: "list[str]" = []
+
+    @classmethod
+    def remove_logs(cls) -> None:
+        for log in cls.logs:
+            Path(log).unlink(missing_ok=True)
+        cls.logs.clear()
 
     def __init__(self, *args: str, port: int | None = None, env: dict | None = None,
                  cwd: Path | None = None, python: str | None = None, server: Path | None = None):
@@ -257,3 +265,6 @@ class StreamWatcher:
         self.ws.abort()  # shutdown(): wakes the reader thread with EOF
         self._thread.join(scaled(5))
         self.ws.shutdown()
+
+
+atexit.register(ServerProcess.remove_logs)

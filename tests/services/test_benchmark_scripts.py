@@ -64,9 +64,12 @@ def bench_home(tmp_path_factory):
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize(("script", "args", "pattern"), SCRIPTS,
                          ids=[f"{script}{' ' + ' '.join(args) if args else ''}" for script, args, _ in SCRIPTS])
-def test_the_benchmark_script_runs_at_toy_size(bench_home, script, args, pattern):
-    env = {**os.environ, "BENCH_HOME": str(bench_home), "PYTHONPATH": str(ROOT)}
+def test_the_benchmark_script_runs_at_toy_size(bench_home, tmp_path, script, args, pattern):
+    # A temporary folder of its own, to see that the script leaves no server log behind (the
+    # ones starting servers through tests/support.ServerProcess left one per server in /tmp).
+    env = {**os.environ, "BENCH_HOME": str(bench_home), "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
     result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=scaled(150))
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(pattern, result.stdout, re.MULTILINE), result.stdout + result.stderr
+    assert not list(tmp_path.glob("dashstream-server-*.log"))
