@@ -152,6 +152,9 @@ def test_a_stream_that_could_not_be_resumed_shows_its_gap_and_the_others_do_not(
     page.context.set_offline(False)
     wait_until(lambda: all(seqs(page, s)[-1] == (11 if s == "latency" else 3) for s in SIX), 5,
                message="every tile caught up")
+    # The tiles are drawn on the next frame after the messages arrive (a loaded machine can
+    # hold that frame back): wait for the drawn gap, then read every tile.
+    wait_until(lambda: tiles(page)["latency"]["gap"] is not None, 5, message="the latency tile drawn with its gap")
     seen = tiles(page)
     for stream in SIX:
         if stream == "latency":
