@@ -24,6 +24,10 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v desktop-file-validate >/dev/null 2>&1 || need_apt+=(desktop-file-utils)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+# The benchmark tests (tests/services/test_benchmark_*.py) build the C load client with the
+# system compiler and pin it and the server to cores with taskset, as the benchmark does.
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+command -v taskset >/dev/null 2>&1 || need_apt+=(util-linux)
 
 # Services those packages would start at install (and at boot): the tests run their own, so
 # none of the packages' daemons may be left running or enabled.

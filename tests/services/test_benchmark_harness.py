@@ -9,9 +9,9 @@ the suite must not need. tests/unit/test_benchmark_report.py covers the report a
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -24,13 +24,15 @@ HARNESS = ROOT / "benchmarks" / "harness"
 
 @pytest.fixture(scope="module")
 def wsload(tmp_path_factory):
-    cc = shutil.which("cc")
-    if cc is None:
-        pytest.skip("no C compiler to build the load client")
-    binary = tmp_path_factory.mktemp("bench-bin") / "wsload"
-    subprocess.run([cc, "-O2", "-Wall", "-o", str(binary), str(HARNESS / "client" / "wsload.c"), "-lm"],
-                   check=True, capture_output=True, timeout=scaled(120))
-    return binary
+    """The load client, built as every benchmark script builds it (``benchmarks/common.py``'s
+    ``load_client``: the system compiler, into ``$BENCH_HOME/bin``), in a home of its own."""
+    # By its path, under a name of its own: the scripts import it as a top-level ``common``.
+    spec = importlib.util.spec_from_file_location("benchmarks_common", ROOT / "benchmarks" / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BENCH_HOME", str(tmp_path_factory.mktemp("bench-home")))
+        return common.load_client()
 
 
 # Not `alone`: at toy size (20 clients, 5 msg/s) it judges no rate, only that every part ran
