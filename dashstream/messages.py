@@ -94,8 +94,9 @@ class Entry:
         # fields first) and ``frame`` (its WebSocket text frame, the same bytes for every
         # subscriber) are made here, once, rather than on first use: an entry exists to be
         # sent, and as plain attributes they cost the fan-out no property call per subscriber.
+        # (``_join(body, _tail())`` in one f-string for the usual body: every entry comes here.)
         self.text = text = (f'{body[:-1]},"seq":{seq},"ts":{ts!r},"epoch":"{epoch}"}}'
-                            if body != "{}" else f'{{"seq":{seq},"ts":{ts!r},"epoch":"{epoch}"}}')
+                            if body != "{}" else "{" + self._tail())
         self.frame = text_frame(text)
         self._stream_frame: bytes | None = None
         self._sse: bytes | None = None
